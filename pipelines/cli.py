@@ -1,0 +1,154 @@
+"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback}`.
+
+Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
+error), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipelines.definitions import DefinitionError, load_definitions
+from pipelines.problems import IngestError
+from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
+from pipelines.waves import wave_display
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's English errors → a Chinese hint
+        self.print_usage(sys.stderr)
+        print(f"参数有误：{message}（用 -h 查看帮助）", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m pipelines", description="测评看板数据管道")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--db", type=Path, default=DEFAULT_DB,
+                       help=f"数据仓库文件（默认 {DEFAULT_DB.name}）")
+        return p
+
+    sample = sub.add_parser("sample", help="生成示例省份数据（写入 surveys/sample/）")
+    sample.add_argument("--out", type=Path, default=None, help="输出目录（默认 surveys/sample）")
+    sample.add_argument("--seed", type=int, default=None, help="随机种子")
+    build = with_db(sub.add_parser("build", help="由 surveys/ 构建数据仓库（已存在则跳过）"))
+    build.add_argument("--source", type=Path, default=None, help="省份数据目录（默认示例省份）")
+    ingest = with_db(sub.add_parser("ingest", help="导入一期调查数据或工作指标表"))
+    ingest.add_argument("file", type=Path, help="CSV（UTF-8/GBK）、XLSX 或 Parquet 文件")
+    ingest.add_argument("--wave", required=True, help="期次，例如 2025、2025H1、2025Q4")
+    ingest.add_argument("--kind", choices=("survey", "indicators"), default="survey",
+                        help="survey = 调查数据（默认），indicators = 工作指标表")
+    ingest.add_argument("--replace", action="store_true", help="替换已存在的同期数据（原版本保留）")
+    with_db(sub.add_parser("waves", help="列出已导入的期次"))
+    loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
+    loads.add_argument("--wave", default=None)
+    rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
+    rollback.add_argument("--wave", required=True)
+    rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (IngestError, DefinitionError, WarehouseError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("已中断，数据仓库未做更改。", file=sys.stderr)
+        return 130
+    except Exception as exc:  # last resort: never a traceback for the user
+        print(f"程序内部错误（{type(exc).__name__}：{exc}）。数据仓库未做更改；"
+              "请把这条信息发给维护人员。", file=sys.stderr)
+        return 3
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from pipelines.sample_province import SAMPLE_DIR, SEED, generate
+
+    written = generate(args.out or SAMPLE_DIR, args.seed if args.seed is not None else SEED)
+    print(f"已生成示例省份数据：{len(written)} 个文件，位于 {written[0].parent}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from pipelines.build import build_warehouse
+    from pipelines.sample_province import SAMPLE_DIR
+
+    result = build_warehouse(args.db, args.source or SAMPLE_DIR, progress=sys.stderr.isatty())
+    if result.built:
+        print(f"已构建数据仓库 {result.path}：{result.waves} 期，用时 {result.seconds:.1f} 秒")
+    else:
+        print(f"数据仓库 {result.path} 已存在（{result.waves} 期），未重新构建")
+    return 0
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from pipelines.ingest import ingest_file
+
+    defs = load_definitions()
+    wh = _open(args.db)
+    try:
+        result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
+                             progress=sys.stderr.isatty())
+    finally:
+        wh.close()
+    for warning in result.warnings:
+        print(f"提示：{warning}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def _waves(args: argparse.Namespace) -> int:
+    wh = _open(args.db, read_only=True)
+    try:
+        waves = wh.waves()
+    finally:
+        wh.close()
+    if waves.height == 0:
+        print("数据仓库中还没有任何期次。")
+        return 0
+    print(f"{'期次':<8}{'名称':<12}{'受访者':>8}{'区县':>6}{'指标值':>8}")
+    for row in waves.iter_rows(named=True):
+        print(f"{row['wave']:<10}{wave_display(row['wave']):<10}{row['respondents']:>10}"
+              f"{row['counties']:>8}{row['indicator_values']:>10}")
+    return 0
+
+
+def _loads(args: argparse.Namespace) -> int:
+    wh = _open(args.db, read_only=True)
+    try:
+        loads = wh.loads(args.wave)
+    finally:
+        wh.close()
+    status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已撤回"}
+    for row in loads.iter_rows(named=True):
+        print(f"#{row['load_id']:<4} {row['wave']:<8} {row['kind']:<11} {status[row['status']]:<6} "
+              f"{row['n_rows']:>7}行  {row['source_name']}  sha256:{row['source_sha256'][:12]}  "
+              f"{row['loaded_by']}  {row['loaded_at']:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    wh = _open(args.db)
+    try:
+        load_id = wh.rollback_wave(args.wave, args.kind)
+    finally:
+        wh.close()
+    print(f"已将{wave_display(args.wave)}恢复为导入编号 {load_id} 的版本")
+    return 0
+
+
+def _open(db: Path, read_only: bool = False) -> Warehouse:
+    if not Path(db).exists():
+        raise WarehouseError(f"数据仓库 {db} 不存在：请先运行 python -m pipelines build --db {db}")
+    return Warehouse.open(db, read_only=read_only)
+
+
+_COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
+             "loads": _loads, "rollback": _rollback}

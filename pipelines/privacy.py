@@ -1,0 +1,50 @@
+"""Personal data screening: phone numbers, ID-card numbers and names are never stored.
+
+A column is dropped when its header says what it is (电话, 手机号, 身份证, 姓名 …) or when most of its
+filled cells look like a mobile/landline number or an ID-card number. Dropping is reported as a
+warning; the archived copy of the file has those columns removed too.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.headers import normalise_header
+
+_HEADER_WORDS = {
+    "电话号码": ("电话", "手机号", "手机号码", "联系电话", "联系方式", "固话号码", "号码", "phone",
+             "mobile", "tel", "telephone", "phonenumber", "cell"),
+    "身份证号": ("身份证", "身份证号", "身份证号码", "证件号", "证件号码", "idcard", "idnumber"),
+    "姓名": ("姓名", "受访者姓名", "名字", "name", "fullname"),
+}
+_VALUE_PATTERNS = {
+    "电话号码": r"^(\+?86[- ]?)?1[3-9]\d{9}$|^0\d{2,3}-?\d{7,8}$",
+    "身份证号": r"^\d{17}[\dXx]$",
+}
+_SHARE_THRESHOLD = 0.5
+
+
+def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]:
+    """Columns holding personal data → what they hold. Columns in `keep` are mapped ones that
+    passed their own type checks (a respondent id is not a phone number) and are not screened by
+    name, only by value."""
+    found: dict[str, str] = {}
+    for column in frame.columns:
+        key = normalise_header(column)
+        if column not in keep:
+            for kind, words in _HEADER_WORDS.items():
+                if any(key == w or (len(w) > 1 and w in key and kind != "姓名") for w in words):
+                    found[column] = kind
+                    break
+        if column in found:
+            continue
+        values = frame.get_column(column).drop_nulls()
+        if values.len() == 0:
+            continue
+        for kind, pattern in _VALUE_PATTERNS.items():
+            share = values.str.replace_all(r"[\s]", "").str.contains(pattern).mean()
+            if share is not None and share >= _SHARE_THRESHOLD:
+                found[column] = kind
+                break
+    return found
+

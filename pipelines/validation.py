@@ -1,0 +1,316 @@
+"""Validation of survey files and indicator sheets, before anything is written.
+
+Each rule is one vectorised check over the whole file; it reports the first offending rows (file row
+numbers, header = row 1) and counts all of them. The output of a clean file is a typed frame in the
+warehouse's canonical columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipelines.definitions import Definitions, Item
+from pipelines.headers import build_alias_index, match_headers
+from pipelines.privacy import personal_data_columns
+from pipelines.problems import ProblemList
+from pipelines.readers import FIRST_DATA_ROW, RawTable
+from pipelines.waves import normalise_wave_cell
+
+ROW = "__row"
+ROWS_PER_RULE = 20
+FLAG_VALUES = {"1": 1.0, "0": 0.0, "是": 1.0, "否": 0.0, "有": 1.0, "无": 0.0, "没有": 0.0}
+
+
+@dataclass
+class Validated:
+    """A clean file: canonical rows plus what the analyst should know."""
+
+    frame: pl.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    dropped_columns: dict[str, str] = field(default_factory=dict)  # header → personal-data kind
+    mapping: dict[str, str] = field(default_factory=dict)  # header → canonical column
+
+
+def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_row_index(ROW, offset=FIRST_DATA_ROW).with_columns(pl.col(ROW).cast(pl.Int64))
+
+
+def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: str | None,
+            message) -> None:
+    """Add a problem for each row where `mask` holds; `message(row_dict)` words it."""
+    hits = frame.filter(mask)
+    if hits.height:
+        for row in hits.head(ROWS_PER_RULE).iter_rows(named=True):
+            problems.add(message(row), row=row[ROW], column=column)
+        problems.total += hits.height - min(hits.height, ROWS_PER_RULE)
+
+
+def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: list[str],
+                        ) -> dict[str, str]:
+    safe = {h for h, target in mapped.items() if target not in ("county_name",)}
+    dropped = personal_data_columns(raw, keep=safe)
+    for header, kind in dropped.items():
+        warnings.append(f"“{header}”列疑似{kind}，已删除，不会保存（含归档副本）")
+    return dropped
+
+
+# ---------------------------------------------------------------------------------------------
+# survey files
+
+
+def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
+                    counties: pl.DataFrame) -> Validated:
+    """Check a survey file against the questionnaire and the province's counties."""
+    q = defs.questionnaire
+    problems = ProblemList(file_name)
+    warnings: list[str] = []
+    targets = {cid: col.aliases for cid, col in q.columns.items()}
+    targets |= {item.column: item.aliases + (item.id,) for item in q.items}
+    mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
+    for target, headers in duplicates.items():
+        problems.add(f"多个列都对应“{_target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
+    dropped = _drop_personal_data(raw.frame, mapped, warnings)
+    for header in unmatched:
+        if header not in dropped:
+            warnings.append(f"“{header}”列不在问卷定义中，已忽略")
+    mapped = {h: t for h, t in mapped.items() if h not in dropped}
+    header_of = {t: h for h, t in mapped.items()}
+
+    for col in q.columns.values():
+        if col.required and col.id not in header_of:
+            problems.add(f"缺少必需的列“{col.label}”（可用列名：{'、'.join(col.aliases[:4])}）")
+    if "county_code" not in header_of and "county_name" not in header_of:
+        problems.add("缺少区县列：需要“区县代码”或“区县名称”")
+    for item in q.items:
+        if item.column not in header_of:
+            problems.add(f"缺少题目“{item.label}”的列（可用列名：{'、'.join(item.aliases[:3])}）")
+    if raw.frame.height == 0:
+        problems.add("文件只有表头，没有数据行")
+    problems.raise_if_any()
+
+    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for h, t in mapped.items()]))
+    out: dict[str, pl.Expr] = {}
+
+    # respondent id: present and unique
+    rid, rid_header = pl.col("respondent_id"), header_of["respondent_id"]
+    _report(problems, frame, rid.is_null(), rid_header, lambda r: "受访者编号为空")
+    first_row = frame.filter(rid.is_not_null()).group_by("respondent_id").agg(
+        pl.col(ROW).min().alias("__first"))
+    dup = frame.join(first_row, on="respondent_id", how="left")
+    _report(problems, dup, pl.col(ROW) != pl.col("__first"), rid_header,
+            lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
+
+    # county: code and/or name, both must be known and agree
+    frame = _resolve_county(frame, header_of, counties, problems)
+    out["county_code"] = pl.col("__county_code")
+
+    # wave column must agree with the wave being loaded
+    if "wave" in header_of:
+        frame = frame.with_columns(pl.col("wave").map_elements(
+            normalise_wave_cell, return_dtype=pl.String).alias("__wave"))
+        _report(problems, frame, pl.col("__wave").is_null() | (pl.col("__wave") != wave),
+                header_of["wave"],
+                lambda r: f"调查期次“{r['wave'] or ''}”与本次导入的期次“{wave}”不符")
+
+    # weight: positive finite number; absent column = equal weights
+    if "weight" in header_of:
+        h = header_of["weight"]
+        value = pl.col("weight").cast(pl.Float64, strict=False)
+        frame = frame.with_columns(value.alias("__weight"))
+        _report(problems, frame, pl.col("weight").is_null(), h, lambda r: "权重为空")
+        _report(problems, frame, pl.col("weight").is_not_null() & pl.col("__weight").is_null(), h,
+                lambda r: f"权重“{r['weight']}”不是数字")
+        _report(problems, frame, pl.col("__weight").is_not_null()
+                & (~pl.col("__weight").is_finite() | (pl.col("__weight") <= 0)), h,
+                lambda r: f"权重必须为正数，实际为 {r['weight']}")
+        out["weight"] = pl.col("__weight")
+    else:
+        warnings.append("文件没有权重列，按等权重（每人权重为1）处理")
+        out["weight"] = pl.lit(1.0)
+
+    # age: integer within the questionnaire's range (blank allowed)
+    if "age" in header_of:
+        h = header_of["age"]
+        frame = frame.with_columns(pl.col("age").cast(pl.Float64, strict=False).alias("__age"))
+        _report(problems, frame, pl.col("age").is_not_null() & (pl.col("__age").is_null()
+                                                               | (pl.col("__age") % 1 != 0)), h,
+                lambda r: f"年龄“{r['age']}”不是整数")
+        _report(problems, frame, (pl.col("__age") < q.min_age) | (pl.col("__age") > q.max_age), h,
+                lambda r: f"年龄 {r['age']} 超出 {q.min_age}–{q.max_age} 岁的范围")
+        out["age"] = pl.col("__age").cast(pl.Int16, strict=False)
+
+    # coded columns (sex, urban/rural): any listed spelling
+    for col_id in ("sex", "urban_rural"):
+        if col_id not in header_of:
+            continue
+        codes = q.columns[col_id].codes
+        lookup = {v.casefold(): canon for canon, variants in codes.items()
+                  for v in (canon, *variants)}
+        frame = frame.with_columns(pl.col(col_id).str.to_lowercase()
+                                   .replace_strict(lookup, default=None).alias(f"__{col_id}"))
+        allowed = "、".join(codes)
+        _report(problems, frame, pl.col(col_id).is_not_null() & pl.col(f"__{col_id}").is_null(),
+                header_of[col_id],
+                lambda r, c=col_id, a=allowed: f"“{r[c]}”不是有效取值（应为{a}）")
+        out[col_id] = pl.col(f"__{col_id}")
+
+    for col_id in ("stratum", "psu", "township", "mode"):
+        out[col_id] = pl.col(col_id) if col_id in header_of else pl.lit(None, dtype=pl.String)
+
+    # answers: integer codes of the questionnaire; blank = item non-response
+    for item in q.items:
+        frame, expr = _check_answers(frame, item, header_of[item.column], problems)
+        out[item.column] = expr
+
+    problems.raise_if_any()
+    typed = frame.select(
+        pl.lit(wave).alias("wave"), pl.col("respondent_id"),
+        *[expr.alias(name) for name, expr in out.items()],
+    ).with_columns(pl.col("weight").cast(pl.Float64))
+    for col_id in ("age",):
+        if col_id not in typed.columns:
+            typed = typed.with_columns(pl.lit(None, dtype=pl.Int16).alias(col_id))
+    for col_id in ("sex", "urban_rural"):
+        if col_id not in typed.columns:
+            typed = typed.with_columns(pl.lit(None, dtype=pl.String).alias(col_id))
+    return Validated(typed, warnings, dropped, mapped)
+
+
+def _target_label(defs: Definitions, target: str) -> str:
+    if target in defs.questionnaire.columns:
+        return defs.questionnaire.columns[target].label
+    item = next((i for i in defs.questionnaire.items if i.column == target), None)
+    return item.label if item else target
+
+
+def _check_answers(frame: pl.DataFrame, item: Item, header: str, problems: ProblemList,
+                   ) -> tuple[pl.DataFrame, pl.Expr]:
+    parsed = f"__{item.column}"
+    frame = frame.with_columns(pl.col(item.column).cast(pl.Float64, strict=False).alias(parsed))
+    _report(problems, frame, pl.col(item.column).is_not_null()
+            & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
+            lambda r: f"答案“{r[item.column]}”不是整数代码")
+    allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
+    _report(problems, frame, pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
+            & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header,
+            lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
+    return frame, pl.col(parsed).cast(pl.Int16, strict=False)
+
+
+def _resolve_county(frame: pl.DataFrame, header_of: dict[str, str], counties: pl.DataFrame,
+                    problems: ProblemList) -> pl.DataFrame:
+    """Add `__county_code`; report unknown codes/names and code–name disagreements."""
+    names = counties.select("county_code", pl.col("county_name").alias("__known_name"))
+    if "county_code" in header_of:
+        h = header_of["county_code"]
+        frame = frame.with_columns(pl.col("county_code").str.replace(r"\.0$", "")
+                                   .alias("__county_code"))
+        frame = frame.join(names, left_on="__county_code", right_on="county_code", how="left",
+                           maintain_order="left")
+        _report(problems, frame, pl.col("__county_code").is_null(), h, lambda r: "区县代码为空")
+        _report(problems, frame, pl.col("__county_code").is_not_null()
+                & pl.col("__known_name").is_null(), h,
+                lambda r: f"未知的区县代码“{r['county_code']}”（不在本省区县名单中）")
+        if "county_name" in header_of:
+            _report(problems, frame, pl.col("__known_name").is_not_null()
+                    & pl.col("county_name").is_not_null()
+                    & (pl.col("county_name") != pl.col("__known_name")), header_of["county_name"],
+                    lambda r: f"区县名称“{r['county_name']}”与代码 {r['__county_code']}"
+                              f"（{r['__known_name']}）不符")
+        return frame
+    h = header_of["county_name"]
+    by_name = counties.select(pl.col("county_name").alias("__name_key"),
+                              pl.col("county_code").alias("__county_code"))
+    frame = frame.join(by_name, left_on="county_name", right_on="__name_key", how="left",
+                       maintain_order="left")
+    _report(problems, frame, pl.col("__county_code").is_null(), h,
+            lambda r: f"未知的区县名称“{r['county_name'] or ''}”（不在本省区县名单中）")
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# indicator sheets
+
+
+def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definitions,
+                        counties: pl.DataFrame) -> Validated:
+    """Check a county × indicator sheet; output is long: county_code, indicator_id, value."""
+    catalogue = defs.indicators
+    problems = ProblemList(file_name)
+    warnings: list[str] = []
+    targets = {"county_code": catalogue.county_aliases,
+               "county_name": catalogue.county_name_aliases, "period": catalogue.period_aliases}
+    targets |= {ind.id: ind.aliases + (ind.label,) for ind in catalogue.indicators}
+    mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
+    for target, headers in duplicates.items():
+        problems.add(f"多个列都对应同一指标“{target}”：{'、'.join(headers)}")
+    dropped = _drop_personal_data(raw.frame, mapped, warnings)
+    for header in unmatched:
+        if header not in dropped:
+            problems.add("未知的指标名称：不在指标目录（surveys/indicators.toml）中", column=header)
+    header_of = {t: h for h, t in mapped.items() if h not in dropped}
+    if "county_code" not in header_of and "county_name" not in header_of:
+        problems.add("缺少区县列：需要“区县代码”或“区县名称”")
+    indicator_ids = [ind.id for ind in catalogue.indicators if ind.id in header_of]
+    if not indicator_ids and not unmatched:
+        problems.add("表中没有任何指标列")
+    if raw.frame.height == 0:
+        problems.add("文件只有表头，没有数据行")
+    problems.raise_if_any()
+
+    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]))
+    frame = _resolve_county(frame, header_of, counties, problems)
+    if "period" in header_of:
+        frame = frame.with_columns(pl.col("period").map_elements(
+            normalise_wave_cell, return_dtype=pl.String).alias("__period"))
+        _report(problems, frame, pl.col("__period").is_null() | (pl.col("__period") != wave),
+                header_of["period"],
+                lambda r: f"统计期“{r['period'] or ''}”与本次导入的期次“{wave}”不符")
+    else:
+        warnings.append(f"表中没有期次列，按导入时选择的期次“{wave}”处理")
+
+    code_header = header_of.get("county_code", header_of.get("county_name"))
+    first_row = frame.filter(pl.col("__county_code").is_not_null()).group_by("__county_code").agg(
+        pl.col(ROW).min().alias("__first"))
+    dup = frame.join(first_row, on="__county_code", how="left")
+    _report(problems, dup, pl.col(ROW) != pl.col("__first"), code_header,
+            lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
+    present = set(frame.get_column("__county_code").drop_nulls().to_list())
+    for row in counties.filter(~pl.col("county_code").is_in(list(present))).iter_rows(named=True):
+        problems.add(f"缺少区县 {row['county_code']}（{row['county_name']}）的指标行")
+
+    values = []
+    for ind_id in indicator_ids:
+        ind = catalogue.get(ind_id)
+        h = header_of[ind_id]
+        text = pl.col(ind_id).str.replace(r"[%％]$", "")
+        parsed = (text.replace_strict(FLAG_VALUES, default=None, return_dtype=pl.Float64)
+                  if ind.kind == "flag" else text.cast(pl.Float64, strict=False))
+        frame = frame.with_columns(parsed.alias(f"__{ind_id}"))
+        v = pl.col(f"__{ind_id}")
+        _report(problems, frame, pl.col(ind_id).is_not_null() & (v.is_null() | ~v.is_finite()), h,
+                lambda r, i=ind_id, k=ind.kind: f"“{r[i]}”不是有效的"
+                + ("是/否取值" if k == "flag" else "数值"))
+        if ind.kind == "count":
+            _report(problems, frame, v < 0, h, lambda r, i=ind_id: f"人数/件数不能为负数：{r[i]}")
+            _report(problems, frame, (v >= 0) & (v % 1 != 0), h,
+                    lambda r, i=ind_id: f"人数/件数应为整数：{r[i]}")
+        elif ind.kind == "rate":
+            _report(problems, frame, (v < 0) | (v > 100), h,
+                    lambda r, i=ind_id: f"比率应在 0–100% 之间，实际为 {r[i]}")
+        elif ind.kind in ("per_thousand", "amount", "index"):
+            _report(problems, frame, v < 0, h, lambda r, i=ind_id: f"不能为负数：{r[i]}")
+        elif ind.kind == "change_pct":
+            _report(problems, frame, v < -100, h,
+                    lambda r, i=ind_id: f"同比变化不能低于 -100%：{r[i]}")
+        missing = frame.filter(pl.col(ind_id).is_null()).height
+        if missing:
+            warnings.append(f"指标“{ind.label}”有 {missing} 个区县为空")
+        values.append(frame.select(pl.col("__county_code").alias("county_code"),
+                                   pl.lit(ind_id).alias("indicator_id"), v.alias("value")))
+    problems.raise_if_any()
+    long = pl.concat(values).with_columns(pl.lit(wave).alias("wave")).select(
+        "wave", "county_code", "indicator_id", "value")
+    return Validated(long, warnings, dropped, {h: t for t, h in header_of.items()})

@@ -1,0 +1,287 @@
+"""The DuckDB warehouse: schema, the process's single read-write connection, and loads.
+
+Every load (a survey wave or an indicator sheet) gets a row in `loads` (audit: who, when, file
+name, SHA-256, row counts, dropped personal-data columns) and keeps its rows under its own
+`load_id`; a wave points at its active survey and indicator loads. Replacing a wave therefore only
+moves a pointer, and the previous version stays recoverable (`rollback_wave`). Every write is one
+transaction; readers see a wave completely or not at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.definitions import Questionnaire
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DB = REPO_DIR / "warehouse.duckdb"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+create table if not exists meta (key varchar primary key, value varchar not null);
+create table if not exists cities (
+    city_code varchar primary key, city_name varchar not null);
+create table if not exists counties (
+    county_code varchar primary key, county_name varchar not null,
+    city_code varchar not null references cities (city_code),
+    population bigint, urban_share double);
+create table if not exists margins (
+    county_code varchar not null references counties (county_code), age_group varchar not null,
+    sex varchar not null, urban_rural varchar not null, population bigint not null,
+    primary key (county_code, age_group, sex, urban_rural));
+create sequence if not exists load_ids start 1;
+create table if not exists raw_files (
+    sha256 varchar primary key, size_bytes bigint not null, content blob not null,
+    sanitized boolean not null);
+create table if not exists loads (
+    load_id integer primary key, kind varchar not null, wave varchar not null,
+    source_name varchar not null, source_sha256 varchar not null,
+    archive_sha256 varchar not null references raw_files (sha256),
+    file_format varchar, encoding varchar, n_rows integer not null, n_columns integer not null,
+    dropped_columns varchar, warnings varchar, loaded_by varchar not null,
+    loaded_at timestamptz not null, status varchar not null, replaces_load_id integer);
+create table if not exists waves (
+    wave varchar primary key, survey_load_id integer, indicators_load_id integer,
+    updated_at timestamptz not null);
+create table if not exists responses (
+    load_id integer not null, wave varchar not null, respondent_id varchar not null,
+    county_code varchar not null, stratum varchar, psu varchar, weight double not null,
+    age smallint, sex varchar, urban_rural varchar, township varchar, mode varchar);
+create table if not exists indicators (
+    load_id integer not null, wave varchar not null, county_code varchar not null,
+    indicator_id varchar not null, value double);
+create table if not exists decisions (
+    county_code varchar not null, wave varchar not null, level varchar not null,
+    action varchar not null, decided_on date, document varchar, recorded_by varchar not null,
+    recorded_at timestamptz not null);
+create table if not exists inspections (
+    county_code varchar not null, wave varchar not null, inspected_on date,
+    passed boolean not null, note varchar, recorded_by varchar not null,
+    recorded_at timestamptz not null);
+create or replace view current_responses as
+    select r.* from responses r join waves w on r.load_id = w.survey_load_id;
+create or replace view current_indicators as
+    select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
+"""
+
+LOAD_KINDS = {"survey": "survey_load_id", "indicators": "indicators_load_id"}
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem worded for the user (Chinese)."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """What `write_load` needs to know about a validated file."""
+
+    kind: str
+    wave: str
+    source_name: str
+    source_sha256: str
+    archive_sha256: str
+    archive_bytes: bytes
+    sanitized: bool
+    file_format: str
+    encoding: str | None
+    n_columns: int
+    dropped_columns: str
+    warnings: str
+    loaded_by: str
+
+
+class Warehouse:
+    """The process's read-write connection; use `cursor()` in each thread."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
+        self._con = connection
+        self.path = path
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path | str = DEFAULT_DB, *, read_only: bool = False) -> "Warehouse":
+        path = Path(path)
+        if read_only and not path.exists():
+            raise WarehouseError(f"数据仓库 {path} 不存在：请先运行 python -m pipelines build")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseError(
+                    f"数据仓库 {path} 正被另一个程序（例如正在运行的看板）使用。"
+                    "请在看板的“数据管理”页上传，或先关闭看板，或用 --db 指定另一个文件。") from None
+            raise WarehouseError(f"无法打开数据仓库 {path}：{exc}") from None
+        except duckdb.Error as exc:
+            raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
+        return cls(con, path)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
+        return self._con.cursor()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        cur = self.cursor()
+        exists = cur.execute("select count(*) from information_schema.tables "
+                             "where table_name = 'meta'").fetchone()[0]
+        return bool(exists) and cur.execute(
+            "select count(*) from meta where key = 'province'").fetchone()[0] > 0
+
+    def create_schema(self, questionnaire: Questionnaire) -> None:
+        """Create tables and one answer column per questionnaire item (idempotent)."""
+        cur = self.cursor()
+        cur.sql(_SCHEMA)
+        for item in questionnaire.items:
+            cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
+        cur.sql("create or replace view current_responses as select r.* from responses r "
+                "join waves w on r.load_id = w.survey_load_id")
+        cur.execute("insert or replace into meta values ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)])
+
+    def meta(self, key: str) -> str | None:
+        row = self.cursor().execute("select value from meta where key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def data_version(self) -> int:
+        """Bumped by every write: page caches key on it."""
+        return int(self.meta("data_version") or 0)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def counties(self) -> pl.DataFrame:
+        return self.cursor().sql(
+            "select c.county_code, c.county_name, c.city_code, t.city_name, c.population, "
+            "c.urban_share from counties c join cities t using (city_code) "
+            "order by c.county_code").pl()
+
+    def waves(self) -> pl.DataFrame:
+        """One row per wave: respondents, counties covered, indicator rows, last change."""
+        return self.cursor().sql("""
+            select w.wave,
+                   (select count(*) from responses r where r.load_id = w.survey_load_id)
+                       as respondents,
+                   (select count(distinct county_code) from responses r
+                     where r.load_id = w.survey_load_id) as counties,
+                   (select count(*) from indicators i where i.load_id = w.indicators_load_id)
+                       as indicator_values,
+                   w.survey_load_id, w.indicators_load_id, w.updated_at
+            from waves w order by w.wave""").pl()
+
+    def loads(self, wave: str | None = None) -> pl.DataFrame:
+        sql = ("select load_id, kind, wave, source_name, source_sha256, n_rows, status, "
+               "loaded_by, loaded_at, replaces_load_id, dropped_columns, warnings from loads")
+        cur = self.cursor()
+        if wave is None:
+            return cur.sql(sql + " order by load_id").pl()
+        cur.execute(sql + " where wave = ? order by load_id", [wave])
+        return pl.from_arrow(cur.fetch_arrow_table())
+
+    def active_load(self, wave: str, kind: str) -> int | None:
+        row = self.cursor().execute(f"select {LOAD_KINDS[kind]} from waves where wave = ?",
+                                    [wave]).fetchone()
+        return row[0] if row else None
+
+    def find_load(self, source_sha256: str, wave: str, kind: str) -> int | None:
+        row = self.cursor().execute(
+            "select load_id from loads where source_sha256 = ? and wave = ? and kind = ? "
+            "and status = 'active'", [source_sha256, wave, kind]).fetchone()
+        return row[0] if row else None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write_load(self, record: LoadRecord, rows: pl.DataFrame) -> int:
+        """Store a validated file in one transaction: archive, audit row, rows, wave pointer."""
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("begin transaction")
+            try:
+                load_id = cur.execute("select nextval('load_ids')").fetchone()[0]
+                previous = cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
+                                       "where wave = ?", [record.wave]).fetchone()
+                previous_id = previous[0] if previous else None
+                cur.execute("insert into raw_files select ?, ?, ?, ? where not exists "
+                            "(select 1 from raw_files where sha256 = ?)",
+                            [record.archive_sha256, len(record.archive_bytes),
+                             record.archive_bytes, record.sanitized, record.archive_sha256])
+                cur.execute(
+                    "insert into loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'active', ?)",
+                    [load_id, record.kind, record.wave, record.source_name, record.source_sha256,
+                     record.archive_sha256, record.file_format, record.encoding, rows.height,
+                     record.n_columns, record.dropped_columns, record.warnings, record.loaded_by,
+                     now(), previous_id])
+                staged = rows.with_columns(pl.lit(load_id, dtype=pl.Int32).alias("load_id"))
+                cur.register("staged_rows", staged)
+                table = "responses" if record.kind == "survey" else "indicators"
+                cur.sql(f"insert into {table} by name select * from staged_rows")
+                cur.unregister("staged_rows")
+                if previous_id is not None:
+                    cur.execute("update loads set status = 'superseded' where load_id = ?",
+                                [previous_id])
+                self._point_wave(cur, record.wave, record.kind, load_id)
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+            return load_id
+
+    def rollback_wave(self, wave: str, kind: str = "survey", *, by: str | None = None) -> int:
+        """Re-activate the load that the active one replaced; returns its id."""
+        with self._write_lock:
+            cur = self.cursor()
+            row = cur.execute("select l.load_id, l.replaces_load_id from loads l join waves w "
+                              f"on l.load_id = w.{LOAD_KINDS[kind]} where w.wave = ?",
+                              [wave]).fetchone()
+            if row is None or row[1] is None:
+                raise WarehouseError(f"期次 {wave} 没有可恢复的上一版本")
+            current, previous = row
+            cur.sql("begin transaction")
+            try:
+                cur.execute("update loads set status = 'rolled_back' where load_id = ?", [current])
+                cur.execute("update loads set status = 'active' where load_id = ?", [previous])
+                self._point_wave(cur, wave, kind, previous)
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+            return previous
+
+    def _point_wave(self, cur: duckdb.DuckDBPyConnection, wave: str, kind: str,
+                    load_id: int) -> None:
+        column = LOAD_KINDS[kind]
+        cur.execute(f"insert into waves (wave, {column}, updated_at) values (?, ?, ?) "
+                    f"on conflict (wave) do update set {column} = excluded.{column}, "
+                    "updated_at = excluded.updated_at", [wave, load_id, now()])
+        cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+
+    def archived_file(self, load_id: int) -> tuple[str, bytes]:
+        """The archived bytes of a load's file (sanitized when personal data was dropped)."""
+        row = self.cursor().execute(
+            "select l.source_name, f.content from loads l join raw_files f "
+            "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]).fetchone()
+        if row is None:
+            raise WarehouseError(f"没有编号为 {load_id} 的导入记录")
+        return row[0], bytes(row[1])

@@ -1,0 +1,48 @@
+"""Wave labels: `2025` (annual), `2025H1`/`2025H2` (half-year), `2025Q1`…`2025Q4` (quarterly).
+
+Labels sort in time order as text, and read in Chinese as 2025年度 / 2025年上半年 / 2025年第4季度.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LABEL = re.compile(r"^(?P<year>20\d{2})(?:(?P<half>H[12])|(?P<quarter>Q[1-4]))?$")
+
+
+def is_valid_wave(label: str) -> bool:
+    return bool(_LABEL.match(label or ""))
+
+
+def wave_error(label: str) -> str | None:
+    """Chinese message for an invalid label, None when it is valid."""
+    if is_valid_wave(label):
+        return None
+    return (f"期次“{label}”格式不对：年度写作 2025，半年写作 2025H1/2025H2，"
+            "季度写作 2025Q1…2025Q4")
+
+
+def wave_display(label: str) -> str:
+    """2025 → 2025年度; 2025H1 → 2025年上半年; 2025Q4 → 2025年第4季度."""
+    match = _LABEL.match(label)
+    if not match:
+        return label
+    year = match["year"]
+    if match["half"]:
+        return f"{year}年{'上' if match['half'] == 'H1' else '下'}半年"
+    if match["quarter"]:
+        return f"{year}年第{match['quarter'][1]}季度"
+    return f"{year}年度"
+
+
+def normalise_wave_cell(value: str) -> str:
+    """Cells in a file's wave column may read 2025年 / 2025年度 / 2025年第4季度: map to labels."""
+    text = value.strip().replace(" ", "")
+    if match := re.fullmatch(r"(20\d{2})年度?", text):
+        return match[1]
+    if match := re.fullmatch(r"(20\d{2})年第?([1-4一二三四])季度", text):
+        quarter = "一二三四".find(match[2]) + 1 or int(match[2])
+        return f"{match[1]}Q{quarter}"
+    if match := re.fullmatch(r"(20\d{2})年([上下])半年", text):
+        return f"{match[1]}H{1 if match[2] == '上' else 2}"
+    return text.upper()
