@@ -74,6 +74,13 @@ create or replace view current_indicators as
 LOAD_KINDS = {"survey": "survey_load_id", "indicators": "indicators_load_id"}
 
 
+def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
+    """First row of an executed query. DuckDB 2.0 wants every result drained before the cursor
+    does anything else, so fetch all (these queries return a row or none)."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
 class WarehouseError(RuntimeError):
     """A warehouse problem worded for the user (Chinese)."""
 
@@ -144,10 +151,10 @@ class Warehouse:
 
     def is_initialised(self) -> bool:
         cur = self.cursor()
-        exists = cur.execute("select count(*) from information_schema.tables "
-                             "where table_name = 'meta'").fetchone()[0]
-        return bool(exists) and cur.execute(
-            "select count(*) from meta where key = 'province'").fetchone()[0] > 0
+        exists = _first(cur.execute("select count(*) from information_schema.tables "
+                                     "where table_name = 'meta'"))[0]
+        return bool(exists) and _first(cur.execute(
+            "select count(*) from meta where key = 'province'"))[0] > 0
 
     def create_schema(self, questionnaire: Questionnaire) -> None:
         """Create tables and one answer column per questionnaire item (idempotent)."""
@@ -161,7 +168,7 @@ class Warehouse:
                     [str(SCHEMA_VERSION)])
 
     def meta(self, key: str) -> str | None:
-        row = self.cursor().execute("select value from meta where key = ?", [key]).fetchone()
+        row = _first(self.cursor().execute("select value from meta where key = ?", [key]))
         return row[0] if row else None
 
     def data_version(self) -> int:
@@ -192,21 +199,19 @@ class Warehouse:
     def loads(self, wave: str | None = None) -> pl.DataFrame:
         sql = ("select load_id, kind, wave, source_name, source_sha256, n_rows, status, "
                "loaded_by, loaded_at, replaces_load_id, dropped_columns, warnings from loads")
-        cur = self.cursor()
         if wave is None:
-            return cur.sql(sql + " order by load_id").pl()
-        cur.execute(sql + " where wave = ? order by load_id", [wave])
-        return pl.from_arrow(cur.fetch_arrow_table())
+            return self.cursor().sql(sql + " order by load_id").pl()
+        return self.cursor().sql(sql + " where wave = ? order by load_id", params=[wave]).pl()
 
     def active_load(self, wave: str, kind: str) -> int | None:
-        row = self.cursor().execute(f"select {LOAD_KINDS[kind]} from waves where wave = ?",
-                                    [wave]).fetchone()
+        row = _first(self.cursor().execute(f"select {LOAD_KINDS[kind]} from waves where wave = ?",
+                                            [wave]))
         return row[0] if row else None
 
     def find_load(self, source_sha256: str, wave: str, kind: str) -> int | None:
-        row = self.cursor().execute(
+        row = _first(self.cursor().execute(
             "select load_id from loads where source_sha256 = ? and wave = ? and kind = ? "
-            "and status = 'active'", [source_sha256, wave, kind]).fetchone()
+            "and status = 'active'", [source_sha256, wave, kind]))
         return row[0] if row else None
 
     # -- writes ---------------------------------------------------------------------------------
@@ -217,9 +222,9 @@ class Warehouse:
             cur = self.cursor()
             cur.sql("begin transaction")
             try:
-                load_id = cur.execute("select nextval('load_ids')").fetchone()[0]
-                previous = cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
-                                       "where wave = ?", [record.wave]).fetchone()
+                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
+                previous = _first(cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
+                                               "where wave = ?", [record.wave]))
                 previous_id = previous[0] if previous else None
                 cur.execute("insert into raw_files select ?, ?, ?, ? where not exists "
                             "(select 1 from raw_files where sha256 = ?)",
@@ -251,9 +256,9 @@ class Warehouse:
         """Re-activate the load that the active one replaced; returns its id."""
         with self._write_lock:
             cur = self.cursor()
-            row = cur.execute("select l.load_id, l.replaces_load_id from loads l join waves w "
-                              f"on l.load_id = w.{LOAD_KINDS[kind]} where w.wave = ?",
-                              [wave]).fetchone()
+            row = _first(cur.execute("select l.load_id, l.replaces_load_id from loads l join waves w "
+                                      f"on l.load_id = w.{LOAD_KINDS[kind]} where w.wave = ?",
+                                      [wave]))
             if row is None or row[1] is None:
                 raise WarehouseError(f"期次 {wave} 没有可恢复的上一版本")
             current, previous = row
@@ -279,9 +284,9 @@ class Warehouse:
 
     def archived_file(self, load_id: int) -> tuple[str, bytes]:
         """The archived bytes of a load's file (sanitized when personal data was dropped)."""
-        row = self.cursor().execute(
+        row = _first(self.cursor().execute(
             "select l.source_name, f.content from loads l join raw_files f "
-            "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]).fetchone()
+            "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]))
         if row is None:
             raise WarehouseError(f"没有编号为 {load_id} 的导入记录")
         return row[0], bytes(row[1])

@@ -1,0 +1,47 @@
+# Two commands: `make run` opens the dashboard, `make test` runs every test. Both install whatever
+# is missing (uv, the locked Python dependencies, a CJK font, Chromium for the browser tests) and are
+# quick when everything is present.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+# uv on PATH, else the copy pip installs as a module
+UV = $$(command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
+
+.PHONY: run test uv deps system-font system-browser warehouse sample bench
+
+run: deps system-font warehouse
+	$(UV) run --locked streamlit run app.py
+
+test: deps system-font system-browser
+	$(UV) run --locked pytest
+
+uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	  $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || \
+	  $(PYTHON) -m pip install --quiet --user --break-system-packages uv
+
+deps: uv
+	@$(UV) sync --locked --quiet
+
+# Chinese text in charts and exported PNGs needs a CJK font (else it renders as empty boxes).
+system-font:
+	@dpkg -s fonts-noto-cjk >/dev/null 2>&1 || dpkg -s fonts-wqy-microhei >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq fonts-noto-cjk >/dev/null; }
+
+# Browser tests drive Debian's Chromium through Playwright (Playwright's own download is unreachable).
+system-browser:
+	@test -x /usr/bin/chromium || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium >/dev/null; }
+
+# Build warehouse.duckdb from surveys/ on first run (a no-op when it exists).
+warehouse: deps
+	@$(UV) run --locked python -m pipelines build
+
+# Regenerate the bundled sample province (deterministic; a test checks the bytes).
+sample: deps
+	$(UV) run --locked python -m pipelines sample

@@ -1,0 +1,84 @@
+"""The command line as an analyst uses it: Chinese messages, exit codes, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.warehouse import Warehouse
+from tests.conftest import csv_bytes, sample_wave, sha256_of
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_ingest_then_waves(db_copy, tmp_path):
+    file = tmp_path / "2026年调查.csv"
+    file.write_bytes(csv_bytes(sample_wave("2025", counties=4)
+                               .with_columns(pl.lit("2026").alias("调查期次")), "gb18030"))
+    done = cli("ingest", str(file), "--wave", "2026", "--db", str(db_copy))
+    assert done.returncode == 0, done.stderr
+    assert "已导入2026年度调查数据" in done.stdout
+    waves = cli("waves", "--db", str(db_copy))
+    assert waves.returncode == 0 and "2026年度" in waves.stdout
+    again = cli("ingest", str(file), "--wave", "2026", "--db", str(db_copy))
+    assert again.returncode == 0 and "未做任何更改" in again.stdout
+    loads = cli("loads", "--wave", "2026", "--db", str(db_copy))
+    assert "2026年调查.csv" in loads.stdout and "使用中" in loads.stdout
+
+
+def test_rejected_file_exits_non_zero_with_rows_and_columns(db_copy, tmp_path):
+    frame = sample_wave("2025", counties=2).with_columns(pl.lit("2026").alias("调查期次"))
+    frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == 3).then(pl.lit("X"))
+                               .otherwise(pl.col("Q2")).alias("Q2"))
+    file = tmp_path / "bad.csv"
+    file.write_bytes(csv_bytes(frame))
+    before = sha256_of(db_copy)
+    done = cli("ingest", str(file), "--wave", "2026", "--db", str(db_copy))
+    assert done.returncode == 1
+    assert "文件“bad.csv”，第5行，“Q2”列：答案“X”不是整数代码" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert sha256_of(db_copy) == before
+
+
+def test_replace_and_rollback(db_copy, tmp_path):
+    file = tmp_path / "2025新.csv"
+    file.write_bytes(csv_bytes(sample_wave("2025", counties=2)))
+    refused = cli("ingest", str(file), "--wave", "2025", "--db", str(db_copy))
+    assert refused.returncode == 1 and "--replace" in refused.stderr
+    replaced = cli("ingest", str(file), "--wave", "2025", "--db", str(db_copy), "--replace")
+    assert replaced.returncode == 0 and "已替换" in replaced.stdout
+    rolled = cli("rollback", "--wave", "2025", "--db", str(db_copy))
+    assert rolled.returncode == 0 and "恢复" in rolled.stdout
+
+
+def test_friendly_errors_for_usage_missing_files_and_a_busy_warehouse(db_copy, tmp_path):
+    usage = cli("ingest", "x.csv", "--db", str(db_copy))
+    assert usage.returncode == 2 and "参数有误" in usage.stderr
+    missing = cli("ingest", str(tmp_path / "none.csv"), "--wave", "2026", "--db", str(db_copy))
+    assert missing.returncode == 1 and "无法读取文件" in missing.stderr
+    no_db = cli("waves", "--db", str(tmp_path / "nothing.duckdb"))
+    assert no_db.returncode == 1 and "不存在" in no_db.stderr
+    holder = Warehouse.open(db_copy)  # e.g. the dashboard holding the read-write connection
+    try:
+        busy = cli("ingest", str(tmp_path / "none.csv"), "--wave", "2026", "--db", str(db_copy))
+    finally:
+        holder.close()
+    assert busy.returncode == 1
+    for out in (usage, missing, no_db, busy):
+        assert "Traceback" not in out.stderr
+
+
+def test_build_is_idempotent(tmp_path):
+    db = tmp_path / "w.duckdb"
+    first = cli("build", "--db", str(db))
+    assert first.returncode == 0 and "已构建数据仓库" in first.stdout and "5 期" in first.stdout
+    second = cli("build", "--db", str(db))
+    assert second.returncode == 0 and "已存在" in second.stdout

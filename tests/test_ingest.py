@@ -1,0 +1,277 @@
+"""Ingest: each validation rule has a bad file that triggers it; a rejected file changes nothing."""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+import pytest
+
+from pipelines.ingest import ingest_bytes
+from pipelines.problems import IngestError
+from pipelines.validation import ROWS_PER_RULE
+from tests.conftest import csv_bytes, sample_indicators, sample_wave, sha256_of
+
+NEW_WAVE = "2026"
+
+
+def small_wave(counties: int = 3) -> pl.DataFrame:
+    return sample_wave("2025", counties=counties).with_columns(pl.lit(NEW_WAVE).alias("调查期次"))
+
+
+def rejected(wh, defs, data: bytes, name: str, wave: str = NEW_WAVE, kind: str = "survey",
+             **options) -> str:
+    """Load must fail, the warehouse file must be byte-for-byte unchanged; returns the report."""
+    before = sha256_of(wh.path)
+    versions = wh.data_version()
+    with pytest.raises(IngestError) as caught:
+        ingest_bytes(wh, defs, data, name, wave, kind, **options)
+    assert wh.data_version() == versions
+    assert sha256_of(wh.path) == before
+    report = caught.value.report()
+    assert "Traceback" not in report and "未导入" in report
+    return report
+
+
+# ---------------------------------------------------------------------------------------------
+# accepted formats
+
+
+@pytest.mark.parametrize("encoding, label", [("gb18030", "GBK/GB18030"), ("utf-8-sig", "UTF-8"),
+                                             ("utf-8", "UTF-8")])
+def test_csv_encodings_with_chinese_headers_are_detected(wh, defs, encoding, label):
+    frame = small_wave()
+    result = ingest_bytes(wh, defs, csv_bytes(frame, encoding), "第2026期.csv", NEW_WAVE)
+    assert result.status == "loaded" and result.rows == frame.height
+    loads = wh.loads(NEW_WAVE)
+    assert loads["status"].to_list() == ["active"]
+    stored = wh.cursor().sql("select count(*) n, count(distinct county_code) c, "
+                             "sum(weight) w from current_responses where wave = '2026'").pl()
+    assert stored["n"][0] == frame.height and stored["c"][0] == 3
+    assert stored["w"][0] == pytest.approx(frame["权重"].cast(pl.Float64).sum())
+    encoding_seen = wh.cursor().sql("select encoding from loads where wave = '2026'").pl()
+    assert encoding_seen["encoding"][0] == label
+
+
+def test_xlsx_is_accepted(wh, defs):
+    frame = small_wave()
+    buffer = io.BytesIO()
+    frame.write_excel(buffer)
+    assert ingest_bytes(wh, defs, buffer.getvalue(), "调查.xlsx", NEW_WAVE).rows == frame.height
+
+
+def test_parquet_is_accepted(wh, defs):
+    frame = small_wave().with_columns(pl.col("权重").cast(pl.Float64), pl.col("年龄").cast(pl.Int64))
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    result = ingest_bytes(wh, defs, buffer.getvalue(), "调查.parquet", NEW_WAVE)
+    assert result.rows == frame.height
+
+
+def test_english_headers_and_names_only_are_accepted(wh, defs):
+    frame = small_wave().drop("区县代码").rename({"受访者编号": "respondent_id", "权重": "weight",
+                                                  "区县名称": "county"})
+    result = ingest_bytes(wh, defs, csv_bytes(frame), "english.csv", NEW_WAVE)
+    assert result.rows == frame.height
+
+
+def test_missing_weight_column_means_equal_weights(wh, defs):
+    result = ingest_bytes(wh, defs, csv_bytes(small_wave().drop("权重")), "无权重.csv", NEW_WAVE)
+    assert any("等权重" in w for w in result.warnings)
+    weights = wh.cursor().sql("select distinct weight from current_responses "
+                              "where wave = '2026'").pl()
+    assert weights["weight"].to_list() == [1.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# rejected files: one rule each
+
+
+def _set(frame: pl.DataFrame, row: int, column: str, value) -> pl.DataFrame:
+    """Set one cell; `row` is the file row number (header = 1)."""
+    index = row - 2
+    return frame.with_columns(pl.when(pl.int_range(pl.len()) == index).then(pl.lit(value))
+                              .otherwise(pl.col(column)).alias(column))
+
+
+def test_truncated_file_names_the_row(wh, defs):
+    data = csv_bytes(small_wave())
+    cut = data[: int(len(data) * 0.6)]
+    report = rejected(wh, defs, cut, "截断.csv")
+    last_row = cut.count(b"\n") + 1
+    assert f"第{last_row}行" in report and "截断" in report
+
+
+def test_truncated_xlsx_is_rejected(wh, defs):
+    buffer = io.BytesIO()
+    small_wave().write_excel(buffer)
+    report = rejected(wh, defs, buffer.getvalue()[:5000], "截断.xlsx")
+    assert "XLSX 文件无法读取" in report
+
+
+def test_empty_and_header_only_files(wh, defs):
+    assert "文件为空" in rejected(wh, defs, b"", "empty.csv")
+    header_only = csv_bytes(small_wave().head(0))
+    assert "没有数据行" in rejected(wh, defs, header_only, "header.csv")
+
+
+def test_duplicate_respondent_ids(wh, defs):
+    frame = _set(small_wave(), 10, "受访者编号", small_wave()["受访者编号"][0])
+    report = rejected(wh, defs, csv_bytes(frame, "gb18030"), "重复.csv")
+    assert "第10行" in report and "“受访者编号”列" in report and "重复（第2行已出现）" in report
+
+
+def test_unknown_county_code_and_mismatched_name(wh, defs):
+    frame = _set(small_wave(), 5, "区县代码", "110101")
+    frame = _set(frame, 7, "区县名称", "不存在县")
+    report = rejected(wh, defs, csv_bytes(frame), "区县.csv")
+    assert "第5行" in report and "未知的区县代码“110101”" in report
+    assert "第7行" in report and "区县名称“不存在县”与代码" in report
+
+
+def test_answer_codes_outside_the_questionnaire(wh, defs):
+    frame = _set(small_wave(), 4, "Q1", "7")
+    frame = _set(frame, 6, "Q3", "是")
+    report = rejected(wh, defs, csv_bytes(frame), "代码.csv")
+    assert "第4行，“Q1”列：答案代码 7 不在问卷规定的代码中" in report
+    assert "第6行，“Q3”列：答案“是”不是整数代码" in report
+
+
+@pytest.mark.parametrize("value, expected", [("", "权重为空"), ("0", "权重必须为正数"),
+                                             ("-1.5", "权重必须为正数"), ("abc", "不是数字"),
+                                             ("inf", "权重必须为正数"), ("NaN", "权重必须为正数")])
+def test_bad_weights(wh, defs, value, expected):
+    frame = _set(small_wave(), 3, "权重", value or None)
+    report = rejected(wh, defs, csv_bytes(frame), "权重.csv")
+    assert "第3行" in report and expected in report
+
+
+def test_wrong_types_and_codes_in_respondent_columns(wh, defs):
+    frame = _set(small_wave(), 3, "年龄", "三十")
+    frame = _set(frame, 4, "年龄", "130")
+    frame = _set(frame, 5, "性别", "未知")
+    report = rejected(wh, defs, csv_bytes(frame), "类型.csv")
+    assert "年龄“三十”不是整数" in report and "年龄 130 超出" in report
+    assert "第5行，“性别”列：“未知”不是有效取值" in report
+
+
+def test_wrong_wave_label(wh, defs):
+    report = rejected(wh, defs, csv_bytes(small_wave()), "期次.csv", wave="2025年")
+    assert "格式不对" in report
+    frame = _set(small_wave(), 2, "调查期次", "2024")
+    report = rejected(wh, defs, csv_bytes(frame), "期次.csv")
+    assert "第2行" in report and "调查期次“2024”与本次导入的期次“2026”不符" in report
+
+
+def test_missing_columns(wh, defs):
+    report = rejected(wh, defs, csv_bytes(small_wave().drop("Q5", "受访者编号")), "缺列.csv")
+    assert "缺少必需的列“受访者编号”" in report and "缺少题目“吸毒是违法行为吗”的列" in report
+
+
+def test_two_headers_for_one_column(wh, defs):
+    frame = small_wave().with_columns(pl.col("权重").alias("weight"))
+    assert "多个列都对应“权重”" in rejected(wh, defs, csv_bytes(frame), "双列.csv")
+
+
+def test_all_problems_reported_with_a_cap(wh, defs):
+    frame = small_wave().with_columns(pl.lit("8").alias("Q1"))  # every row bad
+    report = rejected(wh, defs, csv_bytes(frame), "很多错误.csv")
+    assert f"共发现 {frame.height} 个问题" in report
+    assert report.count("答案代码 8") == ROWS_PER_RULE  # examples, not hundreds of lines
+    assert f"另有 {frame.height - ROWS_PER_RULE} 个问题未列出" in report
+
+
+def test_unsupported_file_type(wh, defs):
+    assert "不支持的文件类型" in rejected(wh, defs, b"%PDF-1.7 ...", "report.pdf")
+
+
+# ---------------------------------------------------------------------------------------------
+# personal data, idempotence, replace
+
+
+def test_phone_column_is_dropped_and_never_stored(wh, defs):
+    frame = small_wave().with_columns(
+        (pl.lit("139") + pl.int_range(pl.len()).cast(pl.String).str.zfill(8)).alias("联系电话"),
+        (pl.lit("0871-6") + pl.int_range(pl.len()).cast(pl.String).str.zfill(6)).alias("备注"))
+    result = ingest_bytes(wh, defs, csv_bytes(frame), "带电话.csv", NEW_WAVE)
+    assert sum("疑似电话号码" in w for w in result.warnings) == 2
+    columns = wh.cursor().sql("select column_name from information_schema.columns").pl()
+    assert "联系电话" not in columns["column_name"].to_list()
+    load_id = result.load_id
+    _, archived = wh.archived_file(load_id)
+    assert b"13900000001" not in archived and "0871-6".encode() not in archived
+    assert "调查期次".encode() in archived  # the rest of the file is archived
+    wh.close()
+    raw = wh.path.read_bytes()
+    assert b"13900000001" not in raw and b"0871-6000001" not in raw
+
+
+def test_loading_the_same_file_twice_is_a_no_op(wh, defs):
+    data = csv_bytes(small_wave())
+    first = ingest_bytes(wh, defs, data, "a.csv", NEW_WAVE)
+    before = sha256_of(wh.path)
+    second = ingest_bytes(wh, defs, data, "a (1).csv", NEW_WAVE)
+    assert second.status == "unchanged" and second.load_id == first.load_id
+    assert "未做任何更改" in second.summary()
+    assert sha256_of(wh.path) == before
+
+
+def test_existing_wave_needs_replace_and_the_old_version_stays_recoverable(wh, defs):
+    original = wh.active_load("2025", "survey")
+    original_n = wh.waves().filter(pl.col("wave") == "2025")["respondents"][0]
+    report = rejected(wh, defs, csv_bytes(small_wave().with_columns(pl.lit("2025").alias("调查期次"))),
+                      "新2025.csv", wave="2025")
+    assert "已存在" in report and "--replace" in report
+    replacement = small_wave(2).with_columns(pl.lit("2025").alias("调查期次"))
+    result = ingest_bytes(wh, defs, csv_bytes(replacement), "新2025.csv", "2025", replace=True)
+    assert result.status == "replaced"
+    assert wh.waves().filter(pl.col("wave") == "2025")["respondents"][0] == replacement.height
+    statuses = dict(wh.loads("2025").filter(pl.col("kind") == "survey")
+                    .select("load_id", "status").iter_rows())
+    assert statuses[original] == "superseded"
+    assert wh.rollback_wave("2025") == original
+    assert wh.waves().filter(pl.col("wave") == "2025")["respondents"][0] == original_n
+
+
+def test_audit_records_file_checksum_user_and_counts(wh, defs):
+    import hashlib
+
+    data = csv_bytes(small_wave())
+    ingest_bytes(wh, defs, data, "审计.csv", NEW_WAVE, loaded_by="分析员甲")
+    row = wh.loads(NEW_WAVE).row(0, named=True)
+    assert row["source_sha256"] == hashlib.sha256(data).hexdigest()
+    assert row["loaded_by"] == "分析员甲" and row["n_rows"] == small_wave().height
+    assert wh.archived_file(row["load_id"])[1] == data
+
+
+# ---------------------------------------------------------------------------------------------
+# indicator sheets
+
+
+def indicators_2026() -> pl.DataFrame:
+    return sample_indicators("2025").with_columns(pl.lit("2026").alias("年度"))
+
+
+def test_indicator_sheet_is_accepted_as_xlsx(wh, defs):
+    buffer = io.BytesIO()
+    indicators_2026().write_excel(buffer)
+    result = ingest_bytes(wh, defs, buffer.getvalue(), "指标.xlsx", NEW_WAVE, "indicators")
+    assert result.rows == 88 * 20
+    value = wh.cursor().sql("select value from current_indicators where wave = '2026' and "
+                            "indicator_id = 'social_control_rate' order by county_code limit 1").pl()
+    assert value["value"][0] == float(indicators_2026()["社会面管控率"][0])
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda f: f.with_columns(pl.lit("1").alias("禁毒满意指数")), "未知的指标名称"),
+    (lambda f: f.filter(pl.col("区县代码") != "990305"), "缺少区县 990305"),
+    (lambda f: _set(f, 4, "外流贩毒人员", "-2"), "人数/件数不能为负数"),
+    (lambda f: _set(f, 5, "社会面管控率", "103.5"), "比率应在 0–100% 之间"),
+    (lambda f: _set(f, 6, "年度", "2025"), "统计期“2025”与本次导入的期次“2026”不符"),
+    (lambda f: _set(f, 7, "发现非法种植毒品原植物", "也许"), "不是有效的是/否取值"),
+    (lambda f: _set(f, 8, "区县代码", "990101"), "区县 990101 重复出现"),
+])
+def test_bad_indicator_sheets(wh, defs, mutate, expected):
+    report = rejected(wh, defs, csv_bytes(mutate(indicators_2026()), "gb18030"), "指标.csv",
+                      kind="indicators")
+    assert expected in report
