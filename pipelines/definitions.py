@@ -231,6 +231,20 @@ class _Checker:
             return ()
         return tuple(values)
 
+    def entries(self, raw: dict, key: str, noun: str):
+        """Yield (where, table, id) for each table in the array `key`, checking ids are unique."""
+        seen: set[str] = set()
+        for index, spec in enumerate(self.get(raw, key, "", list) or []):
+            where = f"{key}[{index + 1}]"
+            if not isinstance(spec, dict):
+                self.fail(where, "应为表")
+                continue
+            entry_id = self.identifier(spec, "id", where)
+            if entry_id in seen:
+                self.fail(f"{where}.id", f"{noun}标识 {entry_id!r} 重复")
+            seen.add(entry_id)
+            yield where, spec, entry_id
+
     def identifier(self, table: dict, key: str, path: str) -> str:
         value = self.get(table, key, path, str)
         if value is not None and not ID_PATTERN.match(value):
@@ -297,16 +311,7 @@ def load_questionnaire(path: Path) -> Questionnaire:
             c.fail(f"columns.{needed}", "缺少此列定义（导入必须用到）")
 
     items: list[Item] = []
-    seen_ids: set[str] = set()
-    for index, spec in enumerate(c.get(raw, "items", "", list) or []):
-        where = f"items[{index + 1}]"
-        if not isinstance(spec, dict):
-            c.fail(where, "应为表")
-            continue
-        item_id = c.identifier(spec, "id", where)
-        if item_id in seen_ids:
-            c.fail(f"{where}.id", f"题目标识 {item_id!r} 重复")
-        seen_ids.add(item_id)
+    for where, spec, item_id in c.entries(raw, "items", "题目"):
         answers: list[Answer] = []
         for a_index, a_spec in enumerate(c.get(spec, "answers", where, list) or []):
             a_where = f"{where}.answers[{a_index + 1}]"
@@ -359,16 +364,7 @@ def load_indicator_catalogue(path: Path) -> IndicatorCatalogue:
     c = _Checker(path)
     sheet = c.get(raw, "sheet", "", dict) or {}
     indicators: list[IndicatorDef] = []
-    seen: set[str] = set()
-    for index, spec in enumerate(c.get(raw, "indicators", "", list) or []):
-        where = f"indicators[{index + 1}]"
-        if not isinstance(spec, dict):
-            c.fail(where, "应为表")
-            continue
-        ind_id = c.identifier(spec, "id", where)
-        if ind_id in seen:
-            c.fail(f"{where}.id", f"指标标识 {ind_id!r} 重复")
-        seen.add(ind_id)
+    for where, spec, ind_id in c.entries(raw, "indicators", "指标"):
         kind = c.get(spec, "kind", where, str)
         if kind is not None and kind not in INDICATOR_KINDS:
             c.fail(f"{where}.kind", f"应为 {'/'.join(INDICATOR_KINDS)} 之一，实际为 {kind!r}")

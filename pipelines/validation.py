@@ -47,6 +47,15 @@ def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: s
         problems.total += hits.height - min(hits.height, ROWS_PER_RULE)
 
 
+def _report_repeats(problems: ProblemList, frame: pl.DataFrame, key: str, column: str,
+                    message) -> None:
+    """Report every row whose `key` already appeared; `__first` in the row is that first row."""
+    first_row = frame.filter(pl.col(key).is_not_null()).group_by(key).agg(
+        pl.col(ROW).min().alias("__first"))
+    with_first = frame.join(first_row, on=key, how="left")
+    _report(problems, with_first, pl.col(ROW) != pl.col("__first"), column, message)
+
+
 def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: list[str],
                         ) -> dict[str, str]:
     safe = {h for h, target in mapped.items() if target not in ("county_name",)}
@@ -96,11 +105,8 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     # respondent id: present and unique
     rid, rid_header = pl.col("respondent_id"), header_of["respondent_id"]
     _report(problems, frame, rid.is_null(), rid_header, lambda r: "受访者编号为空")
-    first_row = frame.filter(rid.is_not_null()).group_by("respondent_id").agg(
-        pl.col(ROW).min().alias("__first"))
-    dup = frame.join(first_row, on="respondent_id", how="left")
-    _report(problems, dup, pl.col(ROW) != pl.col("__first"), rid_header,
-            lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
+    _report_repeats(problems, frame, "respondent_id", rid_header,
+                    lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
 
     # county: code and/or name, both must be known and agree
     frame = _resolve_county(frame, header_of, counties, problems)
@@ -272,11 +278,8 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
         warnings.append(f"表中没有期次列，按导入时选择的期次“{wave}”处理")
 
     code_header = header_of.get("county_code", header_of.get("county_name"))
-    first_row = frame.filter(pl.col("__county_code").is_not_null()).group_by("__county_code").agg(
-        pl.col(ROW).min().alias("__first"))
-    dup = frame.join(first_row, on="__county_code", how="left")
-    _report(problems, dup, pl.col(ROW) != pl.col("__first"), code_header,
-            lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
+    _report_repeats(problems, frame, "__county_code", code_header,
+                    lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
     present = set(frame.get_column("__county_code").drop_nulls().to_list())
     for row in counties.filter(~pl.col("county_code").is_in(list(present))).iter_rows(named=True):
         problems.add(f"缺少区县 {row['county_code']}（{row['county_name']}）的指标行")
