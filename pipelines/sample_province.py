@@ -69,6 +69,7 @@ _RURAL_EFFECT, _FEMALE_EFFECT = 0.05, 0.03
 _RURAL_KNOWLEDGE = -0.2
 _DK_AGE = np.array([-0.4, -0.2, 0.1, 0.5])
 _MISSING_RATE = 0.012
+_DONT_KNOW_CODE = 9  # 说不清 / 不知道 in the sample questionnaire
 
 
 @dataclass(frozen=True)
@@ -268,13 +269,11 @@ def _answer(rng: np.random.Generator, item: str, resp: dict[str, np.ndarray]) ->
     if item in _KNOWLEDGE:
         _, _, dk_base, wrong_codes = _KNOWLEDGE[item]
         codes = np.where(latent > 0, 1, np.array(wrong_codes)[rng.integers(0, len(wrong_codes), n)])
-        dk_code = 9
     else:
         order, cuts, _, dk_base = _ORDINAL[item]
         codes = np.array(order)[np.searchsorted(np.array(cuts), latent)]
-        dk_code = 9
     dont_know = rng.random(n) < _dont_know_probability(dk_base, resp["age_group"], rural)
-    codes = np.where(dont_know, dk_code, codes)
+    codes = np.where(dont_know, _DONT_KNOW_CODE, codes)
     missing = rng.random(n) < _MISSING_RATE
     return np.where(missing, 0, codes)
 

@@ -162,8 +162,12 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
                 lambda r, c=col_id, a=allowed: f"“{r[c]}”不是有效取值（应为{a}）")
         out[col_id] = pl.col(f"__{col_id}")
 
-    for col_id in ("stratum", "psu", "township", "mode"):
-        out[col_id] = pl.col(col_id) if col_id in header_of else pl.lit(None, dtype=pl.String)
+    # optional columns absent from the file are stored as missing
+    for col_id, dtype in (("stratum", pl.String), ("psu", pl.String), ("township", pl.String),
+                          ("mode", pl.String), ("age", pl.Int16), ("sex", pl.String),
+                          ("urban_rural", pl.String)):
+        if col_id not in out:
+            out[col_id] = pl.col(col_id) if col_id in header_of else pl.lit(None, dtype=dtype)
 
     # answers: integer codes of the questionnaire; blank = item non-response
     for item in q.items:
@@ -175,12 +179,6 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
         pl.lit(wave).alias("wave"), pl.col("respondent_id"),
         *[expr.alias(name) for name, expr in out.items()],
     ).with_columns(pl.col("weight").cast(pl.Float64))
-    for col_id in ("age",):
-        if col_id not in typed.columns:
-            typed = typed.with_columns(pl.lit(None, dtype=pl.Int16).alias(col_id))
-    for col_id in ("sex", "urban_rural"):
-        if col_id not in typed.columns:
-            typed = typed.with_columns(pl.lit(None, dtype=pl.String).alias(col_id))
     return Validated(typed, warnings, dropped, mapped)
 
 

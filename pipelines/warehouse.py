@@ -65,8 +65,6 @@ create table if not exists inspections (
     county_code varchar not null, wave varchar not null, inspected_on date,
     passed boolean not null, note varchar, recorded_by varchar not null,
     recorded_at timestamptz not null);
-create or replace view current_responses as
-    select r.* from responses r join waves w on r.load_id = w.survey_load_id;
 create or replace view current_indicators as
     select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
 """
@@ -162,6 +160,7 @@ class Warehouse:
         cur.sql(_SCHEMA)
         for item in questionnaire.items:
             cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
+        # `r.*` expands when the view is created: create it after the item columns exist
         cur.sql("create or replace view current_responses as select r.* from responses r "
                 "join waves w on r.load_id = w.survey_load_id")
         cur.execute("insert or replace into meta values ('schema_version', ?)",
