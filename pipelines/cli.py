@@ -1,4 +1,4 @@
-"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback}`.
+"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score}`.
 
 Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
 error), never a traceback.
@@ -46,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     with_db(sub.add_parser("waves", help="列出已导入的期次"))
     loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
     loads.add_argument("--wave", default=None)
+    score = with_db(sub.add_parser("score", help="计算某期各区县得分及其置信区间"))
+    score.add_argument("--wave", required=True, help="期次，例如 2025")
+    score.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                       help="输出格式：table（默认，便于阅读）、csv、json")
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
     rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
@@ -59,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except (IngestError, DefinitionError, WarehouseError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head`: stop quietly
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("已中断，数据仓库未做更改。", file=sys.stderr)
         return 130
@@ -144,6 +153,20 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from pipelines.report import score_table, write_table
+
+    defs = load_definitions()
+    wh = _open(args.db, read_only=True)
+    try:
+        table, labels = score_table(wh, defs, args.wave)
+    finally:
+        wh.close()
+    write_table(table, labels, args.format, sys.stdout,
+                title=f"{wave_display(args.wave)}各区县综合得分（{defs.scheme.confidence_level:.0%} 置信区间）")
+    return 0
+
+
 def _open(db: Path, read_only: bool = False) -> Warehouse:
     if not Path(db).exists():
         raise WarehouseError(f"数据仓库 {db} 不存在：请先运行 python -m pipelines build --db {db}")
@@ -151,4 +174,4 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
-             "loads": _loads, "rollback": _rollback}
+             "loads": _loads, "rollback": _rollback, "score": _score}

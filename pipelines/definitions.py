@@ -169,6 +169,16 @@ class DelistingRules:
 
 
 @dataclass(frozen=True)
+class EstimationSettings:
+    """How county estimates are made (see pipelines/estimation.py)."""
+
+    lonely_psu: str = "adjust"        # adjust | certainty
+    rake_to_margins: bool = False     # rake the file's weights to the county margins first
+    replicates: int = 2000            # draws for relative normalisations and Poisson counts
+    seed: int = 20251123
+
+
+@dataclass(frozen=True)
 class Scheme:
     name: str
     year: int
@@ -179,6 +189,7 @@ class Scheme:
     vetoes: tuple[Veto, ...]
     listing: ListingRules
     delisting: DelistingRules
+    estimation: EstimationSettings = EstimationSettings()
 
 
 @dataclass(frozen=True)
@@ -426,10 +437,27 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
 
     listing = _load_listing(c, c.get(raw, "listing", "", dict) or {})
     delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
+    estimation = _load_estimation(c, c.get(raw, "estimation", "", dict, default={}) or {})
     if c.problems:
         raise DefinitionError(c.problems)
     return Scheme(c.get(head, "name", "scheme", str) or "", c.get(head, "year", "scheme", int) or 0,
-                  ties, level, items, components, tuple(vetoes), listing, delisting)
+                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation)
+
+
+def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
+    default = EstimationSettings()
+    lonely = c.get(raw, "lonely_psu", "estimation", str, default=default.lonely_psu)
+    if lonely not in ("adjust", "certainty"):
+        c.fail("estimation.lonely_psu", f"应为 adjust 或 certainty，实际为 {lonely!r}")
+    replicates = c.get(raw, "replicates", "estimation", int, default=default.replicates)
+    if replicates is not None and replicates < 200:
+        c.fail("estimation.replicates", "重复抽样次数至少为 200")
+    return EstimationSettings(
+        lonely_psu=lonely or default.lonely_psu,
+        rake_to_margins=bool(c.get(raw, "rake_to_margins", "estimation", bool,
+                                   default=default.rake_to_margins)),
+        replicates=replicates or default.replicates,
+        seed=c.get(raw, "seed", "estimation", int, default=default.seed) or default.seed)
 
 
 def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnaire,
@@ -498,25 +526,14 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                                  if isinstance(w, (int, float)) and not isinstance(w, bool))
             if len(item_weights) != len(comp_items) or any(w <= 0 for w in item_weights):
                 c.fail(f"{where}.item_weights", "题目权重个数须与题目个数相同，且都为正数")
-            components.append(Component(**common, items=comp_items, item_weights=item_weights))
+            components.append(Component(**common, **_normalisation(c, spec, where),
+                                        items=comp_items, item_weights=item_weights))
         elif source == "indicator":
             indicator = c.get(spec, "indicator", where, str)
             if indicator is not None and indicator not in indicator_ids:
                 c.fail(f"{where}.indicator", f"指标目录中没有指标 {indicator!r}")
-            direction = c.get(spec, "direction", where, str) or "higher"
-            if direction not in ("higher", "lower"):
-                c.fail(f"{where}.direction", f"应为 higher 或 lower，实际为 {direction!r}")
-            normalisation = c.get(spec, "normalisation", where, str)
-            if normalisation is not None and normalisation not in NORMALISATIONS:
-                c.fail(f"{where}.normalisation",
-                       f"应为 {'/'.join(NORMALISATIONS)} 之一，实际为 {normalisation!r}")
-            lo = c.get(spec, "lo", where, float, default=None)
-            hi = c.get(spec, "hi", where, float, default=None)
-            if normalisation == "goalposts" and (lo is None or hi is None or lo >= hi):
-                c.fail(where, "goalposts 标准化须给出 lo < hi")
             components.append(Component(
-                **common, indicator=indicator, direction=direction, normalisation=normalisation,
-                lo=lo, hi=hi,
+                **common, **_normalisation(c, spec, where), indicator=indicator,
                 per_100k_population=bool(c.get(spec, "per_100k_population", where, bool,
                                                default=False)),
                 poisson=bool(c.get(spec, "poisson", where, bool, default=False))))
@@ -528,6 +545,24 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
     if not components:
         c.fail("components", "至少要有一个分项")
     return tuple(components)
+
+
+def _normalisation(c: _Checker, spec: dict, where: str) -> dict[str, Any]:
+    """Direction and normalisation of a component. A survey component without one is used as
+    it is (already 0–100, higher is better); an indicator needs one."""
+    direction = c.get(spec, "direction", where, str, default="higher")
+    if direction not in ("higher", "lower"):
+        c.fail(f"{where}.direction", f"应为 higher 或 lower，实际为 {direction!r}")
+    normalisation = c.get(spec, "normalisation", where, str,
+                          default=None if spec.get("source") == "survey" else ...)
+    if normalisation is not None and normalisation not in NORMALISATIONS:
+        c.fail(f"{where}.normalisation",
+               f"应为 {'/'.join(NORMALISATIONS)} 之一，实际为 {normalisation!r}")
+    lo = c.get(spec, "lo", where, float, default=None)
+    hi = c.get(spec, "hi", where, float, default=None)
+    if normalisation == "goalposts" and (lo is None or hi is None or lo >= hi):
+        c.fail(where, "goalposts 标准化须给出 lo < hi")
+    return dict(direction=direction, normalisation=normalisation, lo=lo, hi=hi)
 
 
 def _load_listing(c: _Checker, raw: dict) -> ListingRules:

@@ -182,6 +182,21 @@ class Warehouse:
             "c.urban_share from counties c join cities t using (city_code) "
             "order by c.county_code").pl()
 
+    def responses(self, wave: str) -> pl.DataFrame:
+        """The active survey rows of a wave (empty when the wave has none)."""
+        return self.cursor().sql("select * exclude (load_id) from current_responses "
+                                 "where wave = ? order by county_code, respondent_id",
+                                 params=[wave]).pl()
+
+    def indicators(self, wave: str) -> pl.DataFrame:
+        """The active indicator rows of a wave, long: county_code, indicator_id, value."""
+        return self.cursor().sql("select county_code, indicator_id, value from current_indicators "
+                                 "where wave = ? order by county_code, indicator_id",
+                                 params=[wave]).pl()
+
+    def margins(self) -> pl.DataFrame:
+        return self.cursor().sql("select * from margins order by all").pl()
+
     def waves(self) -> pl.DataFrame:
         """One row per wave: respondents, counties covered, indicator rows, last change."""
         return self.cursor().sql("""

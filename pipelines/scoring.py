@@ -1,0 +1,466 @@
+"""County scores from the scheme: answer codes → item points → components → 100-point composite.
+
+Uncertainty, in the order a reader would check it:
+- item and survey-component means are design-based (pipelines/estimation.py);
+- the survey part of the composite is linear in the item means, so its variance is b'Σb with Σ the
+  covariance of the county's item means from one per-respondent linearisation (items answered by the
+  same respondent are correlated, and each item has its own denominator) — R: `svycontrast`;
+- work indicators are administrative figures without sampling error, except those the scheme marks
+  `poisson = true`: a count whose true rate is uncertain; replicates draw the county's expected count
+  from its Jeffreys posterior Gamma(count + ½, 1);
+- a relative normalisation (min–max or z-score across counties) makes a county's points depend on the
+  others' values, so every replicate re-normalises all counties (`ScoreModel.draw`). The composite's
+  variance is b'Σb for the survey components used as they are, plus the replicate variance of the
+  components that are random or relative (independent of the survey: different data); when a survey
+  component is itself normalised, the whole composite is taken from the replicates;
+- intervals are t intervals on the county's design degrees of freedom (PSUs − strata);
+- a veto (一票否决) sets the score to 0 with no uncertainty and records why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from pipelines.definitions import Component, Definitions, Scheme
+from pipelines.estimation import MeanEstimates, make_design, mean_covariance, rake, t_interval
+from pipelines.warehouse import Warehouse, WarehouseError
+
+POINTS_PREFIX = "p_"
+VETO_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less,
+            "==": np.equal}
+
+
+# -- item scoring ------------------------------------------------------------------------------
+
+
+def item_points(responses: pl.DataFrame, defs: Definitions) -> pl.DataFrame:
+    """Add `p_<item>` (Float64 points; null = not part of that item's estimate) for each scored item.
+
+    Blank answers are item non-response; 说不清 answers are excluded or scored as the scheme says.
+    """
+    exprs = []
+    for item in defs.questionnaire.items:
+        scoring = defs.scheme.items.get(item.id)
+        if scoring is None:
+            continue
+        mapping = {code: float(points) for code, points in scoring.points.items()}
+        if scoring.dont_know == "score":
+            for answer in item.answers:
+                if answer.dont_know:
+                    mapping[answer.code] = float(scoring.dont_know_points or 0.0)
+        exprs.append(pl.col(item.column).cast(pl.Int64)
+                     .replace_strict(mapping, default=None, return_dtype=pl.Float64)
+                     .alias(POINTS_PREFIX + item.id))
+    return responses.with_columns(exprs)
+
+
+def scored_items(scheme: Scheme) -> list[str]:
+    """Items that survey components use, in a stable order."""
+    seen: dict[str, None] = {}
+    for comp in scheme.components:
+        for item_id in comp.items:
+            seen.setdefault(item_id, None)
+    return list(seen)
+
+
+# -- normalisation -----------------------------------------------------------------------------
+
+
+def normalise(raw: np.ndarray, comp: Component) -> np.ndarray:
+    """0–100 points of a component from its raw values; the last axis runs over counties, so a
+    relative normalisation uses the counties of the same replicate. NaN (no data) stays NaN."""
+    x = np.asarray(raw, dtype=np.float64)
+    sign = -1.0 if comp.direction == "lower" else 1.0
+    method = comp.normalisation
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if method is None:
+            out = x if sign > 0 else 100.0 - x
+        elif method == "goalposts":
+            span = comp.hi - comp.lo
+            out = (x - comp.lo) / span * 100 if sign > 0 else (comp.hi - x) / span * 100
+            out = np.clip(out, 0.0, 100.0)
+        elif method == "minmax":
+            lo = np.nanmin(x, axis=-1, keepdims=True)
+            hi = np.nanmax(x, axis=-1, keepdims=True)
+            span = hi - lo
+            share = np.where(span > 0, (x - lo) / np.where(span > 0, span, 1.0), 1.0)
+            out = np.where(np.isnan(x), np.nan, (share if sign > 0 else 1 - share) * 100)
+            if np.all(span <= 0):
+                out = np.where(np.isnan(x), np.nan, 100.0)
+        elif method == "zscore":
+            mean = np.nanmean(x, axis=-1, keepdims=True)
+            sd = np.nanstd(x, axis=-1, keepdims=True)
+            z = np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)
+            out = np.where(np.isnan(x), np.nan, np.clip(50 + 10 * sign * z, 0.0, 100.0))
+        else:  # guarded by definitions.py
+            raise ValueError(method)
+    return out
+
+
+def is_relative(comp: Component) -> bool:
+    return comp.normalisation in ("minmax", "zscore")
+
+
+# -- the sampling model of all county scores ---------------------------------------------------
+
+
+@dataclass
+class ScoreModel:
+    """Everything needed to redraw every county's composite from its sampling distribution."""
+
+    counties: list[str]
+    components: tuple[Component, ...]
+    survey_mean: np.ndarray         # C × Ks raw survey-component scores (0–100)
+    survey_cov: np.ndarray          # C × Ks × Ks
+    indicator_raw: np.ndarray       # C × Ki raw indicator values (rates where per 100k)
+    indicator_count: np.ndarray     # C × Ki counts behind Poisson components (NaN otherwise)
+    exposure: np.ndarray            # C population / 100k where per 100k, else 1
+    vetoed: np.ndarray              # C bool
+    survey_ids: list[str] = field(default_factory=list)
+    indicator_ids: list[str] = field(default_factory=list)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.array([c.weight for c in self.components])
+
+    def _survey_components(self) -> list[Component]:
+        return [c for c in self.components if c.source == "survey"]
+
+    def _indicator_components(self) -> list[Component]:
+        return [c for c in self.components if c.source == "indicator"]
+
+    def random_survey(self) -> bool:
+        """A normalised survey component: the composite must come from replicates."""
+        return any(c.normalisation is not None for c in self._survey_components())
+
+    def random_indicators(self) -> list[int]:
+        return [k for k, c in enumerate(self._indicator_components()) if c.poisson]
+
+    def points(self, survey_raw: np.ndarray, indicator_raw: np.ndarray) -> np.ndarray:
+        """Points per component (… × C × K, component order of the scheme)."""
+        survey = self._survey_components()
+        indicator = self._indicator_components()
+        out = []
+        s = i = 0
+        for comp in self.components:
+            if comp.source == "survey":
+                out.append(normalise(survey_raw[..., s], comp) * comp.weight / 100)
+                s += 1
+            else:
+                out.append(normalise(indicator_raw[..., i], comp) * comp.weight / 100)
+                i += 1
+        assert s == len(survey) and i == len(indicator)
+        return np.stack(np.broadcast_arrays(*out), axis=-1)
+
+    def survey_weights(self) -> np.ndarray:
+        """b: points per unit of each raw survey component (weight / 100)."""
+        return np.array([c.weight for c in self._survey_components()]) / 100
+
+    def fixed_points(self) -> np.ndarray:
+        """C × K points at the point estimates."""
+        return self.points(self.survey_mean, self.indicator_raw)
+
+    def draw_survey(self, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+        """n × C × Ks draws of the survey components (multivariate normal per county)."""
+        root = _psd_sqrt(self.survey_cov)
+        noise = rng.standard_normal((n_draws, *self.survey_mean.shape))
+        return self.survey_mean[None] + np.einsum("ckl,ncl->nck", root, noise)
+
+    def draw_indicator_points(self, k: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
+        """n × C points of indicator component k: a Poisson count is drawn from Gamma(count + ½)
+        for every county, then all counties are normalised together, then centred."""
+        comp = self._indicator_components()[k]
+        count = self.indicator_count[:, k]
+        known = ~np.isnan(count)
+        draws = rng.gamma(np.where(known, count, 0.0) + 0.5, 1.0, size=(n_draws, count.size))
+        raw = np.where(known, draws / self.exposure[:, k], np.nan)
+        points = normalise(raw, comp) * comp.weight / 100
+        # centre each county's replicates on its published points: the replicates carry the
+        # spread (and the re-normalisation), the estimate stays the one the scheme gives
+        observed = normalise(self.indicator_raw[:, k], comp) * comp.weight / 100
+        return np.clip(points - points.mean(axis=0) + observed, 0.0, comp.weight)
+
+    def component_index(self, comp_id: str) -> int:
+        return [c.id for c in self.components].index(comp_id)
+
+    def draw(self, n_draws: int, seed: int, *, chunk: int = 2000) -> np.ndarray:
+        """n × C composite scores from the sampling distribution, every replicate re-normalising
+        the relative components; vetoed counties score 0 in every draw."""
+        rng = np.random.default_rng(seed)
+        fixed = self.fixed_points()
+        random_indicators = self.random_indicators()
+        indicator_slots = [self.component_index(c.id) for c in self._indicator_components()]
+        steady = [k for k, c in enumerate(self.components) if c.source == "indicator"
+                  and indicator_slots.index(k) not in random_indicators]
+        base = fixed[:, steady].sum(axis=1)
+        out = np.empty((n_draws, len(self.counties)))
+        for start in range(0, n_draws, chunk):
+            size = min(chunk, n_draws - start)
+            if self.random_survey():
+                survey = self.points(self.draw_survey(size, rng), self.indicator_raw[None])
+                total = survey[..., [k for k, c in enumerate(self.components)
+                                     if c.source == "survey"]].sum(axis=-1)
+            else:
+                b = self.survey_weights()
+                mean = self.survey_mean @ b
+                sd = np.sqrt(np.einsum("k,ckl,l->c", b, self.survey_cov, b))
+                total = mean + sd * rng.standard_normal((size, mean.size))
+            for k in random_indicators:
+                total = total + self.draw_indicator_points(k, size, rng)
+            out[start:start + size] = total + base
+        return np.where(self.vetoed[None, :], 0.0, out)
+
+
+def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """A square root L (L L' = cov) of each stacked covariance matrix, tolerating singular ones."""
+    values, vectors = np.linalg.eigh(np.nan_to_num(cov))
+    return vectors * np.sqrt(np.clip(values, 0.0, None))[:, None, :]
+
+
+# -- scoring a wave ----------------------------------------------------------------------------
+
+
+@dataclass
+class WaveScores:
+    """The scores of one wave; frames are one row per county (× item or component)."""
+
+    wave: str
+    items: pl.DataFrame
+    components: pl.DataFrame
+    composite: pl.DataFrame
+    model: ScoreModel
+    level: float
+
+
+def _county_design_columns(responses: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
+    """Strata are nested in counties; PSUs are used when the file has them, else respondents."""
+    frame = responses.with_columns(
+        (pl.col("county_code") + "|" + pl.col("stratum").fill_null("")).alias("__stratum"))
+    has_psu = "psu" in frame.columns and frame["psu"].null_count() < frame.height
+    if has_psu:
+        frame = frame.with_columns(pl.col("psu").fill_null(pl.col("respondent_id")))
+    return frame, "psu" if has_psu else None
+
+
+def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl.DataFrame,
+                 defs: Definitions, *, wave: str = "", margins: pl.DataFrame | None = None,
+                 replicates: int | None = None, seed: int | None = None) -> WaveScores:
+    """Score one wave from its response rows, long indicator rows (county_code, indicator_id,
+    value) and the county list (county_code, county_name, city_code, city_name, population)."""
+    scheme = defs.scheme
+    settings = scheme.estimation
+    level = scheme.confidence_level
+    replicates = replicates or settings.replicates
+    seed = settings.seed if seed is None else seed
+    county_codes = counties["county_code"].to_list()
+    n_counties = len(county_codes)
+
+    frame, psu = _county_design_columns(item_points(responses, defs))
+    if settings.rake_to_margins and margins is not None and margins.height:
+        frame = _rake_to_county_margins(frame, margins)
+    domain = frame.select(pl.col("county_code").replace_strict(
+        county_codes, list(range(n_counties)), default=None, return_dtype=pl.Int64)).to_series()
+    if domain.null_count():
+        unknown = frame.filter(domain.is_null())["county_code"].unique().to_list()
+        raise ValueError(f"调查数据中有不在区县名单中的代码：{'、'.join(map(str, unknown[:5]))}")
+    domain_codes = domain.to_numpy()
+    design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
+                         lonely_psu=settings.lonely_psu)
+
+    item_ids = scored_items(scheme)
+    y = frame.select(pl.col(POINTS_PREFIX + i).fill_null(np.nan) for i in item_ids).to_numpy()
+    est = mean_covariance(design, y, domain_codes, n_counties, pairs=True)
+    everyone = mean_covariance(design, np.ones((frame.height, 1)), domain_codes, n_counties,
+                               pairs=False)
+
+    items_frame = _items_frame(est, county_codes, item_ids, level)
+
+    survey_comps = [c for c in scheme.components if c.source == "survey"]
+    combine = np.zeros((len(survey_comps), len(item_ids)))
+    for k, comp in enumerate(survey_comps):
+        weights = np.array(comp.item_weights) / sum(comp.item_weights)
+        for item_id, wt in zip(comp.items, weights):
+            combine[k, item_ids.index(item_id)] = wt
+    survey_mean = est.mean @ combine.T
+    survey_cov = np.einsum("kj,cjl,ml->ckm", combine, est.cov, combine)
+
+    indicator_comps = [c for c in scheme.components if c.source == "indicator"]
+    wide = _indicator_matrix(indicators, county_codes)
+    population = counties["population"].cast(pl.Float64).to_numpy()
+    indicator_raw = np.full((n_counties, len(indicator_comps)), np.nan)
+    indicator_count = np.full_like(indicator_raw, np.nan)
+    exposure = np.ones_like(indicator_raw)
+    for k, comp in enumerate(indicator_comps):
+        values = wide.get(comp.indicator, np.full(n_counties, np.nan))
+        if comp.per_100k_population:
+            exposure[:, k] = population / 100_000
+        indicator_raw[:, k] = values / exposure[:, k]
+        if comp.poisson:
+            indicator_count[:, k] = values
+
+    veto_reason = _vetoes(scheme, wide, survey_comps, survey_mean, n_counties)
+    vetoed = np.array([bool(r) for r in veto_reason])
+    model = ScoreModel(county_codes, scheme.components, survey_mean, survey_cov, indicator_raw,
+                       indicator_count, exposure, vetoed, [c.id for c in survey_comps],
+                       [c.id for c in indicator_comps])
+
+    points = model.fixed_points()                                   # C × K
+    replicate_points = _replicate_points(model, replicates, seed)
+    df = everyone.df[:, 0]
+    components_frame = _components_frame(model, points, replicate_points, df, level)
+    raw_score = points.sum(axis=1)
+    score_se = _composite_se(model, replicate_points)
+    low, high = t_interval(raw_score, score_se, df, level)
+    score = np.where(vetoed, 0.0, raw_score)
+    composite = counties.select("county_code", "county_name", "city_code", "city_name").with_columns(
+        pl.Series("score", score), pl.Series("se", np.where(vetoed, 0.0, score_se)),
+        pl.Series("ci_low", np.where(vetoed, 0.0, low)),
+        pl.Series("ci_high", np.where(vetoed, 0.0, high)),
+        pl.Series("n", everyone.n[:, 0]).cast(pl.Int64),
+        pl.Series("n_eff", everyone.n_eff[:, 0]),
+        pl.Series("df", df).cast(pl.Int64),
+        pl.Series("veto", vetoed),
+        pl.Series("veto_reason", veto_reason, dtype=pl.String),
+        pl.Series("score_before_veto", raw_score),
+    ).with_columns(pl.col(pl.Float64).fill_nan(None))
+    wide_components = components_frame.pivot("component_id", index="county_code", values="score")
+    composite = composite.join(wide_components, on="county_code", how="left",
+                               maintain_order="left")
+    return WaveScores(wave, items_frame, components_frame, composite, model, level)
+
+
+def score_wave(wh: Warehouse, defs: Definitions, wave: str, **options) -> WaveScores:
+    """Score a wave stored in the warehouse (its active survey and indicator loads)."""
+    responses = wh.responses(wave)
+    if responses.height == 0:
+        known = "、".join(wh.waves()["wave"].to_list()) or "无"
+        raise WarehouseError(f"期次 {wave} 没有调查数据（已有期次：{known}）")
+    margins = wh.margins() if defs.scheme.estimation.rake_to_margins else None
+    return score_frames(responses, wh.indicators(wave), wh.counties(), defs, wave=wave,
+                        margins=margins, **options)
+
+
+def _rake_to_county_margins(frame: pl.DataFrame, margins: pl.DataFrame) -> pl.DataFrame:
+    """Rake the weights of every county to its age-group, sex and urban/rural margins at once."""
+    groups = margins["age_group"].unique().sort().to_list()
+    bounds = [(g, *map(int, g.split("-"))) for g in groups]
+    age_group = pl.lit(None, dtype=pl.String)
+    for label, lo, hi in reversed(bounds):
+        age_group = pl.when(pl.col("age").is_between(lo, hi)).then(pl.lit(label)).otherwise(age_group)
+    frame = frame.with_columns(age_group.alias("age_group"))
+    tables = {var: margins.group_by("county_code", var).agg(pl.col("population").sum())
+              for var in ("age_group", "sex", "urban_rural")}
+    return frame.with_columns(rake(frame, weight="weight", margins=tables, by="county_code"))
+
+
+def _indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> dict[str, np.ndarray]:
+    """indicator id → values in county order (NaN where missing)."""
+    if indicators.height == 0:
+        return {}
+    order = pl.DataFrame({"county_code": list(county_codes)})
+    wide = indicators.pivot("indicator_id", index="county_code", values="value",
+                            aggregate_function="first")
+    wide = order.join(wide, on="county_code", how="left", maintain_order="left")
+    return {name: wide[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
+            for name in wide.columns if name != "county_code"}
+
+
+def _vetoes(scheme: Scheme, wide: dict[str, np.ndarray], survey_comps: list[Component],
+            survey_mean: np.ndarray, n_counties: int) -> list[str | None]:
+    reasons: list[list[str]] = [[] for _ in range(n_counties)]
+    for veto in scheme.vetoes:
+        if veto.subject.startswith("component:"):
+            comp_id = veto.subject.removeprefix("component:")
+            index = [c.id for c in survey_comps].index(comp_id) if comp_id in \
+                [c.id for c in survey_comps] else None
+            values = survey_mean[:, index] if index is not None else np.full(n_counties, np.nan)
+        else:
+            values = wide.get(veto.subject, np.full(n_counties, np.nan))
+        with np.errstate(invalid="ignore"):
+            fired = VETO_OPS[veto.op](values, veto.value) & ~np.isnan(values)
+        for c in np.flatnonzero(fired):
+            reasons[c].append(veto.reason)
+    return ["；".join(r) if r else None for r in reasons]
+
+
+def _replicate_points(model: ScoreModel, n_draws: int, seed: int) -> dict[object, np.ndarray]:
+    """Replicate points (n × C) of every component that is random or relative to random values,
+    keyed by component index; key "survey" holds the survey part when it needs replicates."""
+    rng = np.random.default_rng(seed)
+    out: dict[object, np.ndarray] = {}
+    if model.random_survey():
+        points = model.points(model.draw_survey(n_draws, rng), model.indicator_raw[None])
+        survey = [k for k, c in enumerate(model.components) if c.source == "survey"]
+        for k in survey:
+            if model.components[k].normalisation is not None:
+                out[k] = points[..., k]
+        out["survey"] = points[..., survey].sum(axis=-1)
+    indicator_comps = [c for c in model.components if c.source == "indicator"]
+    for i in model.random_indicators():
+        out[model.component_index(indicator_comps[i].id)] = \
+            model.draw_indicator_points(i, n_draws, rng)
+    return out
+
+
+def _composite_se(model: ScoreModel, replicate_points: dict[object, np.ndarray]) -> np.ndarray:
+    """Survey part (b'Σb, or its replicates) plus the independent random indicator parts."""
+    if "survey" in replicate_points:
+        variance = replicate_points["survey"].var(axis=0, ddof=1)
+    else:
+        b = model.survey_weights()
+        variance = np.einsum("k,ckl,l->c", b, model.survey_cov, b)
+    for key, draws in replicate_points.items():
+        if key != "survey" and model.components[key].source == "indicator":
+            variance = variance + draws.var(axis=0, ddof=1)
+    return np.sqrt(variance)
+
+
+def _components_frame(model: ScoreModel, points: np.ndarray,
+                      replicate_points: dict[object, np.ndarray], df: np.ndarray,
+                      level: float) -> pl.DataFrame:
+    frames = []
+    s = i = 0
+    z = stats.norm.ppf(0.5 + level / 2)
+    for k, comp in enumerate(model.components):
+        weight = comp.weight / 100
+        score = points[:, k] / weight
+        if k in replicate_points:
+            se = replicate_points[k].std(axis=0, ddof=1) / weight
+        elif comp.source == "survey":
+            se = np.sqrt(model.survey_cov[:, s, s])
+        else:
+            se = np.zeros_like(score)
+        if comp.source == "survey":
+            raw = model.survey_mean[:, s]
+            low, high = t_interval(score, se, df, level)
+            s += 1
+        else:
+            raw = model.indicator_raw[:, i]
+            low, high = score - z * se, score + z * se
+            i += 1
+        frames.append(pl.DataFrame({
+            "county_code": model.counties, "component_id": comp.id, "label": comp.label,
+            "source": comp.source, "weight": comp.weight, "raw": raw, "score": score, "se": se,
+            "ci_low": low, "ci_high": high, "points": points[:, k], "points_se": se * weight,
+        }))
+    return pl.concat(frames).with_columns(pl.col(pl.Float64).fill_nan(None))
+
+
+def _items_frame(est: MeanEstimates, county_codes: list[str], item_ids: list[str],
+                 level: float) -> pl.DataFrame:
+    se = est.se
+    low, high = t_interval(est.mean, se, est.df, level)
+    n_counties, n_items = est.mean.shape
+    return pl.DataFrame({
+        "county_code": np.repeat(np.array(county_codes, dtype=object), n_items),
+        "item_id": np.tile(np.array(item_ids, dtype=object), n_counties),
+        "mean": est.mean.ravel(), "se": se.ravel(), "ci_low": low.ravel(),
+        "ci_high": high.ravel(), "df": est.df.ravel(), "n": est.n.ravel(),
+        "n_eff": est.n_eff.ravel(), "deff": est.deff.ravel(),
+    }).with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
+        pl.col("county_code", "item_id").cast(pl.String), pl.col("df", "n").cast(pl.Int64))

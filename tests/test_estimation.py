@@ -1,0 +1,153 @@
+"""The design-based estimator and raking against R's `survey` (fixtures in fixtures/r_survey/)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.estimation import EstimationError, make_design, mean_covariance, rake, svymean
+
+R_DIR = Path(__file__).resolve().parent / "fixtures" / "r_survey"
+TOL = 1e-6
+
+
+def assert_close(ours: np.ndarray, reference: np.ndarray, what: str) -> None:
+    ours, reference = np.asarray(ours, dtype=float), np.asarray(reference, dtype=float)
+    gap = np.abs(ours - reference) / np.maximum(1.0, np.abs(reference))
+    assert np.nanmax(gap) <= TOL, f"{what}: largest relative gap {np.nanmax(gap):.2e}"
+    assert np.array_equal(np.isnan(ours), np.isnan(reference)), what
+
+
+def design_input() -> pl.DataFrame:
+    return pl.read_csv(R_DIR / "design_input.csv")
+
+
+@pytest.mark.parametrize("lonely", ["adjust", "certainty"])
+@pytest.mark.parametrize("with_fpc", [True, False])
+def test_domain_means_match_r_on_a_design_with_psus_fpc_and_a_single_psu_stratum(lonely, with_fpc):
+    frame = design_input()
+    reference = pl.read_csv(R_DIR / "design_means.csv").filter(
+        (pl.col("lonely_psu") == lonely) & (pl.col("fpc") == ("fpc" if with_fpc else "nofpc")))
+    options = dict(weight="weight", strata="stratum", psu="psu",
+                   fpc="fpc" if with_fpc else None, lonely_psu=lonely)
+    by_domain = svymean(frame, ["y1", "y2"], by="domain", **options)
+    overall = svymean(frame, ["y1", "y2"], **options).with_columns(pl.lit("(all)").alias("domain"))
+    ours = pl.concat([by_domain, overall.select(by_domain.columns)])
+    joined = reference.join(ours, on=["domain", "variable"], suffix="_ours")
+    assert joined.height == reference.height == 8
+    for column in ("mean", "se", "n_eff", "deff"):
+        assert_close(joined[f"{column}_ours"], joined[column], column)
+    assert joined["df"].to_list() == joined["df_ours"].to_list()
+    assert joined["n"].to_list() == joined["n_ours"].to_list()
+
+
+def test_linear_combination_of_means_matches_svycontrast():
+    """Two variables with different missingness: the covariance of their means per domain gives
+    the composite's variance exactly as R's delta method on the totals does."""
+    frame = design_input()
+    reference = pl.read_csv(R_DIR / "design_composite.csv").sort("domain")
+    design = make_design(frame, weight="weight", strata="stratum", psu="psu", fpc="fpc")
+    domain = frame["domain"].rank("dense").cast(pl.Int64).to_numpy() - 1
+    values = frame.select(pl.col("y1", "y2").fill_null(np.nan)).to_numpy()
+    est = mean_covariance(design, values, domain, 3)
+    b = np.array([0.6, 0.4])
+    assert_close(est.mean @ b, reference["estimate"], "composite")
+    assert_close(np.sqrt(np.einsum("j,djk,k->d", b, est.cov, b)), reference["se"], "composite se")
+    # and not the sum of the variances: the covariance term matters here
+    independent = np.sqrt(np.einsum("j,djj,j->d", b**2, est.cov, np.ones(2)))
+    assert np.max(np.abs(independent - reference["se"].to_numpy())) > 1e-3
+
+
+def test_a_domain_is_estimated_within_the_full_design_not_by_subsetting():
+    """Dropping the other domains' rows would drop PSUs from strata; R keeps them (as zeros)."""
+    frame = design_input()
+    full = svymean(frame, "y1", weight="weight", strata="stratum", psu="psu", by="domain")
+    subset = svymean(frame.filter(pl.col("domain") == "D1"), "y1", weight="weight",
+                     strata="stratum", psu="psu")
+    d1 = full.filter(pl.col("domain") == "D1")
+    assert d1["mean"][0] == pytest.approx(subset["mean"][0], rel=1e-12)
+    assert abs(d1["se"][0] - subset["se"][0]) > 1e-4
+
+
+def test_confidence_interval_is_a_t_interval_on_the_design_df():
+    from scipy import stats
+
+    frame = design_input()
+    out = svymean(frame, "y1", weight="weight", strata="stratum", psu="psu", by="domain")
+    q = stats.t.ppf(0.975, out["df"].to_numpy())
+    assert_close(out["ci_high"], out["mean"].to_numpy() + q * out["se"].to_numpy(), "ci_high")
+    narrower = svymean(frame, "y1", weight="weight", strata="stratum", psu="psu", by="domain",
+                       level=0.9)
+    assert (narrower["ci_high"] < out["ci_high"]).all()
+
+
+def test_raking_matches_r_rake():
+    frame = pl.read_csv(R_DIR / "rake_input.csv")
+    margins = {"a": pl.read_csv(R_DIR / "rake_margins_a.csv"),
+               "b": pl.read_csv(R_DIR / "rake_margins_b.csv")}
+    weights = rake(frame, weight="weight", margins=margins, by="domain")
+    reference = pl.read_csv(R_DIR / "rake_weights.csv")
+    assert_close(weights, reference["weight"], "raked weights")
+    raked = frame.with_columns(weights)
+    means = svymean(raked, "y", weight="weight", by="domain").sort("domain")
+    assert_close(means["mean"], pl.read_csv(R_DIR / "rake_means.csv")["mean"], "raked means")
+    totals = raked.group_by("domain", "a").agg(pl.col("weight").sum()).join(
+        margins["a"], on=["domain", "a"])
+    assert_close(totals["weight"], totals["population"], "margin a reproduced")
+
+
+def test_raking_refuses_inconsistent_margins_and_empty_cells_in_chinese():
+    frame = pl.read_csv(R_DIR / "rake_input.csv")
+    margin_a = pl.read_csv(R_DIR / "rake_margins_a.csv")
+    margin_b = pl.read_csv(R_DIR / "rake_margins_b.csv")
+    wrong_total = margin_b.with_columns(pl.col("population") * 1.1)
+    with pytest.raises(EstimationError, match="总人口不一致.*domain=D"):
+        rake(frame, weight="weight", margins={"a": margin_a, "b": wrong_total}, by="domain")
+    no_a3 = frame.filter(~((pl.col("domain") == "D2") & (pl.col("a") == "a3")))
+    with pytest.raises(EstimationError, match="a=a3.*没有受访者"):
+        rake(no_a3, weight="weight", margins={"a": margin_a, "b": margin_b}, by="domain")
+    unknown = frame.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit("a9"))
+                                 .otherwise(pl.col("a")).alias("a"))
+    with pytest.raises(EstimationError, match="a=a9.*没有人口数"):
+        rake(unknown, weight="weight", margins={"a": margin_a, "b": margin_b}, by="domain")
+    with pytest.raises(EstimationError, match="未收敛"):
+        rake(frame, weight="weight", margins={"a": margin_a, "b": margin_b}, by="domain",
+             max_iter=1, tol=1e-15)
+
+
+def test_bad_weights_and_lonely_rule_are_refused():
+    frame = design_input()
+    with pytest.raises(EstimationError, match="权重"):
+        svymean(frame.with_columns(pl.lit(-1.0).alias("weight")), "y1", weight="weight")
+    with pytest.raises(EstimationError, match="单一PSU"):
+        svymean(frame, "y1", weight="weight", lonely_psu="fail")
+
+
+def test_nobody_answering_gives_missing_not_zero():
+    frame = design_input().with_columns(
+        pl.when(pl.col("domain") == "D3").then(None).otherwise(pl.col("y1")).alias("y1"))
+    out = svymean(frame, "y1", weight="weight", strata="stratum", psu="psu", by="domain")
+    d3 = out.filter(pl.col("domain") == "D3").row(0, named=True)
+    assert d3["mean"] is None and d3["se"] is None and d3["n"] == 0
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R 未安装（apt-get install r-cran-survey）")
+def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
+    """Run R live: the committed expected values are what R's survey package gives today."""
+    done = subprocess.run(["Rscript", str(R_DIR / "reference.R"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("sample_items.csv", "sample_components.csv", "design_means.csv",
+                 "design_composite.csv", "rake_weights.csv", "rake_means.csv"):
+        fresh, committed = pl.read_csv(tmp_path / name), pl.read_csv(R_DIR / name)
+        assert fresh.columns == committed.columns and fresh.height == committed.height, name
+        for column in fresh.columns:
+            if fresh[column].dtype.is_numeric():
+                assert_close(fresh[column], committed[column], f"{name}:{column}")
+            else:
+                assert fresh[column].to_list() == committed[column].to_list(), f"{name}:{column}"

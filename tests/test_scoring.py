@@ -1,0 +1,216 @@
+"""Scores from the scheme, checked against R (survey part) and against what the scheme says."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.change import wave_change
+from pipelines.cli import main
+from pipelines.definitions import Component
+from pipelines.funnel import funnel
+from pipelines.scoring import normalise, score_frames, score_wave
+from pipelines.warehouse import Warehouse
+from tests.test_estimation import R_DIR, assert_close
+
+
+@pytest.fixture(scope="module")
+def sample_wh(built_db):
+    warehouse = Warehouse.open(built_db, read_only=True)
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.fixture(scope="module")
+def scores_2025(sample_wh, defs):
+    return score_wave(sample_wh, defs, "2025")
+
+
+def test_item_estimates_match_r_svyby_on_the_sample_province(scores_2025):
+    reference = pl.read_csv(R_DIR / "sample_items.csv", schema_overrides={"county_code": pl.String})
+    joined = reference.join(scores_2025.items, on=["county_code", "item_id"], suffix="_ours")
+    assert joined.height == reference.height == 88 * 9
+    for column in ("mean", "se", "ci_low", "ci_high", "n_eff", "deff"):
+        assert_close(joined[f"{column}_ours"], joined[column], column)
+    assert (joined["df"] == joined["df_ours"]).all() and (joined["n"] == joined["n_ours"]).all()
+
+
+def test_survey_components_and_survey_part_match_r_svycontrast(scores_2025):
+    reference = pl.read_csv(R_DIR / "sample_components.csv",
+                            schema_overrides={"county_code": pl.String})
+    components = scores_2025.components.filter(pl.col("source") == "survey")
+    joined = reference.join(components, left_on=["county_code", "quantity"],
+                            right_on=["county_code", "component_id"])
+    assert joined.height == 88 * 4
+    assert_close(joined["score"], joined["estimate"], "component score")
+    assert_close(joined["se_right"], joined["se"], "component se")
+    survey_points = components.group_by("county_code").agg(pl.col("points").sum())
+    part = reference.filter(pl.col("quantity") == "survey_points").join(survey_points,
+                                                                        on="county_code")
+    assert_close(part["points"], part["estimate"], "survey points")
+    # the survey part's SE is R's linearised composite, not the sum of the item variances
+    model = scores_2025.model
+    b = model.survey_weights()
+    ours = np.sqrt(np.einsum("k,ckl,l->c", b, model.survey_cov, b))
+    order = {c: i for i, c in enumerate(model.counties)}
+    assert_close(ours[[order[c] for c in part["county_code"]]], part["se"], "survey part se")
+    naive = np.sqrt(np.einsum("k,ckk->c", b**2, model.survey_cov))
+    assert np.all(ours > naive * 1.05), "items correlate within respondents: the SE must be larger"
+
+
+def test_composite_is_the_weighted_sum_of_normalised_components(scores_2025, defs):
+    comp = scores_2025.components
+    total = comp.group_by("county_code").agg(pl.col("points").sum())
+    joined = scores_2025.composite.join(total, on="county_code")
+    assert_close(joined["score"], joined["points"], "composite = Σ points")
+    assert sum(c.weight for c in defs.scheme.components) == 100
+    assert comp["score"].min() >= 0 and comp["score"].max() <= 100
+    composite = scores_2025.composite
+    assert (composite["ci_low"] < composite["score"]).all()
+    assert (composite["score"] < composite["ci_high"]).all()
+    assert composite["n"].min() >= 285 and (composite["n_eff"] < composite["n"]).all()
+
+
+def test_veto_zeroes_the_score_and_records_why(sample_wh, defs):
+    """The sample scripts a cultivation find in 2024 and two cadres involved in 2023."""
+    for wave, reason in (("2024", "发现非法种植毒品原植物"), ("2023", "国家工作人员涉毒2人以上")):
+        composite = score_wave(sample_wh, defs, wave).composite
+        vetoed = composite.filter(pl.col("veto_reason").str.contains(reason))
+        assert vetoed.height >= 1
+        assert (vetoed["score"] == 0).all() and (vetoed["se"] == 0).all()
+        assert (vetoed["score_before_veto"] > 50).all()
+        indicators = sample_wh.indicators(wave)
+        subject = "cultivation_found" if wave == "2024" else "cadres_involved"
+        threshold = 1 if wave == "2024" else 2
+        fired = indicators.filter((pl.col("indicator_id") == subject)
+                                  & (pl.col("value") >= threshold))["county_code"]
+        assert set(fired) <= set(vetoed["county_code"])
+
+
+def _component(**changes) -> Component:
+    base = Component(id="x", label="x", source="indicator", weight=10, indicator="x",
+                     direction="higher", normalisation="goalposts", lo=10, hi=20)
+    return dataclasses.replace(base, **changes)
+
+
+def test_normalisations_follow_direction_and_clip():
+    x = np.array([5.0, 10.0, 15.0, 25.0, np.nan])
+    assert_close(normalise(x, _component()), [0, 0, 50, 100, np.nan], "goalposts")
+    assert_close(normalise(x, _component(direction="lower")), [100, 100, 50, 0, np.nan], "lower")
+    minmax = normalise(x, _component(normalisation="minmax"))
+    assert_close(minmax, [0, 25, 50, 100, np.nan], "minmax")
+    assert_close(normalise(x, _component(normalisation="minmax", direction="lower")),
+                 100 - minmax, "minmax lower")
+    z = normalise(x, _component(normalisation="zscore"))
+    finite = x[:4]
+    assert_close(z[:4], np.clip(50 + 10 * (finite - finite.mean()) / finite.std(), 0, 100), "z")
+    # relative normalisations work per replicate: the last axis is the counties
+    draws = np.stack([x, x * 2])
+    assert_close(normalise(draws, _component(normalisation="minmax"))[1], minmax, "per draw")
+
+
+def _relative_survey_scheme(defs):
+    """The sample scheme with satisfaction normalised min–max across counties."""
+    comps = tuple(dataclasses.replace(c, normalisation="minmax") if c.id == "satisfaction" else c
+                  for c in defs.scheme.components)
+    return dataclasses.replace(defs, scheme=dataclasses.replace(defs.scheme, components=comps))
+
+
+def test_relative_normalisation_makes_counties_depend_on_each_other(sample_wh, defs):
+    relative = _relative_survey_scheme(defs)
+    responses, indicators, counties = (sample_wh.responses("2025"), sample_wh.indicators("2025"),
+                                       sample_wh.counties())
+    base = score_frames(responses, indicators, counties, relative)
+    best = base.components.filter(pl.col("component_id") == "satisfaction") \
+        .sort("raw", descending=True)["county_code"][0]
+    # the best county's satisfaction answers all become 5 (不满意): everyone else's points move
+    worse = responses.with_columns(pl.when(pl.col("county_code") == best).then(5)
+                                   .otherwise(pl.col("q_satisfaction")).alias("q_satisfaction"))
+    moved = score_frames(worse, indicators, counties, relative)
+    other = base.composite.filter(pl.col("county_code") != best).join(
+        moved.composite, on="county_code")
+    assert (other["score"] != other["score_right"]).mean() > 0.9
+    # and its interval comes from replicates that re-normalise: wider than the county's own noise
+    sat = base.components.filter(pl.col("component_id") == "satisfaction")
+    plain = score_wave(sample_wh, defs, "2025").components.filter(
+        pl.col("component_id") == "satisfaction")
+    span = sat["raw"].max() - sat["raw"].min()
+    scaled_own = plain["se"] * 100 / span
+    assert sat["se"].median() == pytest.approx(scaled_own.median(), rel=0.15)
+    draws = base.model.draw(4000, seed=1)
+    assert abs(draws.mean() - base.composite["score"].mean()) < 0.3
+
+
+def test_poisson_counts_carry_noise_and_small_counts_more_relative_noise(scores_2025):
+    outflow = scores_2025.components.filter(pl.col("component_id") == "outflow_traffickers")
+    assert (outflow["se"] > 0).all()
+    fixed = scores_2025.components.filter(pl.col("component_id") == "social_control_rate")
+    assert (fixed["se"] == 0).all()
+    composite = scores_2025.composite.join(
+        outflow.select("county_code", pl.col("points_se").alias("poisson_se")), on="county_code")
+    model = scores_2025.model
+    b = model.survey_weights()
+    survey_se = np.sqrt(np.einsum("k,ckl,l->c", b, model.survey_cov, b))
+    assert_close(composite["se"] ** 2, survey_se**2 + composite["poisson_se"] ** 2, "se adds up")
+
+
+def test_draws_are_reproducible_and_centred_on_the_scores(scores_2025):
+    model = scores_2025.model
+    a, b = model.draw(3000, seed=5), model.draw(3000, seed=5)
+    assert np.array_equal(a, b)
+    assert a.shape == (3000, 88)
+    gap = np.abs(a.mean(axis=0) - scores_2025.composite["score"].to_numpy())
+    assert gap.max() < 0.5
+    sd_ratio = a.std(axis=0) / scores_2025.composite["se"].to_numpy()
+    assert 0.85 < np.median(sd_ratio) < 1.15
+
+
+def test_change_between_waves_has_an_interval_and_a_verdict(sample_wh, defs, scores_2025):
+    before = score_wave(sample_wh, defs, "2024")
+    change = wave_change(before, scores_2025)
+    composite = change.filter(pl.col("quantity") == "composite")
+    assert composite.height == 88
+    ok = composite.filter(pl.col("verdict") != "一票否决，不作比较")
+    assert_close(ok["change"], ok["after"] - ok["before"], "change")
+    significant = ok.filter(pl.col("verdict").str.starts_with("显著"))
+    assert ((significant["ci_low"] > 0) | (significant["ci_high"] < 0)).all()
+    quiet = ok.filter(pl.col("verdict") == "无显著变化")
+    assert ((quiet["ci_low"] <= 0) & (quiet["ci_high"] >= 0)).all()
+    assert change.filter(pl.col("quantity") == "social_control_rate")["verdict"].is_in(
+        ["提升", "下降", "持平"]).all()
+
+
+def test_funnel_limits_widen_for_small_samples_and_flag_the_outlier(scores_2025):
+    result = funnel(scores_2025)
+    limits = result.limits
+    assert (limits["hi_998"] > limits["hi_95"]).all() and (limits["lo_998"] < limits["lo_95"]).all()
+    width = (limits["hi_95"] - limits["lo_95"]).to_numpy()
+    assert np.all(np.diff(width) < 0)
+    assert result.phi > 1 and result.tau2 > 0   # counties truly differ: overdispersion
+    flagged = result.points.filter(pl.col("outside_998") == "低于")
+    lowest = scores_2025.composite.sort("score")["county_code"][0]
+    assert lowest in flagged["county_code"].to_list()
+    assert result.points.filter(pl.col("outside_95") != "").height < 20
+
+
+def test_cli_score_csv_json_and_table(built_db, capsys):
+    assert main(["score", "--wave", "2025", "--db", str(built_db), "--format", "csv"]) == 0
+    table = pl.read_csv(io.StringIO(capsys.readouterr().out),
+                        schema_overrides={"county_code": pl.String})
+    assert table.columns[:10] == ["county_code", "county_name", "city_name", "score", "se",
+                                  "ci_low", "ci_high", "n", "n_eff", "veto"]
+    assert "satisfaction" in table.columns and "outflow_traffickers" in table.columns
+    assert table.height == 88 and table["score"].is_sorted(descending=True)
+    assert main(["score", "--wave", "2025", "--db", str(built_db), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 88 and rows[0]["score"] == pytest.approx(table["score"][0], abs=1e-5)
+    assert main(["score", "--wave", "2025", "--db", str(built_db)]) == 0
+    text = capsys.readouterr().out
+    assert "综合得分" in text and "2025年度" in text
+    assert main(["score", "--wave", "1999", "--db", str(built_db)]) == 1
+    assert "没有调查数据" in capsys.readouterr().err
