@@ -20,6 +20,7 @@ The model (documented because later tests check intervals and risks against its 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 from dataclasses import dataclass
@@ -520,3 +521,76 @@ def generate(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
         encoding="utf-8")
     written.append(out_dir / "province.toml")
     return written
+
+
+# ---------------------------------------------------------------------------------------------
+# fresh waves from the same truth (for simulation tests of interval coverage and risk calibration)
+
+
+@dataclass(frozen=True)
+class SimulatedWave:
+    responses: pl.DataFrame   # warehouse layout: county_code, stratum, weight, …, q_<item>
+    indicators: pl.DataFrame  # long: county_code, indicator_id, value
+
+
+@functools.lru_cache(maxsize=2)
+def _truth(base_seed: int):
+    """The bundle's geography, cell shares, latent quality and indicator sheets (same draws)."""
+    rng = np.random.default_rng(base_seed)
+    counties = _make_geography(rng)
+    margins = _margins(counties)
+    q = _latent_quality(rng, counties)
+    sheets, indicator_truth = _indicators(rng, counties, q)
+    cells = {c.code: _cell_probabilities(margins, c.code) for c in counties}
+    return counties, cells, q, sheets, indicator_truth
+
+
+def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED) -> SimulatedWave:
+    """A new survey of `wave` drawn from the sample province's ground truth (same latent quality,
+    margins and design as the bundle, new respondents), and its indicator sheet with the Poisson
+    counts redrawn from their expected values. The bundle itself is not touched."""
+    from pipelines.definitions import load_definitions
+
+    defs = load_definitions()
+    questionnaire = defs.questionnaire
+    counties, cells_by_county, q, sheets, indicator_truth = _truth(base_seed)
+    w = WAVES.index(wave)
+    sim = np.random.default_rng(seed)
+    frames = []
+    for c_index, county in enumerate(counties):
+        cells = cells_by_county[county.code]
+        resp = _draw_respondents(sim, county, cells, float(q[c_index, w]))
+        n = resp["r"].size
+        columns: dict[str, object] = {
+            "wave": [wave] * n,
+            "respondent_id": [f"{county.code}-{i + 1:04d}" for i in range(n)],
+            "county_code": [county.code] * n,
+            "stratum": [f"{m}-{a}" for m, a in zip(resp["mode"], resp["area"])],
+            "weight": np.round(_poststratified_weights(resp, cells), 3),
+            "sex": [SEXES[s] for s in resp["sex"]],
+            "urban_rural": resp["area"],
+            "age": resp["age"],
+        }
+        for item in questionnaire.items:
+            codes = _answer(sim, item.id, resp)
+            columns[item.column] = pl.Series(codes, dtype=pl.Int16).replace(0, None)
+        frames.append(pl.DataFrame(columns))
+    responses = pl.concat(frames)
+
+    header_to_id = {}
+    for indicator in defs.indicators.indicators:
+        for alias in (indicator.label, *indicator.aliases):
+            header_to_id.setdefault(alias, indicator.id)
+    sheet = sheets[wave]
+    long = sheet.drop("区县名称", "年度").unpivot(index="区县代码", variable_name="header") \
+        .with_columns(pl.col("header").replace_strict(header_to_id, default=None)
+                      .alias("indicator_id"),
+                      pl.col("value").cast(pl.Float64)) \
+        .rename({"区县代码": "county_code"}).drop("header").drop_nulls("indicator_id")
+    expected = indicator_truth.filter(pl.col("wave") == wave)
+    redrawn = expected.with_columns(
+        pl.Series("value", sim.poisson(expected["expected_value"].to_numpy()).astype(float)))
+    long = long.join(redrawn.select("county_code", "indicator_id", pl.col("value").alias("new")),
+                     on=["county_code", "indicator_id"], how="left") \
+        .with_columns(pl.coalesce("new", "value").alias("value")).drop("new")
+    return SimulatedWave(responses, long.select("county_code", "indicator_id", "value"))

@@ -7,13 +7,17 @@ Uncertainty, in the order a reader would check it:
   same respondent are correlated, and each item has its own denominator) — R: `svycontrast`;
 - work indicators are administrative figures without sampling error, except those the scheme marks
   `poisson = true`: a count whose true rate is uncertain; replicates draw the county's expected count
-  from its Jeffreys posterior Gamma(count + ½, 1);
+  from its Jeffreys posterior Gamma(count + ½, 1) (not centred on the count: 0 found is not a rate
+  of 0);
 - a relative normalisation (min–max or z-score across counties) makes a county's points depend on the
   others' values, so every replicate re-normalises all counties (`ScoreModel.draw`). The composite's
   variance is b'Σb for the survey components used as they are, plus the replicate variance of the
   components that are random or relative (independent of the survey: different data); when a survey
   component is itself normalised, the whole composite is taken from the replicates;
-- intervals are t intervals on the county's design degrees of freedom (PSUs − strata);
+- intervals are t intervals on the county's design degrees of freedom (PSUs − strata) while the
+  composite is linear in the survey means; with random components they are percentile intervals
+  of replicates (survey part as t draws), which keeps the skew of a small count (simulated coverage
+  of the sample composite: tests/test_coverage.py);
 - a veto (一票否决) sets the score to 0 with no uncertainty and records why.
 """
 
@@ -24,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from pipelines.definitions import Component, Definitions, Scheme
 from pipelines.estimation import MeanEstimates, make_design, mean_covariance, rake, t_interval
@@ -172,18 +175,16 @@ class ScoreModel:
         return self.survey_mean[None] + np.einsum("ckl,ncl->nck", root, noise)
 
     def draw_indicator_points(self, k: int, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-        """n × C points of indicator component k: a Poisson count is drawn from Gamma(count + ½)
-        for every county, then all counties are normalised together, then centred."""
+        """n × C points of indicator component k: the expected count is drawn from its Jeffreys
+        posterior Gamma(count + ½) for every county, then all counties are normalised together.
+        Not centred on the observed count: a small count's uncertainty is skewed, and percentile
+        intervals of these draws keep that (a count of 0 is not proof of a rate of 0)."""
         comp = self._indicator_components()[k]
         count = self.indicator_count[:, k]
         known = ~np.isnan(count)
         draws = rng.gamma(np.where(known, count, 0.0) + 0.5, 1.0, size=(n_draws, count.size))
         raw = np.where(known, draws / self.exposure[:, k], np.nan)
-        points = normalise(raw, comp) * comp.weight / 100
-        # centre each county's replicates on its published points: the replicates carry the
-        # spread (and the re-normalisation), the estimate stays the one the scheme gives
-        observed = normalise(self.indicator_raw[:, k], comp) * comp.weight / 100
-        return np.clip(points - points.mean(axis=0) + observed, 0.0, comp.weight)
+        return normalise(raw, comp) * comp.weight / 100
 
     def component_index(self, comp_id: str) -> int:
         return [c.id for c in self.components].index(comp_id)
@@ -315,7 +316,8 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     components_frame = _components_frame(model, points, replicate_points, df, level)
     raw_score = points.sum(axis=1)
     score_se = _composite_se(model, replicate_points)
-    low, high = t_interval(raw_score, score_se, df, level)
+    low, high = _composite_interval(model, points, replicate_points, raw_score, score_se, df,
+                                    level, seed)
     score = np.where(vetoed, 0.0, raw_score)
     composite = counties.select("county_code", "county_name", "city_code", "city_name").with_columns(
         pl.Series("score", score), pl.Series("se", np.where(vetoed, 0.0, score_se)),
@@ -420,12 +422,39 @@ def _composite_se(model: ScoreModel, replicate_points: dict[object, np.ndarray])
     return np.sqrt(variance)
 
 
+def _composite_interval(model: ScoreModel, points: np.ndarray,
+                        replicate_points: dict[object, np.ndarray], score: np.ndarray,
+                        se: np.ndarray, df: np.ndarray, level: float,
+                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A t interval when the composite is linear in the survey means; otherwise the percentile
+    interval of replicates: the survey part as t draws (or its own replicates), plus the random
+    components' replicates, plus the fixed points."""
+    if not replicate_points:
+        return t_interval(score, se, df, level)
+    random_keys = [k for k in replicate_points if k != "survey"]
+    fixed = [k for k, c in enumerate(model.components)
+             if c.source != "survey" and k not in replicate_points]
+    total = points[:, fixed].sum(axis=1)[None, :] + sum(replicate_points[k] for k in random_keys
+                                                       if model.components[k].source != "survey")
+    if "survey" in replicate_points:
+        total = total + replicate_points["survey"]
+    else:
+        b = model.survey_weights()
+        survey_se = np.sqrt(np.einsum("k,ckl,l->c", b, model.survey_cov, b))
+        n_draws = next(iter(replicate_points.values())).shape[0]
+        rng = np.random.default_rng(seed + 1)
+        t_draws = rng.standard_t(np.where(df >= 1, df, 1), size=(n_draws, df.size))
+        total = total + model.survey_mean @ b + survey_se * t_draws
+    tail = (1 - level) / 2
+    low, high = np.quantile(total, [tail, 1 - tail], axis=0)
+    return low, high
+
+
 def _components_frame(model: ScoreModel, points: np.ndarray,
                       replicate_points: dict[object, np.ndarray], df: np.ndarray,
                       level: float) -> pl.DataFrame:
     frames = []
     s = i = 0
-    z = stats.norm.ppf(0.5 + level / 2)
     for k, comp in enumerate(model.components):
         weight = comp.weight / 100
         score = points[:, k] / weight
@@ -441,7 +470,11 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
             s += 1
         else:
             raw = model.indicator_raw[:, i]
-            low, high = score - z * se, score + z * se
+            if k in replicate_points:
+                tail = (1 - level) / 2
+                low, high = np.quantile(replicate_points[k], [tail, 1 - tail], axis=0) / weight
+            else:
+                low, high = score, score
             i += 1
         frames.append(pl.DataFrame({
             "county_code": model.counties, "component_id": comp.id, "label": comp.label,

@@ -143,7 +143,8 @@ def test_relative_normalisation_makes_counties_depend_on_each_other(sample_wh, d
     scaled_own = plain["se"] * 100 / span
     assert sat["se"].median() == pytest.approx(scaled_own.median(), rel=0.15)
     draws = base.model.draw(4000, seed=1)
-    assert abs(draws.mean() - base.composite["score"].mean()) < 0.3
+    # within the Jeffreys shift of small counts (≈ half a count of the Poisson indicator)
+    assert abs(draws.mean() - base.composite["score"].mean()) < 0.8
 
 
 def test_poisson_counts_carry_noise_and_small_counts_more_relative_noise(scores_2025):
@@ -159,15 +160,18 @@ def test_poisson_counts_carry_noise_and_small_counts_more_relative_noise(scores_
     assert_close(composite["se"] ** 2, survey_se**2 + composite["poisson_se"] ** 2, "se adds up")
 
 
-def test_draws_are_reproducible_and_centred_on_the_scores(scores_2025):
+def test_draws_are_reproducible_and_agree_with_the_intervals(scores_2025):
     model = scores_2025.model
-    a, b = model.draw(3000, seed=5), model.draw(3000, seed=5)
-    assert np.array_equal(a, b)
-    assert a.shape == (3000, 88)
-    gap = np.abs(a.mean(axis=0) - scores_2025.composite["score"].to_numpy())
-    assert gap.max() < 0.5
-    sd_ratio = a.std(axis=0) / scores_2025.composite["se"].to_numpy()
-    assert 0.85 < np.median(sd_ratio) < 1.15
+    a, b = model.draw(4000, seed=5), model.draw(4000, seed=5)
+    assert np.array_equal(a, b) and a.shape == (4000, 88)
+    composite = scores_2025.composite
+    low, high = np.quantile(a, [0.025, 0.975], axis=0)
+    assert np.median(np.abs(low - composite["ci_low"].to_numpy())) < 0.1
+    assert np.median(np.abs(high - composite["ci_high"].to_numpy())) < 0.1
+    sd_ratio = a.std(axis=0) / composite["se"].to_numpy()
+    assert 0.9 < np.median(sd_ratio) < 1.1
+    inside = (composite["ci_low"] < composite["score"]) & (composite["score"] < composite["ci_high"])
+    assert inside.all()
 
 
 def test_change_between_waves_has_an_interval_and_a_verdict(sample_wh, defs, scores_2025):
