@@ -1,6 +1,6 @@
 # Two commands: `make run` opens the dashboard, `make test` runs every test. Both install whatever
-# is missing (uv, the locked Python dependencies, a CJK font, Chromium for the browser tests) and are
-# quick when everything is present.
+# is missing (uv, the locked Python dependencies, a CJK font, Chromium for the browser tests, R's
+# survey package for the reference checks) and are quick when everything is present.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,12 +10,12 @@ SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test uv deps system-font system-browser warehouse sample bench
+.PHONY: run test uv deps system-font system-browser system-r warehouse sample bench
 
 run: deps system-font warehouse
 	$(UV) run --locked streamlit run app.py
 
-test: deps system-font system-browser
+test: deps system-font system-browser system-r
 	$(UV) run --locked pytest
 
 uv:
@@ -37,6 +37,15 @@ system-browser:
 	@test -x /usr/bin/chromium || \
 	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	    apt-get install -y -qq chromium >/dev/null; }
+
+# Statistics are checked against R's survey package (tests/fixtures/r_survey/reference.R runs live).
+system-r:
+	@Rscript -e 'library(survey)' >/dev/null 2>&1 || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends r-base-core r-cran-survey >/dev/null; }
+
+bench: deps system-r
+	$(UV) run --locked python bench/run_all.py
 
 # Build warehouse.duckdb from surveys/ on first run (a no-op when it exists).
 warehouse: deps

@@ -178,10 +178,10 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
     n_strata = design.n_strata
     if design.psu is None:
         totals, total_domain, total_stratum = influence, domain, design.stratum
+        group = None
     else:
         n_psu = int(design.psu.max()) + 1
-        key = domain.astype(np.int64) * n_psu + design.psu
-        unique_keys, group = np.unique(key, return_inverse=True)
+        unique_keys, group = _dense(domain.astype(np.int64) * n_psu + design.psu)
         totals = np.column_stack([np.bincount(group, influence[:, j], unique_keys.size)
                                   for j in range(n_vars)])
         total_domain = unique_keys // n_psu
@@ -190,8 +190,7 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
         total_stratum = psu_stratum[unique_keys % n_psu]
 
     # per (domain, stratum): Σ t and Σ t t'
-    cell_key = total_domain.astype(np.int64) * n_strata + total_stratum
-    cells, cell = np.unique(cell_key, return_inverse=True)
+    cells, cell = _dense(total_domain.astype(np.int64) * n_strata + total_stratum)
     cell_domain, cell_stratum = cells // n_strata, cells % n_strata
     n_h = design.psus_in_stratum[cell_stratum].astype(np.float64)
     f_h = design.fpc_factor[cell_stratum]
@@ -208,30 +207,34 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
         cross = np.bincount(cell, totals[:, j] * totals[:, k], cells.size)
         per_cell = scale * (cross - centre * sums[:, j] * sums[:, k])
         cov[:, j, k] = cov[:, k, j] = np.bincount(cell_domain, per_cell, n_domains)
-
     for j in range(n_vars):  # nobody answered: no estimate, not a zero variance
         cov[counts[:, j] == 0, j, :] = np.nan
         cov[counts[:, j] == 0, :, j] = np.nan
-    df = _degrees_of_freedom(design, answered, domain, n_domains)
+
+    # degrees of freedom: PSUs − strata among the contributing rows (R: degf of the subset)
+    df = np.empty((n_domains, n_vars))
+    for j in range(n_vars):
+        rows_per_psu = np.bincount(group, answered[:, j], total_domain.size) if group is not None \
+            else answered[:, j]
+        has = rows_per_psu > 0
+        cell_has = np.bincount(cell[has], minlength=cells.size) > 0
+        df[:, j] = (np.bincount(total_domain[has], minlength=n_domains)
+                    - np.bincount(cell_domain[cell_has], minlength=n_domains))
     srs_var = _srs_variance(wr, y0, mean, domain, weight_sum, counts)
     return MeanEstimates(mean, cov, counts, weight_sum, weight_sq, df, srs_var)
 
 
-def _degrees_of_freedom(design: Design, answered: np.ndarray, domain: np.ndarray,
-                        n_domains: int) -> np.ndarray:
-    """PSUs − strata among the contributing rows of each domain (R: `degf(subset(...))`)."""
-    n_strata = design.n_strata
-    df = np.empty((n_domains, answered.shape[1]))
-    psu = design.psu if design.psu is not None else np.arange(design.n_rows)
-    n_psu = int(psu.max()) + 1 if psu.size else 1
-    for j in range(answered.shape[1]):
-        rows = answered[:, j]
-        d = domain[rows].astype(np.int64)
-        distinct_psus = np.unique(d * n_psu + psu[rows]) // n_psu
-        distinct_strata = np.unique(d * n_strata + design.stratum[rows]) // n_strata
-        df[:, j] = (np.bincount(distinct_psus, minlength=n_domains)
-                    - np.bincount(distinct_strata, minlength=n_domains))
-    return df
+def _dense(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct keys and each entry's index among them (sort-based: NumPy's hash-based
+    `unique` is several times slower on a million int64 keys)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    starts = np.empty(ordered.size, dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    index = np.empty(keys.size, dtype=np.int64)
+    index[order] = np.cumsum(starts) - 1
+    return ordered[starts], index
 
 
 def _srs_variance(wr: np.ndarray, y0: np.ndarray, mean: np.ndarray, domain: np.ndarray,
