@@ -1,4 +1,4 @@
-"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score}`.
+"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score,risk,listing}`.
 
 Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
 error), never a traceback.
@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--wave", required=True, help="期次，例如 2025")
     score.add_argument("--format", choices=("table", "csv", "json"), default="table",
                        help="输出格式：table（默认，便于阅读）、csv、json")
+    risk = with_db(sub.add_parser("risk", help="排名不确定性与挂牌风险（本期与下期）"))
+    risk.add_argument("--wave", required=True, help="期次，例如 2025")
+    risk.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    risk.add_argument("--draws", type=int, default=10_000, help="模拟次数（默认 10000）")
+    listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
+    listing.add_argument("--wave", required=True, help="期次，例如 2025")
+    listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
     rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
@@ -167,6 +174,46 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _risk(args: argparse.Namespace) -> int:
+    from pipelines.report import RISK_LABELS, write_table
+    from pipelines.risk import risk_table, scored_history
+
+    if args.draws < 1000:
+        print("参数有误：--draws 至少为 1000", file=sys.stderr)
+        return 2
+    defs = load_definitions()
+    wh = _open(args.db, read_only=True)
+    try:
+        table = risk_table(scored_history(wh, defs, args.wave), defs, draws=args.draws)
+    finally:
+        wh.close()
+    write_table(table.sort("score", nulls_last=True), RISK_LABELS, args.format, sys.stdout,
+                title=f"{wave_display(args.wave)}挂牌风险：本期 = 真实水平是否在后3/后10名；"
+                      "下期 = 下一期公布排名落入后3/后10名的概率", shown=RISK_SHOWN)
+    return 0
+
+
+RISK_SHOWN = ("county_name", "score", "rank", "rank_low", "rank_high", "p_bottom3", "p_bottom10",
+              "p_bottom3_next", "p_bottom10_next", "band")
+
+
+def _listing(args: argparse.Namespace) -> int:
+    from pipelines.report import LISTING_LABELS, listing_table, write_table
+    from pipelines.risk import listing_result, scored_history
+
+    defs = load_definitions()
+    wh = _open(args.db, read_only=True)
+    try:
+        result = listing_result(wh, defs, scored_history(wh, defs, args.wave))
+        table = listing_table(result, wh.counties(), args.wave)
+    finally:
+        wh.close()
+    write_table(table, LISTING_LABELS, args.format, sys.stdout,
+                title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
+                shown=("county_name", "wave", "level", "action", "reason", "official"))
+    return 0
+
+
 def _open(db: Path, read_only: bool = False) -> Warehouse:
     if not Path(db).exists():
         raise WarehouseError(f"数据仓库 {db} 不存在：请先运行 python -m pipelines build --db {db}")
@@ -174,4 +221,5 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
-             "loads": _loads, "rollback": _rollback, "score": _score}
+             "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
+             "listing": _listing}

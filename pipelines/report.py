@@ -28,20 +28,42 @@ def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFra
     return table, labels
 
 
+RISK_LABELS = LABELS | {
+    "rank": "名次", "rank_low": "名次下限", "rank_high": "名次上限", "p_bottom3": "本期后3概率",
+    "p_bottom10": "本期后10概率", "p_bottom3_next": "下期后3概率", "p_bottom10_next": "下期后10概率",
+    "in_worst3_set": "可能属后3", "in_worst10_set": "可能属后10", "band": "风险等级"}
+LISTING_LABELS = LABELS | {"wave": "期次", "level": "层级", "action": "判定", "reason": "依据",
+                           "official": "正式决定"}
+
+
+def listing_table(result, counties: pl.DataFrame, wave: str) -> pl.DataFrame:
+    """Events up to `wave` with the county name and whether an official decision matches."""
+    official = result.comparison.select("county_code", "wave", "action", "official", "note")
+    events = result.events.filter(pl.col("wave") <= wave).join(
+        official, on=["county_code", "wave", "action"], how="left")
+    return events.join(counties.select("county_code", "county_name"), on="county_code",
+                       how="left").with_columns(
+        pl.when(pl.col("official")).then(pl.lit("有"))
+        .when(pl.col("official").is_null()).then(pl.lit("—")).otherwise(pl.lit("无"))
+        .alias("official")).select("county_code", "county_name", "wave", "level", "action",
+                                   "reason", "official", "note")
+
+
 def write_table(table: pl.DataFrame, labels: dict[str, str], fmt: str, out: TextIO, *,
-                title: str = "") -> None:
+                title: str = "", shown: tuple[str, ...] | None = None) -> None:
     if fmt == "csv":
         out.write(table.write_csv(float_precision=6))
     elif fmt == "json":
         json.dump(table.to_dicts(), out, ensure_ascii=False, indent=1, default=str)
         out.write("\n")
     else:
-        _write_text(table, labels, out, title)
+        _write_text(table, labels, out, title, shown)
 
 
-def _write_text(table: pl.DataFrame, labels: dict[str, str], out: TextIO, title: str) -> None:
-    shown = [c for c in ("county_name", "city_name", "score", "ci_low", "ci_high", "n_eff",
-                         "veto_reason") if c in table.columns]
+def _write_text(table: pl.DataFrame, labels: dict[str, str], out: TextIO, title: str,
+                shown: tuple[str, ...] | None) -> None:
+    shown = [c for c in (shown or ("county_name", "city_name", "score", "ci_low", "ci_high",
+                                   "n_eff", "veto_reason")) if c in table.columns]
     if title:
         out.write(title + "\n")
     rows = [[labels.get(c, c) for c in shown]]
@@ -55,6 +77,8 @@ def _write_text(table: pl.DataFrame, labels: dict[str, str], out: TextIO, title:
 def _cell(value: object) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
     if isinstance(value, float):
         return f"{value:.2f}"
     return str(value)

@@ -16,6 +16,9 @@ The model (documented because later tests check intervals and risks against its 
   random, so the weighted estimator of the answering population's mean is unbiased.
 - strata: mode (手机/固话) × urban/rural with a fixed allocation that over-samples urban phones;
   design weights are post-stratified to the county's age × sex × urban/rural margins.
+- official decisions follow the published ranking (scored by pipelines/scoring.py from the very
+  files written here): bottom 3 → listed; a listed county outside the bottom 10 is inspected and
+  delisted when the 摘帽 targets are met (an inspection can fail).
 """
 
 from __future__ import annotations
@@ -382,20 +385,71 @@ def _set_cell(frame: pl.DataFrame, county_code: str, column: str, value: int) ->
                               .otherwise(pl.col(column)).alias(column))
 
 
-def _decisions(counties: list[County], q: np.ndarray) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Official 挂牌/摘帽 decisions and inspection results, following the scheme's rules on the
-    true ranking: bottom 3 → listed; out of the bottom 10 after listing → inspected and delisted."""
+def _indicators_long(sheet: pl.DataFrame) -> pl.DataFrame:
+    """An indicator sheet (Chinese headers) as long rows: county_code, indicator_id, value."""
+    from pipelines.definitions import load_definitions
+
+    header_to_id = {}
+    for indicator in load_definitions().indicators.indicators:
+        for alias in (indicator.label, *indicator.aliases):
+            header_to_id.setdefault(alias, indicator.id)
+    return sheet.drop("区县名称", "年度").unpivot(index="区县代码", variable_name="header") \
+        .with_columns(pl.col("header").replace_strict(header_to_id, default=None)
+                      .alias("indicator_id"), pl.col("value").cast(pl.Float64)) \
+        .rename({"区县代码": "county_code"}).drop("header").drop_nulls("indicator_id") \
+        .select("county_code", "indicator_id", "value")
+
+
+def _published_scores(survey: pl.DataFrame, sheet: pl.DataFrame, county_frame: pl.DataFrame,
+                      questionnaire) -> pl.DataFrame:
+    """The wave's published scores, as the scoring pipeline computes them from the files."""
+    from pipelines.definitions import load_definitions
+    from pipelines.scoring import score_frames
+
+    responses = survey.rename({f"Q{n}": item.column
+                               for n, item in enumerate(questionnaire.items, start=1)})
+    counties = county_frame.select(
+        pl.col("区县代码").alias("county_code"), pl.col("区县名称").alias("county_name"),
+        pl.col("市州代码").alias("city_code"), pl.col("市州名称").alias("city_name"),
+        pl.col("常住人口").alias("population"))
+    scores = score_frames(responses, _indicators_long(sheet), counties, load_definitions())
+    return scores.composite.select("county_code", "score")
+
+
+def _delisting_targets_met(sheets: dict[str, pl.DataFrame], code: str, wave: str,
+                           listed_in: str) -> bool:
+    """The sample scheme's 摘帽 targets, written out plainly (the engine reads them from the
+    scheme; a test checks that both agree on the sample's decisions)."""
+    def value(column: str, at: str) -> float:
+        sheet = sheets[at]
+        return float(sheet.filter(pl.col("区县代码") == code)[column][0])
+    return (value("社区戒毒社区康复执行率", wave) >= 75
+            and value("强制隔离戒毒出所人员管控率", wave) >= 55
+            and value("戒毒康复人员就业安置率", wave) >= 85
+            and value("社区戒毒社区康复人员报到率", wave) >= 85
+            and value("吸毒人员肇事肇祸案事件", wave) <= 0
+            and value("现有吸毒人员千人比", wave) <= value("现有吸毒人员千人比", listed_in) * 0.9)
+
+
+def _decisions(published: dict[str, pl.DataFrame], sheets: dict[str, pl.DataFrame],
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Official 挂牌/摘帽 decisions and inspections, as the province takes them on the PUBLISHED
+    ranking: bottom 3 → listed (重新挂牌 if delisted before); a listed county outside the bottom 10
+    is inspected, and delisted when the inspection finds the targets met."""
     listed: dict[str, str] = {}
     ever_delisted: set[str] = set()
     decisions, inspections = [], []
-    for w, wave in enumerate(WAVES):
-        order = np.argsort(q[:, w], kind="stable")
-        bottom3 = {counties[i].code for i in order[:3]}
-        bottom10 = {counties[i].code for i in order[:10]}
+    for wave in WAVES:
+        ranking = published[wave].sort("score", "county_code")["county_code"].to_list()
+        bottom3, bottom10 = set(ranking[:3]), set(ranking[:10])
         year = int(wave) + 1
         for code in sorted(listed):
-            if code not in bottom10 and listed[code] != wave:
-                inspections.append((code, wave, f"{year}-03-05", "合格", "验收组现场检查"))
+            if code in bottom10 or listed[code] == wave:
+                continue
+            passed = _delisting_targets_met(sheets, code, wave, listed[code])
+            inspections.append((code, wave, f"{year}-03-05", "合格" if passed else "不合格",
+                                "验收组现场检查" if passed else "指标未达到摘帽目标"))
+            if passed:
                 decisions.append((code, wave, "省", "摘帽", f"{year}-03-20",
                                   f"示禁毒委〔{year}〕{len(decisions) + 1}号"))
                 ever_delisted.add(code)
@@ -439,7 +493,6 @@ def generate(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
     margins = _margins(counties)
     q = _latent_quality(rng, counties)
     sheets, indicator_truth = _indicators(rng, counties, q)
-    decisions, inspections = _decisions(counties, q)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "truth").mkdir(exist_ok=True)
@@ -467,12 +520,11 @@ def generate(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
     write_csv(county_frame, "counties.csv")
     write_csv(margins.rename({"county_code": "区县代码", "age_group": "年龄组", "sex": "性别",
                               "urban_rural": "城乡", "population": "人口数"}), "margins.csv")
-    write_csv(decisions, "decisions.csv")
-    write_csv(inspections, "inspections.csv")
     for wave, sheet in sheets.items():
         write_csv(sheet, f"indicators_{wave}.csv")
 
     share_rows = []
+    published: dict[str, pl.DataFrame] = {}
     for w, wave in enumerate(WAVES):
         frames = []
         encoding, renames = _WAVE_FORMAT[wave]
@@ -505,8 +557,13 @@ def generate(out_dir: Path = SAMPLE_DIR, seed: int = SEED) -> list[Path]:
                     share_rows.append((wave, county.code, item.id, code, round(share, 10)))
             frames.append(pl.DataFrame(columns))
         survey = pl.concat(frames)
+        published[wave] = _published_scores(survey, sheets[wave], county_frame, questionnaire)
         headers = {k: renames.get(k, v) for k, v in _SURVEY_HEADERS.items()}
         write_csv(survey.rename(headers), f"survey_{wave}.csv.gz", encoding)
+
+    decisions, inspections = _decisions(published, sheets)
+    write_csv(decisions, "decisions.csv")
+    write_csv(inspections, "inspections.csv")
 
     write_csv(pl.DataFrame(share_rows, schema=["wave", "county_code", "item_id", "answer_code",
                                                "share"], orient="row"),
@@ -577,16 +634,7 @@ def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED) -> SimulatedWa
         frames.append(pl.DataFrame(columns))
     responses = pl.concat(frames)
 
-    header_to_id = {}
-    for indicator in defs.indicators.indicators:
-        for alias in (indicator.label, *indicator.aliases):
-            header_to_id.setdefault(alias, indicator.id)
-    sheet = sheets[wave]
-    long = sheet.drop("区县名称", "年度").unpivot(index="区县代码", variable_name="header") \
-        .with_columns(pl.col("header").replace_strict(header_to_id, default=None)
-                      .alias("indicator_id"),
-                      pl.col("value").cast(pl.Float64)) \
-        .rename({"区县代码": "county_code"}).drop("header").drop_nulls("indicator_id")
+    long = _indicators_long(sheets[wave])
     expected = indicator_truth.filter(pl.col("wave") == wave)
     redrawn = expected.with_columns(
         pl.Series("value", sim.poisson(expected["expected_value"].to_numpy()).astype(float)))

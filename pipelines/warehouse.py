@@ -194,6 +194,19 @@ class Warehouse:
                                  "where wave = ? order by county_code, indicator_id",
                                  params=[wave]).pl()
 
+    def decisions(self) -> pl.DataFrame:
+        """Official 挂牌/摘帽 decisions recorded by analysts."""
+        return self.cursor().sql("select county_code, wave, level, action, decided_on, document, "
+                                 "recorded_by, recorded_at from decisions "
+                                 "order by wave, county_code, recorded_at").pl()
+
+    def inspections(self) -> pl.DataFrame:
+        """Inspection (验收) results recorded by analysts; the latest per county and wave counts."""
+        return self.cursor().sql(
+            "select county_code, wave, inspected_on, passed, note from inspections "
+            "qualify row_number() over (partition by county_code, wave "
+            "order by recorded_at desc) = 1 order by wave, county_code").pl()
+
     def margins(self) -> pl.DataFrame:
         return self.cursor().sql("select * from margins order by all").pl()
 

@@ -1,0 +1,156 @@
+"""Next-wave risk: the chance that a county's PUBLISHED score at the next survey lands in the bottom
+3 or bottom 10.
+
+The model works on each county's deviation from the wave's provincial mean (a province-wide shift
+moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = se²:
+
+    true deviation   θ[c, w] = θ[c, w−1] + β[c] + η,   η ~ N(0, σ²_η)    (drift plus wave-to-wave
+                                                                          variability)
+    published        d[c, w] = θ[c, w] + e,             e ~ N(0, V[c, w])
+
+- σ²_η is estimated from the whole history by the method of moments: the spread of the first
+  differences of d around each county's drift, less the part the survey noise explains.
+- A county's drift β is the mean of its first differences shrunk toward the province (0) with the
+  normal–normal weight v_β / (v_β + s²/m): a county with a short or noisy history gets little drift
+  of its own. v_β is the between-county spread of drifts, estimated the same way.
+- A Kalman filter (scalar state per county, vectorised over counties, looping over waves) gives the
+  current true deviation and its variance; the prediction adds β, σ²_η, the drift's own uncertainty
+  and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
+- Vetoes are not forecast: they are events, not trends (the history uses scores before any veto).
+Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipelines.ranking import rank_scores, simulate_ranks
+from pipelines.scoring import WaveScores
+
+
+@dataclass(frozen=True)
+class History:
+    counties: list[str]
+    waves: list[str]
+    deviation: np.ndarray   # C × T (NaN where missing)
+    variance: np.ndarray    # C × T sampling variance
+    n: np.ndarray           # C × T respondents
+    published: np.ndarray   # C × T published scores (after vetoes), for backtests
+
+
+def history_of(scores: Sequence[WaveScores]) -> History:
+    """Stack the scored waves (oldest first) on the county list of the newest."""
+    counties = scores[-1].composite["county_code"].to_list()
+    order = pl.DataFrame({"county_code": counties})
+    columns: dict[str, list[np.ndarray]] = {"raw": [], "se": [], "n": [], "score": []}
+    for wave in scores:
+        frame = order.join(wave.composite, on="county_code", how="left", maintain_order="left")
+        columns["raw"].append(frame["score_before_veto"].cast(pl.Float64).fill_null(np.nan)
+                              .to_numpy())
+        columns["se"].append(frame["se"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+        columns["n"].append(frame["n"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+        columns["score"].append(frame["score"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+    raw = np.column_stack(columns["raw"])
+    se = np.column_stack(columns["se"])
+    # a vetoed wave publishes se 0; its pre-veto precision is that of a county of its size
+    se = np.where((se == 0) | np.isnan(se), np.nanmedian(se[se > 0]), se)
+    deviation = raw - np.nanmean(raw, axis=0, keepdims=True)
+    return History(counties, [w.wave for w in scores], deviation, se**2,
+                   np.column_stack(columns["n"]), np.column_stack(columns["score"]))
+
+
+@dataclass(frozen=True)
+class NextWave:
+    mean: np.ndarray        # predicted published deviation
+    variance: np.ndarray
+    drift: np.ndarray
+    sigma2_eta: float
+    var_drift_between: float
+
+
+def predict_next(history: History, planned_n: np.ndarray | float | None = None) -> NextWave:
+    d, v = history.deviation, history.variance
+    diff = np.diff(d, axis=1)
+    noise = v[:, 1:] + v[:, :-1]
+    m = np.sum(~np.isnan(diff), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        raw_drift = np.where(m > 0, np.nanmean(np.where(np.isnan(diff), np.nan, diff), axis=1)
+                             if diff.size else 0.0, 0.0)
+    raw_drift = np.nan_to_num(raw_drift)
+    usable = m >= 2
+    if usable.any():
+        resid = (diff - raw_drift[:, None])[usable]
+        scale = (m[usable] / (m[usable] - 1))[:, None]
+        sigma2_eta = float(np.nanmean(resid**2 * scale - noise[usable]))
+    else:
+        sigma2_eta = float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0
+    sigma2_eta = max(sigma2_eta, 0.05 * float(np.nanmedian(v)))
+    mean_noise = np.nanmean(noise, axis=1) if diff.size else np.full(d.shape[0], np.nan)
+    s2 = sigma2_eta + np.nan_to_num(mean_noise, nan=2 * float(np.nanmedian(v)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        drift_noise = np.where(m > 0, s2 / np.maximum(m, 1), np.inf)
+    has = m > 0
+    var_between = max(float(np.var(raw_drift[has]) - np.mean(drift_noise[has])), 0.0) \
+        if has.sum() > 2 else 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = np.where(has, var_between / (var_between + drift_noise), 0.0)
+    drift = weight * raw_drift
+    drift_var = np.where(has, weight * np.where(has, drift_noise, 0.0), var_between)
+
+    # Kalman filter of the level with known drift, every county at once
+    level = np.full(d.shape[0], np.nan)
+    level_var = np.full(d.shape[0], np.inf)
+    for w in range(d.shape[1]):
+        prior = np.where(np.isnan(level), np.nan, level + drift)
+        prior_var = level_var + sigma2_eta
+        y, obs_var = d[:, w], v[:, w]
+        seen = ~np.isnan(y)
+        first = seen & np.isnan(prior)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gain = np.where(seen & ~first, prior_var / (prior_var + obs_var), 0.0)
+        level = np.where(first, y, np.where(seen, prior + gain * (y - prior), prior))
+        level_var = np.where(first, obs_var, np.where(seen, (1 - gain) * prior_var, prior_var))
+    current_n = history.n[:, -1]
+    ratio = 1.0 if planned_n is None else current_n / np.asarray(planned_n, dtype=float)
+    next_sampling = v[:, -1] * np.nan_to_num(ratio, nan=1.0)
+    mean = level + drift
+    variance = level_var + sigma2_eta + drift_var + next_sampling
+    return NextWave(mean, variance, drift, sigma2_eta, var_between)
+
+
+def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int = 0,
+                            bottoms: tuple[int, ...] = (3, 10),
+                            planned_n: np.ndarray | float | None = None) -> dict[int, np.ndarray]:
+    forecast = predict_next(history, planned_n)
+    rng = np.random.default_rng(seed)
+    known = ~np.isnan(forecast.mean)
+    sample = np.full((draws, forecast.mean.size), np.inf)  # no forecast: never at the bottom
+    sample[:, known] = forecast.mean[known] + np.sqrt(forecast.variance[known]) * \
+        rng.standard_normal((draws, int(known.sum())))
+    return simulate_ranks(sample, bottoms).p_bottom
+
+
+def backtest(scores: Sequence[WaveScores], *, draws: int = 4000, seed: int = 0,
+             bottoms: tuple[int, ...] = (3, 10), min_history: int = 2) -> pl.DataFrame:
+    """For every wave with at least `min_history` earlier waves: the Brier score of the model's
+    P(bottom k) against the published ranking, beside the naive rule "same rank as now"
+    (probability 1 for the counties in the bottom k now, 0 for the others)."""
+    rows = []
+    for t in range(min_history, len(scores)):
+        history = history_of(scores[:t])
+        target = history_of(scores[: t + 1])
+        probabilities = next_wave_probabilities(history, draws=draws, seed=seed, bottoms=bottoms)
+        now_rank = rank_scores(history.published[:, -1])
+        next_rank = rank_scores(target.published[:, -1])
+        n = np.sum(~np.isnan(next_rank))
+        for k in bottoms:
+            outcome = (next_rank > n - k).astype(float)
+            naive = (now_rank > np.sum(~np.isnan(now_rank)) - k).astype(float)
+            rows.append((scores[t].wave, k, float(np.mean((probabilities[k] - outcome) ** 2)),
+                         float(np.mean((naive - outcome) ** 2)), int(outcome.size)))
+    return pl.DataFrame(rows, schema=["wave", "bottom", "brier_model", "brier_naive", "counties"],
+                        orient="row")

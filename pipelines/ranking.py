@@ -1,0 +1,217 @@
+"""Ranks and how sure they are: published rank, P(bottom 3/10) now, rank intervals, rank confidence
+sets (Mogstad, Romano, Shaikh & Wilhelm), gap to the cut lines and the levers that move a score.
+
+Rank 1 is the best (highest score). "This wave" asks whether a county's TRUE standing is in the
+bottom k: the simulation draws every county's score from its sampling distribution
+(`ScoreModel.draw`: re-normalising relative components and redrawing Poisson counts in each draw) and
+counts how often each county is among the k lowest (Goldstein & Spiegelhalter 1996). The published
+rank itself is fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from pipelines.definitions import Scheme
+from pipelines.scoring import WaveScores, normalise
+
+DRAWS = 10_000
+
+
+def rank_scores(score: np.ndarray, ties: str = "min") -> np.ndarray:
+    """Rank 1 = highest score. ties: min (1,2,2,4), average, first (in the given order).
+    Missing scores get no rank (NaN)."""
+    x = np.asarray(score, dtype=np.float64)
+    known = ~np.isnan(x)
+    method = {"min": "min", "average": "average", "first": "ordinal"}[ties]
+    ranks = np.full(x.size, np.nan)
+    ranks[known] = stats.rankdata(-x[known], method=method)
+    return ranks
+
+
+@dataclass(frozen=True)
+class RankSimulation:
+    p_bottom: dict[int, np.ndarray]   # k → P(true standing among the k lowest)
+    rank_low: np.ndarray              # 2.5% quantile of the simulated rank
+    rank_high: np.ndarray
+    rank_median: np.ndarray
+
+
+def simulate_ranks(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10), level: float = 0.95,
+                   chunk: int = 1000) -> RankSimulation:
+    """P(bottom k) and rank quantiles from score draws (n × C). A county is in the bottom k of a draw
+    when its score is at or below the k-th lowest (ties at the line count as in, as with `min`)."""
+    n_draws, n_counties = draws.shape
+    hits = {k: np.zeros(n_counties) for k in bottoms}
+    rank_counts = np.zeros((n_counties, n_counties + 1), dtype=np.int64)
+    rows = np.arange(chunk)[:, None]
+    for start in range(0, n_draws, chunk):
+        block = draws[start:start + chunk]
+        size = block.shape[0]
+        ordered = np.sort(block, axis=1)
+        for k in bottoms:
+            hits[k] += (block <= ordered[:, [min(k, n_counties) - 1]]).sum(axis=0)
+        order = np.argsort(-block, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        ranks[rows[:size], order] = np.arange(1, n_counties + 1)
+        flat = (np.arange(n_counties)[None, :] * (n_counties + 1) + ranks).ravel()
+        rank_counts += np.bincount(flat, minlength=n_counties * (n_counties + 1)).reshape(
+            n_counties, n_counties + 1)
+    cumulative = np.cumsum(rank_counts, axis=1) / n_draws
+    tail = (1 - level) / 2
+
+    def quantile(p: float) -> np.ndarray:
+        return np.argmax(cumulative >= p - 1e-12, axis=1).astype(np.float64)
+
+    return RankSimulation({k: v / n_draws for k, v in hits.items()}, quantile(tail),
+                          quantile(1 - tail), quantile(0.5))
+
+
+# -- frequentist rank confidence sets (Mogstad, Romano, Shaikh & Wilhelm; R package csranks) ------
+
+
+def _difference_bounds(x: np.ndarray, sigma: np.ndarray, pairs: np.ndarray, kind: str,
+                       coverage: float, stepdown: bool, replications: int,
+                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Simultaneous bounds for θ_i − θ_j over the pairs marked in `pairs` (p × p bool):
+    kind "lower" (one-sided lower), "upper", or "symmetric"; stepdown drops rejected pairs and
+    recomputes the critical value until nothing new is rejected (csranks' `csdiffmeans`)."""
+    p = x.size
+    diff = x[:, None] - x[None, :]
+    var = np.diag(sigma)
+    sd = np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * sigma, 1e-300))
+    low = np.full((p, p), -np.inf)
+    high = np.full((p, p), np.inf)
+    active = pairs.copy()
+    root = np.linalg.cholesky(sigma + 1e-12 * np.eye(p) * max(var.max(), 1e-12))
+    z = rng.standard_normal((replications, p)) @ root.T
+    while active.any():
+        i, j = np.nonzero(active)
+        scaled = np.empty((replications, i.size))
+        for start in range(0, i.size, 20_000):  # bounded memory for many pairs
+            part = slice(start, start + 20_000)
+            scaled[:, part] = (z[:, i[part]] - z[:, j[part]]) / sd[i[part], j[part]]
+        if kind == "lower":
+            statistic = scaled.max(axis=1)
+        elif kind == "upper":
+            statistic = (-scaled).max(axis=1)
+        else:
+            statistic = np.abs(scaled).max(axis=1)
+        critical = np.quantile(statistic, coverage)
+        if kind in ("lower", "symmetric"):
+            low[i, j] = diff[i, j] - sd[i, j] * critical
+        if kind in ("upper", "symmetric"):
+            high[i, j] = diff[i, j] + sd[i, j] * critical
+        rejected = active & ((low > 0) | (high < 0))
+        if not stepdown or not rejected.any():
+            break
+        active &= ~rejected
+    return low, high
+
+
+def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 0.95,
+                         simultaneous: bool = False, stepdown: bool = True,
+                         replications: int = 1000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided confidence sets [L, U] for the ranks of all populations (rank 1 = largest x),
+    marginal (each covers its own rank with `coverage`) or simultaneous (all at once)."""
+    p = x.size
+    rng = np.random.default_rng(seed)
+    lower = np.empty(p, dtype=np.int64)
+    upper = np.empty(p, dtype=np.int64)
+    groups = [np.arange(p)] if simultaneous else [np.array([j]) for j in range(p)]
+    for indices in groups:
+        pairs = np.zeros((p, p), dtype=bool)
+        pairs[indices, :] = True
+        kind = "symmetric"
+        if stepdown:  # csranks: two-sided with stepdown uses one-sided bounds on both orders
+            pairs[:, indices] = True
+            kind = "lower"
+        np.fill_diagonal(pairs, False)
+        low, high = _difference_bounds(x, sigma, pairs, kind, coverage, stepdown, replications,
+                                       rng)
+        if stepdown:
+            n_plus = (low[indices, :] > 0).sum(axis=1)
+            n_minus = (low[:, indices] > 0).sum(axis=0)
+        else:
+            n_plus = (low[indices, :] > 0).sum(axis=1)
+            n_minus = (high[indices, :] < 0).sum(axis=1)
+        lower[indices] = n_minus + 1
+        upper[indices] = p - n_plus
+    return lower, upper
+
+
+def tau_worst_set(x: np.ndarray, sigma: np.ndarray, tau: int, *, coverage: float = 0.95,
+                  stepdown: bool = True, replications: int = 1000, seed: int = 0) -> np.ndarray:
+    """Which populations may be among the τ worst: the set contains all of the true τ worst with
+    probability ≥ `coverage` (csranks' `cstauworst`)."""
+    p = x.size
+    pairs = np.ones((p, p), dtype=bool)
+    np.fill_diagonal(pairs, False)
+    low, _ = _difference_bounds(x, sigma, pairs, "lower", coverage, stepdown, replications,
+                                np.random.default_rng(seed))
+    n_plus = (low > 0).sum(axis=1)  # populations it is significantly better than
+    return p - n_plus >= p - tau + 1
+
+
+# -- gaps and levers ---------------------------------------------------------------------------
+
+
+def cut_line_gaps(score: np.ndarray, k: int) -> np.ndarray:
+    """Points above (+) or below (−) the bottom-k cut line: for a county outside the bottom k, its
+    margin over the k-th lowest score; for one inside, how far it must rise to pass the
+    (k+1)-th lowest (negative)."""
+    x = np.asarray(score, dtype=np.float64)
+    ordered = np.sort(x[~np.isnan(x)])
+    if ordered.size <= k:
+        return np.full(x.size, np.nan)
+    kth, next_up = ordered[k - 1], ordered[k]
+    return np.where(x > kth, x - kth, x - next_up)
+
+
+def component_levers(scores: WaveScores, step: float = 0.01) -> pl.DataFrame:
+    """Composite points gained per one unit of each component's RAW value (one point of a survey
+    component, one unit of an indicator in the direction that helps), per county; relative
+    normalisations hold the other counties' yardstick fixed. Zero where a goalpost is already
+    reached."""
+    model = scores.model
+    effects = []
+    s = i = 0
+    for comp in model.components:
+        if comp.source == "survey":
+            raw = model.survey_mean[:, s]
+            s += 1
+        else:
+            raw = model.indicator_raw[:, i]
+            i += 1
+        better = step if comp.direction == "higher" else -step
+        gain = normalise(raw + better, comp, reference=raw) - normalise(raw, comp, reference=raw)
+        effects.append(gain / step * comp.weight / 100)
+    effect = np.nan_to_num(np.stack(effects, axis=1))          # C × K
+    n_counties, n_components = effect.shape
+    return pl.DataFrame({
+        "county_code": np.repeat(np.array(model.counties, dtype=object), n_components),
+        "component_id": np.tile(np.array([c.id for c in model.components], dtype=object),
+                                n_counties),
+        "label": np.tile(np.array([c.label for c in model.components], dtype=object), n_counties),
+        "points_per_unit": effect.ravel(),
+    }).with_columns(pl.col("county_code", "component_id", "label").cast(pl.String))
+
+
+def risk_band(scheme: Scheme, p_bottom3: np.ndarray, p_bottom10: np.ndarray) -> list[str]:
+    """The first band (scheme order) whose thresholds hold."""
+    labels = []
+    for p3, p10 in zip(p_bottom3, p_bottom10):
+        for band in scheme.listing.bands:
+            if band.p_bottom3_at_least is not None and p3 < band.p_bottom3_at_least:
+                continue
+            if band.p_bottom10_at_least is not None and p10 < band.p_bottom10_at_least:
+                continue
+            labels.append(band.label)
+            break
+        else:
+            labels.append(scheme.listing.bands[-1].label if scheme.listing.bands else "")
+    return labels

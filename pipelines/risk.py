@@ -1,0 +1,121 @@
+"""The risk table of a wave: published rank, rank uncertainty, P(bottom 3/10) this wave and at the
+next wave, τ-worst sets, band, gaps to the cut lines and the strongest lever — one row per county.
+
+It assembles pipelines/ranking.py, forecast.py and listing.py on the scored history; pages and the
+CLI read from here and compute nothing themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipelines.definitions import Definitions
+from pipelines.forecast import history_of, next_wave_probabilities
+from pipelines.listing import ListingResult, PublishedWave, run_listing
+from pipelines.ranking import (DRAWS, component_levers, cut_line_gaps, rank_confidence_sets,
+                               rank_scores, risk_band, simulate_ranks, tau_worst_set)
+from pipelines.scoring import WaveScores, score_wave
+from pipelines.warehouse import Warehouse, WarehouseError
+
+RISK_COLUMNS = ["county_code", "county_name", "city_name", "score", "rank", "rank_low", "rank_high",
+                "p_bottom3", "p_bottom10", "p_bottom3_next", "p_bottom10_next", "in_worst3_set",
+                "in_worst10_set", "band"]
+
+
+def scored_history(wh: Warehouse, defs: Definitions, wave: str) -> list[WaveScores]:
+    """Every wave up to and including `wave` that has survey data, oldest first."""
+    waves = [w for w in wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"]
+             if w <= wave]
+    if wave not in waves:
+        known = "、".join(wh.waves()["wave"].to_list()) or "无"
+        raise WarehouseError(f"期次 {wave} 没有调查数据（已有期次：{known}）")
+    return [score_wave(wh, defs, w) for w in waves]
+
+
+def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRAWS,
+               seed: int | None = None, rank_cs_replications: int = 1000) -> pl.DataFrame:
+    """One row per county of the newest wave in `history` (see RISK_COLUMNS and more)."""
+    scheme = defs.scheme
+    current = history[-1]
+    seed = scheme.estimation.seed if seed is None else seed
+    composite = current.composite
+    score = composite["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
+
+    simulation = simulate_ranks(current.model.draw(draws, seed), (k3, k10))
+    next_wave = next_wave_probabilities(history_of(history), draws=draws, seed=seed + 1,
+                                        bottoms=(k3, k10))
+    se = composite["se"].cast(pl.Float64).fill_null(0.0).to_numpy()
+    sigma = np.diag(np.maximum(se, 1e-9) ** 2)   # counties are independent samples
+    cs_low, cs_high = rank_confidence_sets(score, sigma, replications=rank_cs_replications,
+                                           seed=seed)
+    worst3 = tau_worst_set(score, sigma, k3, replications=rank_cs_replications, seed=seed)
+    worst10 = tau_worst_set(score, sigma, k10, replications=rank_cs_replications, seed=seed)
+    levers = component_levers(current).sort("points_per_unit", descending=True) \
+        .group_by("county_code", maintain_order=True).first()
+    table = composite.select("county_code", "county_name", "city_name", "score", "se", "ci_low",
+                             "ci_high", "veto", "veto_reason").with_columns(
+        pl.Series("rank", rank_scores(score, scheme.ties)).cast(pl.Int64),
+        pl.Series("rank_low", simulation.rank_low).cast(pl.Int64),
+        pl.Series("rank_high", simulation.rank_high).cast(pl.Int64),
+        pl.Series("rank_cs_low", cs_low), pl.Series("rank_cs_high", cs_high),
+        pl.Series("p_bottom3", simulation.p_bottom[k3]),
+        pl.Series("p_bottom10", simulation.p_bottom[k10]),
+        pl.Series("p_bottom3_next", next_wave[k3]),
+        pl.Series("p_bottom10_next", next_wave[k10]),
+        pl.Series("in_worst3_set", worst3), pl.Series("in_worst10_set", worst10),
+        pl.Series("band", risk_band(scheme, simulation.p_bottom[k3], simulation.p_bottom[k10])),
+        pl.Series("gap_bottom3", cut_line_gaps(score, k3)),
+        pl.Series("gap_bottom10", cut_line_gaps(score, k10)),
+    ).join(levers.select("county_code", pl.col("label").alias("top_lever"),
+                         pl.col("points_per_unit").alias("top_lever_points")),
+           on="county_code", how="left", maintain_order="left")
+    return table.select(*RISK_COLUMNS, *[c for c in table.columns if c not in RISK_COLUMNS])
+
+
+def listing_result(wh: Warehouse, defs: Definitions, history: list[WaveScores]) -> ListingResult:
+    waves = [PublishedWave(s.wave, s.composite.select("county_code", "score", "veto_reason"),
+                           wh.indicators(s.wave)) for s in history]
+    return run_listing(defs.scheme, defs.indicators, waves, wh.counties(), wh.inspections(),
+                       wh.decisions())
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    score: float
+    rank: int
+    p_bottom3: float
+    p_bottom10: float
+    score_before: float
+    rank_before: int
+
+
+def what_if(scores: WaveScores, defs: Definitions, county_code: str, changes: dict[str, float],
+            *, draws: int = 4000, seed: int = 0) -> WhatIf:
+    """Move the county's components (raw units: survey points, indicator units) and see the new
+    score, published rank and P(bottom 3/10); relative normalisations are recomputed with the
+    change, and the sampling noise stays that of the current survey."""
+    model = scores.model
+    c = model.counties.index(county_code)
+    survey, indicators = model.survey_mean.copy(), model.indicator_raw.copy()
+    for comp_id, delta in changes.items():
+        if comp_id in model.survey_ids:
+            survey[c, model.survey_ids.index(comp_id)] += delta
+        elif comp_id in model.indicator_ids:
+            indicators[c, model.indicator_ids.index(comp_id)] += delta
+        else:
+            raise KeyError(comp_id)
+    before = model.fixed_points().sum(axis=1)
+    after = model.points(survey, indicators).sum(axis=1)
+    vetoed = model.vetoed
+    before, after = np.where(vetoed, 0.0, before), np.where(vetoed, 0.0, after)
+    shifted = model.draw(draws, seed) + (after - before)[None, :]
+    k3, k10 = defs.scheme.listing.province_bottom, defs.scheme.listing.city_bottom
+    simulation = simulate_ranks(shifted, (k3, k10))
+    ties = defs.scheme.ties
+    return WhatIf(float(after[c]), int(rank_scores(after, ties)[c]),
+                  float(simulation.p_bottom[k3][c]), float(simulation.p_bottom[k10][c]),
+                  float(before[c]), int(rank_scores(before, ties)[c]))

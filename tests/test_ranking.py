@@ -1,0 +1,194 @@
+"""Ranks, rank uncertainty, rank confidence sets (against csranks), levers, what-if, next-wave model."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.cli import main
+from pipelines.forecast import backtest, history_of, predict_next
+from pipelines.ranking import (component_levers, cut_line_gaps, rank_confidence_sets, rank_scores,
+                               simulate_ranks, tau_worst_set)
+from pipelines.risk import risk_table, scored_history, what_if
+from pipelines.warehouse import Warehouse
+
+CS_DIR = Path(__file__).resolve().parent / "fixtures" / "csranks"
+
+
+@pytest.fixture(scope="module")
+def history(built_db, defs):
+    wh = Warehouse.open(built_db, read_only=True)
+    scored = scored_history(wh, defs, "2025")
+    wh.close()
+    return scored
+
+
+@pytest.fixture(scope="module")
+def risk(history, defs):
+    return risk_table(history, defs, draws=10_000)
+
+
+def test_rank_ties_follow_the_scheme():
+    scores = np.array([90.0, 85.0, 85.0, 80.0, np.nan])
+    assert rank_scores(scores, "min")[:4].tolist() == [1, 2, 2, 4]
+    assert rank_scores(scores, "average")[:4].tolist() == [1, 2.5, 2.5, 4]
+    assert rank_scores(scores, "first")[:4].tolist() == [1, 2, 3, 4]
+    assert np.isnan(rank_scores(scores)[4])
+
+
+def test_simulated_bottom_probabilities_count_ties_at_the_line_and_sum_to_k():
+    rng = np.random.default_rng(0)
+    draws = rng.normal(np.arange(20.0), 1.5, size=(5000, 20))
+    sim = simulate_ranks(draws, (3, 10))
+    assert sim.p_bottom[3].sum() == pytest.approx(3.0)
+    assert sim.p_bottom[10].sum() == pytest.approx(10.0)
+    assert np.all(np.diff(sim.p_bottom[3]) <= 0.02)         # lower scores, higher risk
+    assert np.all(sim.rank_low <= sim.rank_median) and np.all(sim.rank_median <= sim.rank_high)
+    tied = np.zeros((10, 6))
+    tied[:, 3:] = 1.0
+    assert simulate_ranks(tied, (2,)).p_bottom[2].tolist() == [1, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("example", ["doc", "league"])
+def test_rank_confidence_sets_match_csranks(example):
+    """Reference: csranks' own procedure (fixtures/csranks/, R = 20000, seed 1)."""
+    frame = pl.read_csv(CS_DIR / "examples.csv").filter(pl.col("example") == example)
+    expected = pl.read_csv(CS_DIR / "csranks_expected.csv", null_values="NA") \
+        .filter(pl.col("example") == example)
+    x = frame["estimate"].to_numpy()
+    sigma = np.diag(frame["sd"].to_numpy() ** 2)
+    for kind, simultaneous in (("marginal", False), ("simultaneous", True)):
+        low, high = rank_confidence_sets(x, sigma, simultaneous=simultaneous,
+                                         replications=20_000, seed=1)
+        ref = expected.filter(pl.col("kind") == kind).sort("index")
+        assert low.tolist() == ref["L"].to_list(), kind
+        assert high.tolist() == ref["U"].cast(pl.Int64).to_list(), kind
+    for tau in (3, 10):
+        ref = expected.filter(pl.col("kind") == f"worst{tau}").sort("index")
+        if ref.height:
+            got = tau_worst_set(x, sigma, tau, replications=20_000, seed=1)
+            assert got.tolist() == ref["L"].cast(pl.Boolean).to_list(), tau
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None or subprocess.run(
+    ["Rscript", "-e", "library(csranks)"], capture_output=True).returncode != 0,
+    reason="R 包 csranks 未安装（CRAN 在本机不可达）；使用提交的参照值")
+def test_csranks_live(tmp_path):
+    done = subprocess.run(["Rscript", str(CS_DIR / "reference.R"), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-1000:]
+    fresh = pl.read_csv(tmp_path / "csranks_expected.csv", null_values="NA")
+    committed = pl.read_csv(CS_DIR / "csranks_expected.csv", null_values="NA")
+    assert fresh.equals(committed)
+
+
+def test_simultaneous_sets_are_wider_than_marginal_and_contain_the_estimated_rank():
+    frame = pl.read_csv(CS_DIR / "examples.csv").filter(pl.col("example") == "league")
+    x, sigma = frame["estimate"].to_numpy(), np.diag(frame["sd"].to_numpy() ** 2)
+    m_low, m_high = rank_confidence_sets(x, sigma, replications=4000)
+    s_low, s_high = rank_confidence_sets(x, sigma, simultaneous=True, replications=4000)
+    rank = rank_scores(x)
+    assert np.all((m_low <= rank) & (rank <= m_high))
+    assert np.all(s_low <= m_low) and np.all(s_high >= m_high)
+
+
+def test_cut_line_gaps():
+    scores = np.array([70.0, 71.0, 72.0, 75.0, 80.0])
+    assert cut_line_gaps(scores, 3).tolist() == [-5.0, -4.0, -3.0, 3.0, 8.0]
+
+
+def test_risk_table_columns_and_meaning(risk, defs):
+    for column in ("county_code", "county_name", "score", "rank", "rank_low", "rank_high",
+                   "p_bottom3", "p_bottom10", "p_bottom3_next", "p_bottom10_next",
+                   "in_worst3_set", "band"):
+        assert column in risk.columns
+    assert risk.height == 88
+    assert risk["p_bottom3"].sum() == pytest.approx(3, abs=1e-9)
+    assert risk["p_bottom10"].sum() == pytest.approx(10, abs=1e-9)
+    assert risk["p_bottom3_next"].sum() == pytest.approx(3, abs=1e-9)
+    bottom3 = risk.sort("score").head(3)
+    assert bottom3["in_worst3_set"].all() and (bottom3["p_bottom10"] > 0.9).all()
+    assert (risk["rank_low"] <= risk["rank"]).all() and (risk["rank"] <= risk["rank_high"]).all()
+    assert set(risk["band"]) <= {b.label for b in defs.scheme.listing.bands}
+    high = risk.filter(pl.col("band") == "高危")
+    assert (high["p_bottom3"] >= 0.5).all()
+    assert (risk.filter(pl.col("p_bottom10") < 0.2)["band"] == "安全").all()
+    # gaps: the bottom 3 are below the line (negative), everyone else above
+    assert (bottom3["gap_bottom3"] < 0).all()
+    assert (risk.sort("score").tail(85)["gap_bottom3"] > 0).all()
+
+
+def test_this_wave_and_next_wave_are_different_questions(risk):
+    """The next published ranking adds a year of change and a new survey's noise: a clear-cut
+    county now is less certain next time."""
+    worst = risk.sort("score").row(0, named=True)
+    assert worst["p_bottom3"] == 1.0 and worst["p_bottom3_next"] < 1.0 + 1e-12
+    safe = risk.filter(pl.col("p_bottom10") == 0)
+    assert safe["p_bottom10_next"].mean() > 0
+
+
+def test_levers_follow_weights_and_goalposts(history):
+    levers = component_levers(history[-1])
+    one = levers.filter(pl.col("county_code") == history[-1].model.counties[0])
+    by_id = dict(zip(one["component_id"], one["points_per_unit"]))
+    assert by_id["satisfaction"] == pytest.approx(0.30, abs=1e-9)   # weight 30 / 100
+    assert by_id["safety"] == pytest.approx(0.10, abs=1e-9)
+    # users_per_1000: goalposts 0.5–6 (lower is better), weight 6 → 6/5.5 points per unit down
+    value = history[-1].components.filter(
+        (pl.col("county_code") == history[-1].model.counties[0])
+        & (pl.col("component_id") == "users_per_1000"))["raw"][0]
+    expected = 6 / 5.5 if 0.5 < value < 6 else 0.0
+    assert by_id["users_per_1000"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_what_if_moves_score_rank_and_risk(history, defs, risk):
+    county = risk.sort("score")["county_code"][2]   # third from the bottom
+    before = what_if(history[-1], defs, county, {})
+    after = what_if(history[-1], defs, county, {"satisfaction": 10.0})
+    assert after.score == pytest.approx(before.score + 3.0, abs=1e-9)
+    assert after.rank < before.rank
+    assert after.p_bottom3 < before.p_bottom3
+    with pytest.raises(KeyError):
+        what_if(history[-1], defs, county, {"no_such_component": 1})
+
+
+def test_next_wave_model_beats_same_rank_as_now_on_the_sample_history(history):
+    result = backtest(history)
+    print(result)
+    assert result["brier_model"].mean() < result["brier_naive"].mean()
+    for k in (3, 10):
+        part = result.filter(pl.col("bottom") == k)
+        assert part["brier_model"].sum() < part["brier_naive"].sum()
+
+
+def test_short_history_is_shrunk_to_the_province(history):
+    one = predict_next(history_of(history[:1]))
+    assert np.all(one.drift == 0)
+    full = predict_next(history_of(history))
+    assert np.all(np.abs(full.drift) <= np.abs(np.nanmean(np.diff(history_of(history).deviation,
+                                                                   axis=1), axis=1)) + 1e-12)
+    assert full.sigma2_eta > 0
+
+
+def test_cli_risk_and_listing(built_db, capsys):
+    assert main(["risk", "--wave", "2025", "--db", str(built_db), "--format", "csv",
+                 "--draws", "2000"]) == 0
+    table = pl.read_csv(io.StringIO(capsys.readouterr().out),
+                        schema_overrides={"county_code": pl.String})
+    assert table.columns[:14] == ["county_code", "county_name", "city_name", "score", "rank",
+                                  "rank_low", "rank_high", "p_bottom3", "p_bottom10",
+                                  "p_bottom3_next", "p_bottom10_next", "in_worst3_set",
+                                  "in_worst10_set", "band"]
+    assert main(["risk", "--wave", "2025", "--db", str(built_db), "--draws", "2000"]) == 0
+    text = capsys.readouterr().out
+    assert "本期" in text and "下期" in text and "风险等级" in text
+    assert main(["listing", "--wave", "2025", "--db", str(built_db)]) == 0
+    text = capsys.readouterr().out
+    assert "重新挂牌" in text and "摘帽" in text and "正式决定" in text
+    assert main(["risk", "--wave", "2030", "--db", str(built_db)]) == 1
