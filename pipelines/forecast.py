@@ -4,19 +4,26 @@
 The model works on each county's deviation from the wave's provincial mean (a province-wide shift
 moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = se²:
 
-    true deviation   θ[c, w] = θ[c, w−1] + β[c] + η,   η ~ N(0, σ²_η)    (drift plus wave-to-wave
-                                                                          variability)
+    true deviation   θ[c, w] = ρ·θ[c, w−1] + β[c] + η,   η ~ N(0, σ²_η)  (persistence, drift and
+                                                                          wave-to-wave variability)
     published        d[c, w] = θ[c, w] + e,             e ~ N(0, V[c, w])
 
-- σ²_η is estimated from the whole history by the method of moments: the spread of the first
-  differences of d around each county's drift, less the part the survey noise explains.
-- A county's drift β is the mean of its first differences shrunk toward the province (0) with the
+- ρ (persistence) is the pooled regression of each deviation on the previous one, corrected for the
+  survey noise (errors in variables); ρ < 1 is regression to the mean, which a league table of noisy
+  estimates always shows and which listed counties under rectification show strongly.
+- σ²_η is estimated from the whole history by the method of moments: the spread of d[w] − ρ·d[w−1]
+  around each county's drift, less the part the survey noise explains.
+- A county's drift β is the mean of its d[w] − ρ·d[w−1] shrunk toward the province (0) with the
   normal–normal weight v_β / (v_β + s²/m): a county with a short or noisy history gets little drift
   of its own. v_β is the between-county spread of drifts, estimated the same way.
+- Rectification: counties in the published bottom 3 (listed) are compared in the next wave with
+  the others; that average extra change, and its spread, apply to the counties listed now
+  (history shows listed counties either climb out or stay: a wider spread than ordinary counties).
 - A Kalman filter (scalar state per county, vectorised over counties, looping over waves) gives the
   current true deviation and its variance; the prediction adds β, σ²_η, the drift's own uncertainty
   and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
-- Vetoes are not forecast: they are events, not trends (the history uses scores before any veto).
+- Vetoes are events, not trends: the history uses scores before any veto, and every county gets the
+  province's historical veto rate of landing at 0 (the bottom) next time.
 Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave.
 """
 
@@ -40,13 +47,15 @@ class History:
     variance: np.ndarray    # C × T sampling variance
     n: np.ndarray           # C × T respondents
     published: np.ndarray   # C × T published scores (after vetoes), for backtests
+    vetoed: np.ndarray      # C × T bool
 
 
 def history_of(scores: Sequence[WaveScores]) -> History:
     """Stack the scored waves (oldest first) on the county list of the newest."""
     counties = scores[-1].composite["county_code"].to_list()
     order = pl.DataFrame({"county_code": counties})
-    columns: dict[str, list[np.ndarray]] = {"raw": [], "se": [], "n": [], "score": []}
+    columns: dict[str, list[np.ndarray]] = {"raw": [], "se": [], "n": [], "score": [],
+                                            "veto": []}
     for wave in scores:
         frame = order.join(wave.composite, on="county_code", how="left", maintain_order="left")
         columns["raw"].append(frame["score_before_veto"].cast(pl.Float64).fill_null(np.nan)
@@ -54,13 +63,21 @@ def history_of(scores: Sequence[WaveScores]) -> History:
         columns["se"].append(frame["se"].cast(pl.Float64).fill_null(np.nan).to_numpy())
         columns["n"].append(frame["n"].cast(pl.Float64).fill_null(np.nan).to_numpy())
         columns["score"].append(frame["score"].cast(pl.Float64).fill_null(np.nan).to_numpy())
+        columns["veto"].append(frame["veto"].fill_null(False).to_numpy())
     raw = np.column_stack(columns["raw"])
     se = np.column_stack(columns["se"])
     # a vetoed wave publishes se 0; its pre-veto precision is that of a county of its size
     se = np.where((se == 0) | np.isnan(se), np.nanmedian(se[se > 0]), se)
     deviation = raw - np.nanmean(raw, axis=0, keepdims=True)
     return History(counties, [w.wave for w in scores], deviation, se**2,
-                   np.column_stack(columns["n"]), np.column_stack(columns["score"]))
+                   np.column_stack(columns["n"]), np.column_stack(columns["score"]),
+                   np.column_stack(columns["veto"]).astype(bool))
+
+
+def veto_rate(history: History) -> float:
+    """The chance a county is vetoed in a wave, from the history (Jeffreys-smoothed): a veto puts
+    any county at the bottom, so it belongs in the next-wave risk of everyone."""
+    return float((history.vetoed.sum() + 0.5) / (history.vetoed.size + 1))
 
 
 @dataclass(frozen=True)
@@ -70,16 +87,60 @@ class NextWave:
     drift: np.ndarray
     sigma2_eta: float
     var_drift_between: float
+    rho: float
+    listing_effect: float
 
 
-def predict_next(history: History, planned_n: np.ndarray | float | None = None) -> NextWave:
+def persistence(history: History) -> float:
+    """ρ of θ[w] = ρ·θ[w−1] + …, pooled over counties and waves: the regression of each deviation
+    on the previous one, corrected for the survey noise in the previous one (errors in variables).
+    ρ < 1 is regression to the mean: extreme counties drift back toward the province."""
     d, v = history.deviation, history.variance
-    diff = np.diff(d, axis=1)
-    noise = v[:, 1:] + v[:, :-1]
+    if d.shape[1] < 2:
+        return 1.0
+    before, after = d[:, :-1].ravel(), d[:, 1:].ravel()
+    keep = ~(np.isnan(before) | np.isnan(after))
+    if keep.sum() < 10:
+        return 1.0
+    before, after = before[keep], after[keep]
+    signal = np.var(before) - np.nanmean(v[:, :-1].ravel()[keep])
+    if signal <= 0:
+        return 1.0
+    rho = float(np.mean((before - before.mean()) * (after - after.mean())) / signal)
+    return float(np.clip(rho, 0.0, 1.0))
+
+
+def listed_in_history(history: History, bottom: int) -> np.ndarray:
+    """C × T: in the published bottom `bottom` of that wave (the counties put under 挂牌整治)."""
+    out = np.zeros(history.published.shape, dtype=bool)
+    for w in range(history.published.shape[1]):
+        x = history.published[:, w]
+        known = ~np.isnan(x)
+        if known.sum() > bottom:
+            out[:, w] = known & (x <= np.sort(x[known])[bottom - 1])
+    return out
+
+
+def predict_next(history: History, planned_n: np.ndarray | float | None = None,
+                 bottom: int = 3) -> NextWave:
+    d, v = history.deviation, history.variance
+    rho = persistence(history)
+    diff = d[:, 1:] - rho * d[:, :-1]
+    noise = v[:, 1:] + rho**2 * v[:, :-1]
+    # rectification: how counties did in the wave after landing in the bottom (listed), compared
+    # with the others, and how much that varied; applied to the counties listed now
+    listed = listed_in_history(history, bottom)
+    after_listing = listed[:, :-1] & ~np.isnan(diff)
+    listing_effect, listing_spread = 0.0, None
+    if after_listing.sum() >= 2:
+        others = ~listed[:, :-1] & ~np.isnan(diff)
+        listing_effect = float(np.mean(diff[after_listing]) - np.mean(diff[others]))
+        listing_spread = float(np.var(diff[after_listing], ddof=1) - np.mean(noise[after_listing]))
+    diff = np.where(listed[:, :-1], np.nan, diff)   # drift and σ²_η from the ordinary waves
     m = np.sum(~np.isnan(diff), axis=1)
+    sums = np.nansum(diff, axis=1) if diff.size else np.zeros(d.shape[0])
     with np.errstate(invalid="ignore", divide="ignore"):
-        raw_drift = np.where(m > 0, np.nanmean(np.where(np.isnan(diff), np.nan, diff), axis=1)
-                             if diff.size else 0.0, 0.0)
+        raw_drift = np.where(m > 0, sums / np.maximum(m, 1), 0.0)
     raw_drift = np.nan_to_num(raw_drift)
     usable = m >= 2
     if usable.any():
@@ -89,7 +150,11 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None) 
     else:
         sigma2_eta = float(np.nanmedian(v)) if np.isfinite(v).any() else 0.0
     sigma2_eta = max(sigma2_eta, 0.05 * float(np.nanmedian(v)))
-    mean_noise = np.nanmean(noise, axis=1) if diff.size else np.full(d.shape[0], np.nan)
+    counted = ~np.isnan(diff)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_noise = np.where(counted.any(axis=1), np.nansum(np.where(counted, noise, np.nan),
+                                                             axis=1) / counted.sum(axis=1), np.nan) \
+            if diff.size else np.full(d.shape[0], np.nan)
     s2 = sigma2_eta + np.nan_to_num(mean_noise, nan=2 * float(np.nanmedian(v)))
     with np.errstate(invalid="ignore", divide="ignore"):
         drift_noise = np.where(m > 0, s2 / np.maximum(m, 1), np.inf)
@@ -101,12 +166,12 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None) 
     drift = weight * raw_drift
     drift_var = np.where(has, weight * np.where(has, drift_noise, 0.0), var_between)
 
-    # Kalman filter of the level with known drift, every county at once
+    # Kalman filter of the level (θ[w] = ρ·θ[w−1] + β + η), every county at once
     level = np.full(d.shape[0], np.nan)
     level_var = np.full(d.shape[0], np.inf)
     for w in range(d.shape[1]):
-        prior = np.where(np.isnan(level), np.nan, level + drift)
-        prior_var = level_var + sigma2_eta
+        prior = np.where(np.isnan(level), np.nan, rho * level + drift)
+        prior_var = rho**2 * level_var + sigma2_eta
         y, obs_var = d[:, w], v[:, w]
         seen = ~np.isnan(y)
         first = seen & np.isnan(prior)
@@ -117,20 +182,24 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None) 
     current_n = history.n[:, -1]
     ratio = 1.0 if planned_n is None else current_n / np.asarray(planned_n, dtype=float)
     next_sampling = v[:, -1] * np.nan_to_num(ratio, nan=1.0)
-    mean = level + drift
-    variance = level_var + sigma2_eta + drift_var + next_sampling
-    return NextWave(mean, variance, drift, sigma2_eta, var_between)
+    listed_now = listed[:, -1]
+    change_var = np.where(listed_now & (listing_spread is not None),
+                          max(listing_spread or 0.0, sigma2_eta), sigma2_eta)
+    mean = rho * level + drift + np.where(listed_now, listing_effect, 0.0)
+    variance = rho**2 * level_var + change_var + drift_var + next_sampling
+    return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, listing_effect)
 
 
 def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int = 0,
                             bottoms: tuple[int, ...] = (3, 10),
                             planned_n: np.ndarray | float | None = None) -> dict[int, np.ndarray]:
-    forecast = predict_next(history, planned_n)
+    forecast = predict_next(history, planned_n, bottom=min(bottoms))
     rng = np.random.default_rng(seed)
     known = ~np.isnan(forecast.mean)
     sample = np.full((draws, forecast.mean.size), np.inf)  # no forecast: never at the bottom
     sample[:, known] = forecast.mean[known] + np.sqrt(forecast.variance[known]) * \
         rng.standard_normal((draws, int(known.sum())))
+    sample[rng.random(sample.shape) < veto_rate(history)] = -np.inf   # vetoed: score 0
     return simulate_ranks(sample, bottoms).p_bottom
 
 

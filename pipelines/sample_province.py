@@ -642,3 +642,33 @@ def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED) -> SimulatedWa
                      on=["county_code", "indicator_id"], how="left") \
         .with_columns(pl.coalesce("new", "value").alias("value")).drop("new")
     return SimulatedWave(responses, long.select("county_code", "indicator_id", "value"))
+
+
+def sample_counties(base_seed: int = SEED) -> pl.DataFrame:
+    """The county list of the province a base seed generates (warehouse layout)."""
+    counties = _truth(base_seed)[0]
+    return pl.DataFrame({
+        "county_code": [c.code for c in counties], "county_name": [c.name for c in counties],
+        "city_code": [c.city_code for c in counties], "city_name": [c.city_name for c in counties],
+        "population": [c.population for c in counties]})
+
+
+def true_answer_shares(wave: str, base_seed: int = SEED) -> pl.DataFrame:
+    """Exact population share of every answer code (what truth/answer_shares.csv.gz holds for the
+    bundle), for the province of any base seed: independent truths for simulation studies."""
+    from pipelines.definitions import load_definitions
+
+    counties, cells, q, _, _ = _truth(base_seed)
+    w = WAVES.index(wave)
+    rows = []
+    for c_index, county in enumerate(counties):
+        for item in load_definitions().questionnaire.items:
+            for code, share in sorted(_true_answer_shares(item.id, float(q[c_index, w]),
+                                                          cells[county.code]).items()):
+                rows.append((wave, county.code, item.id, code, share))
+    return pl.DataFrame(rows, schema=["wave", "county_code", "item_id", "answer_code", "share"],
+                        orient="row")
+
+
+def true_indicator_expectations(wave: str, base_seed: int = SEED) -> pl.DataFrame:
+    return _truth(base_seed)[4].filter(pl.col("wave") == wave)

@@ -111,7 +111,8 @@ def test_risk_table_columns_and_meaning(risk, defs):
     assert risk.height == 88
     assert risk["p_bottom3"].sum() == pytest.approx(3, abs=1e-9)
     assert risk["p_bottom10"].sum() == pytest.approx(10, abs=1e-9)
-    assert risk["p_bottom3_next"].sum() == pytest.approx(3, abs=1e-9)
+    # next wave: a veto (historical rate) can put several counties at 0 together: ties are all in
+    assert 3 <= risk["p_bottom3_next"].sum() < 3.5
     bottom3 = risk.sort("score").head(3)
     assert bottom3["in_worst3_set"].all() and (bottom3["p_bottom10"] > 0.9).all()
     assert (risk["rank_low"] <= risk["rank"]).all() and (risk["rank"] <= risk["rank_high"]).all()
@@ -169,11 +170,13 @@ def test_next_wave_model_beats_same_rank_as_now_on_the_sample_history(history):
 
 def test_short_history_is_shrunk_to_the_province(history):
     one = predict_next(history_of(history[:1]))
-    assert np.all(one.drift == 0)
+    assert np.all(one.drift == 0) and one.rho == 1.0
     full = predict_next(history_of(history))
-    assert np.all(np.abs(full.drift) <= np.abs(np.nanmean(np.diff(history_of(history).deviation,
-                                                                   axis=1), axis=1)) + 1e-12)
-    assert full.sigma2_eta > 0
+    raw = np.nanmean(np.diff(history_of(history).deviation, axis=1), axis=1)
+    assert np.var(full.drift) < np.var(raw)          # drifts pulled toward the province
+    assert 0 < full.rho <= 1 and full.sigma2_eta > 0
+    print(f"rho {full.rho:.3f}, sigma_eta {np.sqrt(full.sigma2_eta):.2f}, "
+          f"listing effect {full.listing_effect:+.2f}")
 
 
 def test_cli_risk_and_listing(built_db, capsys):
