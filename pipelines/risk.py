@@ -16,7 +16,7 @@ from pipelines.definitions import Definitions
 from pipelines.forecast import history_of, next_wave_probabilities
 from pipelines.listing import ListingResult, PublishedWave, run_listing
 from pipelines.ranking import (DRAWS, component_levers, cut_line_gaps, rank_confidence_sets,
-                               rank_scores, risk_band, simulate_ranks, tau_worst_set)
+                               rank_scores, risk_band, simulate_ranks, tau_worst_sets)
 from pipelines.scoring import WaveScores, score_wave
 from pipelines.warehouse import Warehouse, WarehouseError
 
@@ -52,8 +52,8 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
     sigma = np.diag(np.maximum(se, 1e-9) ** 2)   # counties are independent samples
     cs_low, cs_high = rank_confidence_sets(score, sigma, replications=rank_cs_replications,
                                            seed=seed)
-    worst3 = tau_worst_set(score, sigma, k3, replications=rank_cs_replications, seed=seed)
-    worst10 = tau_worst_set(score, sigma, k10, replications=rank_cs_replications, seed=seed)
+    worst = tau_worst_sets(score, sigma, (k3, k10), replications=rank_cs_replications, seed=seed)
+    worst3, worst10 = worst[k3], worst[k10]
     levers = component_levers(current).sort("points_per_unit", descending=True) \
         .group_by("county_code", maintain_order=True).first()
     table = composite.select("county_code", "county_name", "city_name", "score", "se", "ci_low",
