@@ -201,17 +201,34 @@ def _listing(args: argparse.Namespace) -> int:
     from pipelines.report import LISTING_LABELS, listing_table, write_table
     from pipelines.risk import listing_result, scored_history
 
+    from pipelines.risk import delisting_progress, risk_table
+
     defs = load_definitions()
     wh = _open(args.db, read_only=True)
     try:
-        result = listing_result(wh, defs, scored_history(wh, defs, args.wave))
+        history = scored_history(wh, defs, args.wave)
+        result = listing_result(wh, defs, history)
         table = listing_table(result, wh.counties(), args.wave)
+        counties = wh.counties()
     finally:
         wh.close()
     write_table(table, LISTING_LABELS, args.format, sys.stdout,
                 title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
                 shown=("county_name", "wave", "level", "action", "reason", "official"))
+    if args.format == "table":
+        progress = delisting_progress(result, risk_table(history, defs, draws=4000), args.wave) \
+            .join(counties.select("county_code", "county_name"), on="county_code", how="left")
+        print()
+        write_table(progress, LISTING_LABELS | PROGRESS_LABELS, "table", sys.stdout,
+                    title="当前挂牌县的摘帽进度",
+                    shown=("county_name", "listed_in", "conditions_met", "conditions", "missing",
+                           "p_bottom10_next", "expected_exit"))
     return 0
+
+
+PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "conditions": "条件数",
+                   "missing": "未满足条件", "p_bottom10_next": "下期后10概率",
+                   "expected_exit": "预计摘帽"}
 
 
 def _open(db: Path, read_only: bool = False) -> Warehouse:

@@ -119,3 +119,33 @@ def what_if(scores: WaveScores, defs: Definitions, county_code: str, changes: di
     return WhatIf(float(after[c]), int(rank_scores(after, ties)[c]),
                   float(simulation.p_bottom[k3][c]), float(simulation.p_bottom[k10][c]),
                   float(before[c]), int(rank_scores(before, ties)[c]))
+
+
+def delisting_progress(result: ListingResult, risk: pl.DataFrame, wave: str) -> pl.DataFrame:
+    """Every county listed after `wave`: conditions met, what is still missing, and the expected exit:
+    the next wave when every indicator target already holds and the county is more likely than not
+    to leave the bottom 10 at the next wave (inspection then follows); later otherwise."""
+    from pipelines.waves import next_wave, wave_display
+
+    listed = result.status
+    latest = result.conditions.filter(pl.col("wave") == wave)
+    rows = []
+    for record in listed.iter_rows(named=True):
+        code = record["county_code"]
+        mine = latest.filter(pl.col("county_code") == code)
+        targets = mine.filter(~pl.col("condition").str.starts_with("退出")
+                              & (pl.col("condition") != "验收"))
+        missing = mine.filter(~pl.col("met"))["condition"].to_list()
+        p_next = risk.filter(pl.col("county_code") == code)["p_bottom10_next"]
+        p_next = float(p_next[0]) if p_next.len() else float("nan")
+        if record["listed_in"] == wave:
+            expected = f"新挂牌：最早{wave_display(next_wave(wave))}"
+        elif targets.height and targets["met"].all() and p_next < 0.5:
+            expected = wave_display(next_wave(wave))
+        else:
+            expected = "两期以后（尚有条件未满足）"
+        rows.append((code, record["listed_in"], record["waves_listed"], record["overdue"],
+                     int(mine["met"].sum()), mine.height, "、".join(missing), p_next, expected))
+    return pl.DataFrame(rows, schema=["county_code", "listed_in", "waves_listed", "overdue",
+                                      "conditions_met", "conditions", "missing",
+                                      "p_bottom10_next", "expected_exit"], orient="row")

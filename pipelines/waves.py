@@ -46,3 +46,17 @@ def normalise_wave_cell(value: str) -> str:
     if match := re.fullmatch(r"(20\d{2})年([上下])半年", text):
         return f"{match[1]}H{1 if match[2] == '上' else 2}"
     return text.upper()
+
+
+def next_wave(label: str) -> str:
+    """The wave after `label` at the same frequency: 2025 → 2026, 2025H2 → 2026H1, 2025Q4 → 2026Q1."""
+    match = _LABEL.match(label)
+    if not match:
+        return label
+    year = int(match["year"])
+    if match["half"]:
+        return f"{year}H2" if match["half"] == "H1" else f"{year + 1}H1"
+    if match["quarter"]:
+        quarter = int(match["quarter"][1])
+        return f"{year}Q{quarter + 1}" if quarter < 4 else f"{year + 1}Q1"
+    return str(year + 1)

@@ -167,3 +167,19 @@ def test_deadline_and_disagreement_with_official_decisions(defs):
     notes = dict(zip(disagree["county_code"] + "/" + disagree["action"], disagree["note"]))
     assert "未见正式决定" in notes["C02/挂牌整治"]
     assert "规则不支持" in notes["C05/摘帽"]
+
+
+def test_delisting_progress_gives_conditions_and_expected_exit(built_db, defs, sample_listing):
+    from pipelines.risk import delisting_progress, risk_table
+
+    result, _ = sample_listing
+    wh = Warehouse.open(built_db, read_only=True)
+    history = scored_history(wh, defs, "2025")
+    wh.close()
+    progress = delisting_progress(result, risk_table(history, defs, draws=2000), "2025")
+    assert set(progress["county_code"]) == set(result.status["county_code"])
+    new = progress.filter(pl.col("listed_in") == "2025")
+    assert new["expected_exit"].str.contains("2026年度").all()
+    overdue = progress.filter(pl.col("overdue"))
+    assert overdue.height >= 1 and (overdue["conditions_met"] < overdue["conditions"]).all()
+    assert (overdue["missing"].str.len_chars() > 0).all()
