@@ -1,10 +1,106 @@
-"""测评看板 — Streamlit entry point: page navigation only; every page lives in pages/."""
+"""测评看板 — Streamlit entry point: the sidebar (wave, city, sign-in) and the page navigation.
 
+The wave and city live in widgets of this entry file, so they persist across pages, and in the URL
+(?wave=2025&city=9901), so a leader can bookmark a view. The analysts' page (数据管理) is only in
+the navigation for a signed-in analyst: a viewer cannot reach it, not even by its URL.
+"""
+
+import os
+import time
+
+import polars as pl
 import streamlit as st
+
+from pages._shared import warehouse
+from pipelines.access import HASH_ENV, verify_password
+from pipelines.warehouse import WarehouseError
+from pipelines.waves import wave_display
 
 st.set_page_config(page_title="测评看板", page_icon=":material/leaderboard:", layout="wide")
 
-navigation = st.navigation([
+
+def _secret(*keys: str) -> object:
+    try:
+        value = st.secrets
+        for key in keys:
+            value = value[key]
+        return value
+    except Exception:  # no secrets file, or no such key
+        return None
+
+
+def _sign_in() -> None:
+    """Analyst role: OIDC (st.login) when configured, else the local password."""
+    if _secret("auth") is not None:
+        if not st.user.is_logged_in:
+            st.sidebar.button("分析人员登录", on_click=st.login, icon=":material/login:")
+            st.session_state["role"] = "viewer"
+            return
+        analysts = set(_secret("roles", "analysts") or [])
+        st.session_state["role"] = "analyst" if st.user.email in analysts else "viewer"
+        st.sidebar.caption(f"已登录：{st.user.email}")
+        st.sidebar.button("退出登录", on_click=st.logout)
+        return
+    stored = os.environ.get(HASH_ENV) or _secret("local_auth", "analyst_password_hash")
+    st.session_state.setdefault("role", "viewer")
+    if st.session_state["role"] == "analyst":
+        if st.sidebar.button("退出分析人员模式", icon=":material/logout:"):
+            st.session_state["role"] = "viewer"
+            st.rerun()
+        return
+    with st.sidebar.expander("分析人员登录"):
+        if not stored:
+            st.caption("尚未设置分析人员密码：运行 `python -m pipelines set-password`。")
+            return
+        with st.form("sign_in", border=False):
+            password = st.text_input("密码", type="password")
+            if st.form_submit_button("登录"):
+                if verify_password(password, str(stored)):
+                    st.session_state["role"] = "analyst"
+                    st.rerun()
+                time.sleep(1.0)  # slows guessing
+                st.error("密码不正确")
+
+
+def _filters() -> None:
+    """Wave and city selectors, initialised from the URL once per session."""
+    wh = warehouse()
+    waves = wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list()
+    counties = wh.counties()
+    cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
+    if (pending := st.session_state.pop("pending_wave", None)) in waves:
+        st.session_state["wave"] = pending          # a wave just published: show it
+    if "wave" not in st.session_state or st.session_state["wave"] not in waves:
+        wanted = st.query_params.get("wave")
+        st.session_state["wave"] = wanted if wanted in waves else (waves[-1] if waves else None)
+    if "city" not in st.session_state:
+        wanted = st.query_params.get("city", "")
+        st.session_state["city"] = wanted if wanted in cities else ""
+    if waves:
+        st.sidebar.selectbox("期次", waves, key="wave", format_func=wave_display)
+    st.sidebar.selectbox("市州", ["", *cities], key="city",
+                         format_func=lambda code: cities.get(code, "全省"))
+    params = {"wave": st.session_state["wave"] or "", "city": st.session_state["city"]}
+    if county := st.session_state.get("county"):
+        params["county"] = county
+    st.query_params.from_dict({k: v for k, v in params.items() if v})
+
+
+try:
+    _filters()
+except WarehouseError as exc:
+    st.error(str(exc))
+    st.stop()
+_sign_in()
+
+pages = [
     st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
-])
-navigation.run()
+    st.Page("pages/ranking.py", title="县区排名", icon=":material/leaderboard:"),
+    st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
+    st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
+    st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
+    st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
+]
+if st.session_state.get("role") == "analyst":
+    pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
+st.navigation(pages).run()

@@ -1,17 +1,25 @@
-"""What every page needs: the process's warehouse connection and the definitions (cached)."""
+"""What every page needs: the warehouse connection, cached results keyed on the data version, the
+wave and city chosen in the sidebar, the role, and small rendering helpers."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import altair as alt
+import polars as pl
 import streamlit as st
 
+from pipelines import charts  # noqa: F401  (registers the chart theme)
 from pipelines.build import build_warehouse
 from pipelines.definitions import Definitions, load_definitions
-from pipelines.warehouse import DEFAULT_DB, Warehouse
+from pipelines.listing import ListingResult
+from pipelines.risk import delisting_progress, listing_result, risk_table, scored_history
+from pipelines.scoring import WaveScores
+from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 DB_ENV = "CEPING_DB"
+DRAWS_ENV = "CEPING_DRAWS"     # fewer draws in tests; 10,000 by default
 
 
 def warehouse_path() -> Path:
@@ -35,7 +43,106 @@ def definitions() -> Definitions:
     return load_definitions()
 
 
+# -- cached results: keyed on the warehouse file and its data version (an upload bumps it) -------
+
+
+def _key() -> tuple[str, int]:
+    return str(warehouse_path()), warehouse().data_version()
+
+
+@st.cache_resource(max_entries=8, show_spinner="正在计算得分与区间……")
+def _history(path: str, version: int, wave: str) -> list[WaveScores]:
+    return scored_history(warehouse(), definitions(), wave)
+
+
+def _guard(compute, wave: str):
+    """Run a cached computation; a data problem becomes a Chinese message and stops the page."""
+    try:
+        return compute(*_key(), wave)
+    except WarehouseError as exc:
+        st.warning(str(exc))
+        st.stop()
+
+
+def history(wave: str) -> list[WaveScores]:
+    return _guard(_history, wave)
+
+
+@st.cache_resource(max_entries=8, show_spinner="正在模拟排名（10,000 次）……")
+def _risk(path: str, version: int, wave: str) -> pl.DataFrame:
+    draws = int(os.environ.get(DRAWS_ENV, "10000"))
+    return risk_table(_history(path, version, wave), definitions(), draws=draws)
+
+
+def risk(wave: str) -> pl.DataFrame:
+    return _guard(_risk, wave)
+
+
+@st.cache_resource(max_entries=8, show_spinner="正在核对挂牌与摘帽规则……")
+def _listing(path: str, version: int, wave: str) -> ListingResult:
+    return listing_result(warehouse(), definitions(), _history(path, version, wave))
+
+
+def listing(wave: str) -> ListingResult:
+    return _guard(_listing, wave)
+
+
+def progress(wave: str) -> pl.DataFrame:
+    return delisting_progress(listing(wave), risk(wave), wave)
+
+
+# -- selections made in the sidebar (app.py) -----------------------------------------------------
+
+
+def selected_wave() -> str | None:
+    return st.session_state.get("wave")
+
+
+def selected_city() -> str | None:
+    """City code, or None for the whole province."""
+    return st.session_state.get("city") or None
+
+
+def is_analyst() -> bool:
+    return st.session_state.get("role") == "analyst"
+
+
+def in_city(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows of the chosen city (all rows when the whole province is shown)."""
+    city = selected_city()
+    if city is None or "city_code" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("city_code") == city)
+
+
+def city_label() -> str:
+    city = selected_city()
+    if city is None:
+        return "全省"
+    names = warehouse().counties().filter(pl.col("city_code") == city)["city_name"]
+    return names[0] if names.len() else city
+
+
 def sample_badge(wh: Warehouse) -> None:
     """Mark every page while the fictional sample province is loaded: screenshots travel."""
     if wh.meta("is_sample") == "true":
         st.badge("示例数据（虚构省份，仅供演示）", icon=":material/science:", color="orange")
+
+
+def chart(spec: alt.TopLevelMixin) -> None:
+    """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG."""
+    st.altair_chart(spec, theme=None, width="stretch")
+
+
+def require_wave() -> str:
+    """The chosen wave, or a clear empty state and stop."""
+    wave = selected_wave()
+    if wave is None:
+        st.info("数据仓库中还没有调查数据。请分析人员在“数据管理”页上传一期调查数据。")
+        st.stop()
+    return wave
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0%}" if value >= 0.995 or value < 0.005 \
+        else f"{value:.1%}"

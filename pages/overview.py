@@ -1,48 +1,83 @@
-"""总览: the province at a glance. For now: the waves in the warehouse and the county list."""
+"""总览: the wave at a glance — provincial average and its change, risk bands, listed counties and
+their 摘帽 status, biggest movers, and a county map coloured by score or risk."""
 
+import polars as pl
 import streamlit as st
 
-from pages._shared import sample_badge, warehouse
-from pipelines.warehouse import WarehouseError
+from pages._shared import (chart, city_label, definitions, history, in_city, listing, percent,
+                           progress, risk, sample_badge, selected_wave, warehouse)
+from pipelines import charts
+from pipelines.dashboard import overview
 from pipelines.waves import wave_display
 
-try:
-    wh = warehouse()
-    province = wh.meta("province") or "本省"
-    waves = wh.waves()
-    counties = wh.counties()
-except WarehouseError as exc:
-    st.error(str(exc))
-    st.stop()
-
+wh = warehouse()
+province = wh.meta("province") or "本省"
 st.title(f"{province}禁毒工作专项调查测评")
 sample_badge(wh)
-
-left, middle, right = st.columns(3)
-left.metric("已导入期次", f"{waves.height} 期")
-middle.metric("区县数", f"{counties.height} 个")
-right.metric("市州数", f"{counties['city_code'].n_unique()} 个")
-
-st.subheader("调查期次")
-if waves.height == 0:
+wave = selected_wave()
+waves = wh.waves()
+if wave is None:
+    st.metric("已导入期次", f"{waves.height} 期")
     st.info("数据仓库中还没有任何期次。请分析人员在“数据管理”页上传调查数据。")
-else:
-    st.dataframe(
-        waves.select(
-            waves["wave"].map_elements(wave_display, return_dtype=str).alias("期次"),
-            waves["respondents"].alias("受访者人数"),
-            waves["counties"].alias("覆盖区县"),
-            waves["indicator_values"].alias("工作指标值"),
-        ),
-        hide_index=True, width="stretch",
-    )
+    st.stop()
 
-st.subheader("区县名单")
-st.dataframe(
-    counties.select(
-        counties["city_name"].alias("市州"), counties["county_name"].alias("区县"),
-        counties["county_code"].alias("区划代码"), counties["population"].alias("常住人口"),
-        (counties["urban_share"] * 100).round(1).alias("城镇人口比例(%)"),
-    ),
-    hide_index=True, width="stretch", height=420,
-)
+table = risk(wave)
+summary = overview(history(wave), table)
+st.subheader(f"{wave_display(wave)} · {city_label()}")
+cols = st.columns(4)
+delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
+cols[0].metric("全省平均分", f"{summary.province_mean:.2f}",
+               None if delta is None else f"{delta:+.2f} 较上期")
+bands = dict(summary.band_counts.iter_rows())
+cols[1].metric("高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
+listed = listing(wave).status
+cols[2].metric("挂牌整治中", f"{listed.height} 个")
+cols[3].metric("已导入期次", f"{waves.height} 期")
+
+left, right = st.columns([3, 2])
+with left:
+    colour = st.radio("地图着色", ["综合得分", "风险等级"], horizontal=True, key="map_colour")
+    tiles = table.join(charts.hex_layout(wh.counties()), on="county_code").join(
+        wh.counties().select("county_code", "city_code"), on="county_code")
+    chart(charts.hex_map(in_city(tiles), "score" if colour == "综合得分" else "band",
+                         title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
+with right:
+    st.markdown("**各风险等级区县数**")
+    order = [b.label for b in definitions().scheme.listing.bands]
+    st.dataframe(pl.DataFrame({"风险等级": order,
+                               "区县数": [bands.get(b, 0) for b in order]}),
+                 hide_index=True, width="stretch")
+    st.markdown("**挂牌整治中的区县**")
+    if listed.height == 0:
+        st.caption("目前没有挂牌整治的区县。")
+    else:
+        names = wh.counties().select("county_code", "county_name", "city_code")
+        shown = in_city(progress(wave).join(names, on="county_code"))
+        st.dataframe(shown.select(
+            pl.col("county_name").alias("区县"),
+            pl.col("listed_in").map_elements(wave_display, return_dtype=pl.String).alias("挂牌期次"),
+            (pl.col("conditions_met").cast(pl.String) + "/" + pl.col("conditions").cast(pl.String))
+            .alias("已满足条件"),
+            pl.col("expected_exit").alias("预计摘帽")), hide_index=True, width="stretch")
+
+st.subheader("变化最大的区县（较上期显著变化）")
+if summary.movers.height == 0:
+    st.caption("没有上一期可比，或没有区县显著变化。")
+else:
+    movers = in_city(summary.movers.join(wh.counties().select("county_code", "city_code"),
+                                         on="county_code")).head(10)
+    st.dataframe(movers.select(
+        pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
+        pl.col("before").round(2).alias("上期得分"), pl.col("after").round(2).alias("本期得分"),
+        pl.col("change").round(2).alias("变化"),
+        (pl.col("ci_low").round(2).cast(pl.String) + " ~ " + pl.col("ci_high").round(2)
+         .cast(pl.String)).alias("变化的95%区间"),
+        pl.col("verdict").alias("判断")), hide_index=True, width="stretch")
+
+with st.expander("调查期次"):
+    st.dataframe(waves.select(
+        waves["wave"].map_elements(wave_display, return_dtype=str).alias("期次"),
+        waves["respondents"].alias("受访者人数"), waves["counties"].alias("覆盖区县"),
+        waves["indicator_values"].alias("工作指标值")), hide_index=True, width="stretch")
+st.caption(f"本期后3名概率最高：{table.sort('p_bottom3', descending=True)['county_name'][0]}"
+           f"（{percent(table['p_bottom3'].max())}）。说明见“挂牌风险”页。")

@@ -58,7 +58,8 @@ class Design:
         return self.psus_in_stratum.size
 
 
-def _codes(frame: pl.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, pl.DataFrame]:
+def domain_codes(frame: pl.DataFrame,
+                 columns: Sequence[str]) -> tuple[np.ndarray, pl.DataFrame]:
     """Integer code per row for the combination of `columns`, and the key frame in code order."""
     keys = frame.select(columns)
     if keys.width == 1:
@@ -90,12 +91,12 @@ def make_design(frame: pl.DataFrame, *, weight: str, strata: str | Sequence[str]
     n = frame.height
     strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
     if strata_cols:
-        stratum, _ = _codes(frame, strata_cols)
+        stratum, _ = domain_codes(frame, strata_cols)
     else:
         stratum = np.zeros(n, dtype=np.int64)
     n_strata = int(stratum.max()) + 1 if n else 0
     if psu is not None:
-        psu_codes, _ = _codes(frame.with_columns(pl.Series("__stratum", stratum)),
+        psu_codes, _ = domain_codes(frame.with_columns(pl.Series("__stratum", stratum)),
                               ["__stratum", psu])
         first = np.full(int(psu_codes.max()) + 1 if n else 0, -1, dtype=np.int64)
         first[psu_codes] = stratum
@@ -277,7 +278,7 @@ def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
     design = make_design(frame, weight=weight, strata=strata, psu=psu, fpc=fpc,
                          lonely_psu=lonely_psu)
     if by_cols:
-        domain, keys = _codes(frame, by_cols)
+        domain, keys = domain_codes(frame, by_cols)
     else:
         domain, keys = np.zeros(frame.height, dtype=np.int64), pl.DataFrame()
     n_domains = keys.height if by_cols else 1

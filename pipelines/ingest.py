@@ -65,13 +65,9 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
             "“替换”（命令行加 --replace）；原版本会保留，可以恢复。")])
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
-    steps.set_postfix_str("读取")
-    raw = read_table(data, file_name)
-    steps.update()
-    steps.set_postfix_str(f"校验 {raw.frame.height} 行")
-    validate = validate_survey if kind == "survey" else validate_indicators
-    validated = validate(raw, file_name, wave, defs, wh.counties())
-    steps.update()
+    steps.set_postfix_str("读取与校验")
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind)
+    steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(data, raw, validated)
     record = LoadRecord(
@@ -86,6 +82,43 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
     steps.close()
     return LoadResult("replaced" if active is not None else "loaded", wave, kind, load_id,
                       validated.frame.height, time.perf_counter() - started, validated.warnings)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file that passed validation and has not been written (the page's preview step)."""
+
+    file_name: str
+    wave: str
+    kind: str
+    rows: pl.DataFrame              # validated rows, warehouse layout
+    header_map: dict[str, str]      # file header → field label
+    warnings: list[str]
+    dropped_columns: dict[str, str]
+    already_loaded: int | None      # load id when this very file is already in for the wave
+    replaces: int | None            # the active load it would replace
+
+
+def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
+                kind: str = "survey") -> CheckedFile:
+    """Read and validate without writing; raises IngestError with every problem."""
+    file_name = Path(file_name).name or "上传文件"
+    if kind not in KINDS:
+        raise IngestError(file_name, [Problem(file_name, None, None, f"未知的数据类型“{kind}”")])
+    if message := wave_error(wave):
+        raise IngestError(file_name, [Problem(file_name, None, None, message)])
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind)
+    sha256 = hashlib.sha256(data).hexdigest()
+    return CheckedFile(file_name, wave, kind, validated.frame, dict(validated.mapping),
+                       list(validated.warnings), dict(validated.dropped_columns),
+                       wh.find_load(sha256, wave, kind), wh.active_load(wave, kind))
+
+
+def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
+                       kind: str):
+    raw = read_table(data, file_name)
+    validate = validate_survey if kind == "survey" else validate_indicators
+    return raw, validate(raw, file_name, wave, defs, wh.counties())
 
 
 def ingest_file(wh: Warehouse, defs: Definitions, path: Path, wave: str, kind: str = "survey",

@@ -30,8 +30,10 @@ import numpy as np
 import polars as pl
 
 from pipelines.definitions import Component, Definitions, Scheme
-from pipelines.estimation import MeanEstimates, make_design, mean_covariance, rake, t_interval
+from pipelines.estimation import (MeanEstimates, domain_codes, make_design, mean_covariance,
+                                  rake, t_interval)
 from pipelines.warehouse import Warehouse, WarehouseError
+from pipelines.waves import wave_display
 
 POINTS_PREFIX = "p_"
 VETO_OPS = {">=": np.greater_equal, ">": np.greater, "<=": np.less_equal, "<": np.less,
@@ -345,8 +347,12 @@ def score_wave(wh: Warehouse, defs: Definitions, wave: str, **options) -> WaveSc
     if responses.height == 0:
         known = "、".join(wh.waves()["wave"].to_list()) or "无"
         raise WarehouseError(f"期次 {wave} 没有调查数据（已有期次：{known}）")
+    indicators = wh.indicators(wave)
+    if indicators.height == 0 and any(c.source == "indicator" for c in defs.scheme.components):
+        raise WarehouseError(f"{wave_display(wave)}尚未导入工作指标表，暂时无法计算综合得分。"
+                             "请分析人员在“数据管理”页上传该期工作指标表。")
     margins = wh.margins() if defs.scheme.estimation.rake_to_margins else None
-    return score_frames(responses, wh.indicators(wave), wh.counties(), defs, wave=wave,
+    return score_frames(responses, indicators, wh.counties(), defs, wave=wave,
                         margins=margins, **options)
 
 
@@ -500,3 +506,35 @@ def _items_frame(est: MeanEstimates, county_codes: list[str], item_ids: list[str
         "n_eff": est.n_eff.ravel(), "deff": est.deff.ravel(),
     }).with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
         pl.col("county_code", "item_id").cast(pl.String), pl.col("df", "n").cast(pl.Int64))
+
+
+def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
+                    level: float | None = None) -> pl.DataFrame:
+    """The survey part of the composite, rescaled to 0–100, for each `by` domain (e.g. the
+    townships of one county) as domains of the county's design; small domains get wide intervals.
+    Survey components are taken as they are (relative normalisations need all counties)."""
+    scheme = defs.scheme
+    level = level or scheme.confidence_level
+    frame, psu = _county_design_columns(item_points(responses, defs))
+    frame = frame.filter(pl.col(by).is_not_null())
+    design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
+                         lonely_psu=scheme.estimation.lonely_psu)
+    domain, keys = domain_codes(frame, [by])
+    item_ids = scored_items(scheme)
+    y = frame.select(pl.col(POINTS_PREFIX + i).fill_null(np.nan) for i in item_ids).to_numpy()
+    est = mean_covariance(design, y, domain, keys.height, pairs=True)
+    coefficients = np.zeros(len(item_ids))
+    survey = [c for c in scheme.components if c.source == "survey"]
+    total_weight = sum(c.weight for c in survey)
+    for comp in survey:
+        for item_id, wt in zip(comp.items, np.array(comp.item_weights) / sum(comp.item_weights)):
+            coefficients[item_ids.index(item_id)] += comp.weight / total_weight * wt
+    score = est.mean @ coefficients
+    se = np.sqrt(np.einsum("j,djk,k->d", coefficients, est.cov, coefficients))
+    everyone = mean_covariance(design, np.ones((frame.height, 1)), domain, keys.height,
+                               pairs=False)
+    low, high = t_interval(score, se, everyone.df[:, 0], level)
+    return keys.with_columns(pl.Series("score", score), pl.Series("se", se),
+                             pl.Series("ci_low", low), pl.Series("ci_high", high),
+                             pl.Series("n", everyone.n[:, 0]).cast(pl.Int64)) \
+        .with_columns(pl.col(pl.Float64).fill_nan(None)).sort("score", nulls_last=True)

@@ -309,6 +309,32 @@ class Warehouse:
         cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
                 "set value = cast(cast(meta.value as integer) + 1 as varchar)")
 
+    def record_decision(self, county_code: str, wave: str, level: str, action: str,
+                        decided_on: str | None, document: str | None, by: str) -> None:
+        """An official 挂牌/摘帽 decision entered by an analyst (one transaction, audited)."""
+        self._record("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [county_code, wave, level, action, decided_on or None, document or None, by,
+                      now()])
+
+    def record_inspection(self, county_code: str, wave: str, passed: bool, inspected_on: str | None,
+                          note: str | None, by: str) -> None:
+        """An inspection (验收) result entered by an analyst; the latest per county and wave counts."""
+        self._record("insert into inspections values (?, ?, ?, ?, ?, ?, ?)",
+                     [county_code, wave, inspected_on or None, passed, note or None, by, now()])
+
+    def _record(self, sql: str, values: list) -> None:
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("begin transaction")
+            try:
+                cur.execute(sql, values)
+                cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                        "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+
     def archived_file(self, load_id: int) -> tuple[str, bytes]:
         """The archived bytes of a load's file (sanitized when personal data was dropped)."""
         row = _first(self.cursor().execute(

@@ -1,34 +1,168 @@
-"""Every page through Streamlit's AppTest: no exception, the numbers a user expects on screen."""
+"""Every page through Streamlit's AppTest, as a viewer and as an analyst: no exception, the numbers
+a user expects on screen, viewers kept out of data management, an upload that ends in the ranking."""
 
 from __future__ import annotations
 
 import shutil
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from pipelines.access import hash_password
 from pipelines.build import build_warehouse
 from pipelines.sample_province import SAMPLE_DIR
 from pipelines.warehouse import REPO_DIR
+from tests.conftest import csv_bytes, sample_indicators, sample_wave
 
 APP = str(REPO_DIR / "app.py")
+PASSWORD = "测试-口令-2026"
+PAGES = ["ranking", "risk", "delisting", "county", "scheme"]
 
 
-def run_app(monkeypatch, db) -> AppTest:
+@pytest.fixture(autouse=True)
+def navigation_not_pages_directory(monkeypatch):
+    """AppTest resets Streamlit's "uses a pages/ directory" flag before every run and sets it from
+    the folder's existence, so a rerun after an interaction takes the legacy multipage path and
+    runs the page without app.py (no sidebar, no navigation). The real server decides once, from
+    st.navigation; this keeps AppTest on that path too."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="module")
+def analyst_hash() -> str:
+    return hash_password(PASSWORD, rounds=1000)
+
+
+def run_app(monkeypatch, db, analyst_hash: str | None = None) -> AppTest:
     monkeypatch.setenv("CEPING_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=60).run()
+    monkeypatch.setenv("CEPING_DRAWS", "2000")
+    if analyst_hash:
+        monkeypatch.setenv("CEPING_ANALYST_HASH", analyst_hash)
+    return AppTest.from_file(APP, default_timeout=120).run()
 
 
-def test_overview_lists_waves_and_counties(monkeypatch, db_copy):
+def sign_in(at: AppTest, password: str = PASSWORD) -> AppTest:
+    at.text_input[0].input(password)
+    at.button[0].click()
+    return at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = [e.value for kind in ("title", "markdown", "caption", "info", "warning", "success",
+                                  "error", "subheader") for e in getattr(at, kind)]
+    parts += [str(m.value) + str(m.label) for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_overview_shows_the_wave_at_a_glance(monkeypatch, db_copy):
     at = run_app(monkeypatch, db_copy)
     assert not at.exception
     assert "示范省" in at.title[0].value
-    assert [m.value for m in at.metric] == ["5 期", "88 个", "9 个"]
-    waves = at.dataframe[0].value
-    assert waves["期次"].tolist() == ["2021年度", "2022年度", "2023年度", "2024年度", "2025年度"]
-    assert (waves["覆盖区县"] == 88).all()
-    assert len(at.dataframe[1].value) == 88
+    labels = [m.label for m in at.metric]
+    assert labels == ["全省平均分", "高危 / 预警", "挂牌整治中", "已导入期次"]
+    assert at.metric[3].value == "5 期"
+    assert at.metric[2].value == "6 个"
     assert any("示例数据" in m.value for m in at.markdown)  # st.badge renders as markdown
+    assert "2025年度 · 全省" in texts(at)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
+    at = run_app(monkeypatch, db_copy)
+    at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    assert not at.error
+    text = texts(at)
+    expected = {"ranking": "县区排名", "risk": "挂牌风险", "delisting": "摘帽进度",
+                "county": "县区画像", "scheme": "评分方案"}[page]
+    assert at.title[0].value == expected
+    if page == "ranking":
+        table = at.dataframe[0].value
+        assert len(table) == 88 and table["名次"].tolist()[:3] == [1, 2, 3]
+        assert "跨越后3名或后10名分界线" in text
+    if page == "risk":
+        assert "真实水平" in text and "公布的得分" in text
+        assert len(at.dataframe[0].value) == 88
+    if page == "delisting":
+        assert "逾期未摘帽" in text and "规则判定与已录入的正式决定完全一致" in text
+    if page == "county":
+        assert "综合得分" in text and "全省名次" in text
+    if page == "scheme":
+        assert "一票否决" in text and len(at.dataframe[0].value) == 10
+
+
+def test_city_filter_and_wave_travel_in_the_url(monkeypatch, db_copy):
+    at = run_app(monkeypatch, db_copy)
+    at.selectbox(key="city").select("9901").run()
+    at.selectbox(key="wave").select("2024").run()
+    assert at.query_params["wave"] in ("2024", ["2024"]) and at.query_params["city"] in ("9901", ["9901"])
+    at.switch_page("pages/ranking.py").run()
+    table = at.dataframe[0].value
+    assert 0 < len(table) < 88
+    assert set(table["市州"]) == {"澄屿市"}
+    assert "2024年度 · 澄屿市" in texts(at)
+
+
+def test_viewer_cannot_reach_data_management(monkeypatch, db_copy, analyst_hash):
+    at = run_app(monkeypatch, db_copy, analyst_hash)
+    with pytest.raises(Exception):
+        at.switch_page("pages/data.py").run()
+    assert all(t.value != "数据管理" for t in at.title)
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash), "wrong password")
+    assert any("密码不正确" in e.value for e in at.error)
+    assert at.session_state["role"] == "viewer"
+
+
+def test_analyst_uploads_a_gbk_wave_and_it_appears_in_the_ranking(monkeypatch, db_copy,
+                                                                   analyst_hash):
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    assert at.session_state["role"] == "analyst"
+    at.switch_page("pages/data.py").run()
+    assert at.title[0].value == "数据管理" and not at.exception
+    survey = sample_wave("2025").with_columns(pl.lit("2026").alias("调查期次"))
+    at.text_input[0].set_value("2026").run()
+    at.file_uploader[0].upload("2026年调查.csv", csv_bytes(survey, "gbk"), "text/csv").run()
+    assert not at.exception
+    assert any("校验通过" in s.value for s in at.success)
+    assert any("与2025年度对比" in s.value for s in at.subheader)
+    publish = next(b for b in at.button if b.label == "发布")
+    publish.click().run()
+    assert any("已导入" in s.value for s in at.success), [s.value for s in at.success]
+    # the indicator sheet for the same wave
+    at.radio[0].set_value("indicators").run()
+    sheet = sample_indicators("2025").with_columns(pl.lit("2026").alias("年度"))
+    at.file_uploader[0].upload("2026年指标.csv", csv_bytes(sheet), "text/csv").run()
+    next(b for b in at.button if b.label == "发布").click().run()
+    assert not at.exception
+    at.switch_page("pages/ranking.py").run()
+    assert not at.exception
+    assert "2026年度" in texts(at)
+    assert len(at.dataframe[0].value) == 88
+    assert at.session_state["wave"] == "2026"
+    fresh = run_app(monkeypatch, db_copy)     # a leader opening the dashboard afterwards
+    assert fresh.metric[3].value == "6 期" and "2026年度" in texts(fresh)
+
+
+def test_a_bad_upload_shows_every_problem_and_changes_nothing(monkeypatch, db_copy, analyst_hash):
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    at.switch_page("pages/data.py").run()
+    bad = sample_wave("2025", counties=2).with_columns(pl.lit("2026").alias("调查期次"),
+                                                       pl.lit("x").alias("权重"))
+    at.text_input[0].set_value("2026").run()
+    at.file_uploader[0].upload("bad.csv", csv_bytes(bad), "text/csv").run()
+    assert not at.exception
+    assert any("未通过校验" in e.value for e in at.error)
+    problems = at.dataframe[0].value
+    assert set(problems["列"]) == {"权重"} and problems["行"].min() == 2
 
 
 def test_first_run_builds_the_warehouse(monkeypatch, tmp_path):
@@ -36,7 +170,7 @@ def test_first_run_builds_the_warehouse(monkeypatch, tmp_path):
     at = run_app(monkeypatch, db)
     assert not at.exception
     assert db.exists()
-    assert at.metric[0].value == "5 期"
+    assert at.metric[3].value == "5 期"
 
 
 def test_empty_warehouse_has_a_clear_empty_state(monkeypatch, tmp_path):
@@ -50,6 +184,9 @@ def test_empty_warehouse_has_a_clear_empty_state(monkeypatch, tmp_path):
     assert not at.exception
     assert at.metric[0].value == "0 期"
     assert any("还没有任何期次" in i.value for i in at.info)
+    for page in PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, page
 
 
 @pytest.mark.parametrize("content", [b"not a database", b""])
@@ -58,4 +195,3 @@ def test_broken_warehouse_file_shows_a_chinese_message(monkeypatch, tmp_path, co
     db.write_bytes(content)
     at = run_app(monkeypatch, db)
     assert not at.exception
-    assert at.error and ("数据仓库" in at.error[0].value)

@@ -1,0 +1,163 @@
+"""数据管理 (analysts only): upload a wave or an indicator sheet → validation report → preview
+against the previous wave → publish or discard; wave history with roll back; official decisions
+and inspection results."""
+
+import datetime
+
+import polars as pl
+import streamlit as st
+
+from pages._shared import definitions, is_analyst, sample_badge, warehouse
+from pipelines.ingest import check_bytes, ingest_bytes
+from pipelines.preview import indicator_preview, survey_preview
+from pipelines.problems import IngestError
+from pipelines.warehouse import WarehouseError
+from pipelines.waves import next_wave, wave_display
+
+if not is_analyst():  # the page is not in a viewer's navigation; this guards direct calls too
+    st.error("此页仅限分析人员。")
+    st.stop()
+
+wh = warehouse()
+defs = definitions()
+st.title("数据管理")
+sample_badge(wh)
+user = st.session_state.get("user_name", "分析人员")
+if message := st.session_state.pop("flash", None):
+    st.success(message)
+upload, versions, decisions = st.tabs(["上传数据", "期次与版本", "正式决定与验收"])
+
+with upload:
+    kind = st.radio("数据类型", ["survey", "indicators"], horizontal=True,
+                    format_func={"survey": "调查数据（受访者）", "indicators": "工作指标表"}.get)
+    known = wh.waves()["wave"].to_list()
+    if "upload_wave" not in st.session_state:
+        st.session_state["upload_wave"] = next_wave(known[-1]) if known else ""
+    wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key="upload_wave")
+    file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
+                            type=["csv", "xlsx", "parquet", "gz"], key="upload_file")
+    if file is not None and wave:
+        data = file.getvalue()
+        try:
+            checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind)
+        except IngestError as exc:
+            st.error(f"文件未通过校验，共 {exc.total} 个问题（未做任何更改）。请修改后重新上传。")
+            st.dataframe(pl.DataFrame([{"行": p.row, "列": p.column, "问题": p.message}
+                                       for p in exc.problems]), hide_index=True, width="stretch")
+            st.stop()
+        st.success(f"校验通过：{checked.rows.height} 行。")
+        if checked.already_loaded is not None:
+            st.info(f"这个文件已经导入过该期次（导入编号 {checked.already_loaded}），无需再次发布。")
+        for warning in checked.warnings:
+            st.warning(warning)
+        if checked.dropped_columns:
+            st.warning("以下个人信息列不会保存：" + "、".join(
+                f"{h}（{k}）" for h, k in checked.dropped_columns.items()))
+        with st.expander("列对应关系（按表头别名自动识别）"):
+            st.dataframe(pl.DataFrame({"文件中的列": list(checked.header_map),
+                                       "对应字段": list(checked.header_map.values())}),
+                         hide_index=True, width="stretch")
+        earlier = [w for w in wh.waves().filter(pl.col("survey_load_id").is_not_null()
+                                                if kind == "survey" else
+                                                pl.col("indicators_load_id").is_not_null())["wave"]
+                   if w < checked.wave]
+        if earlier:
+            st.subheader(f"与{wave_display(earlier[-1])}对比")
+            if kind == "survey":
+                preview = survey_preview(defs, checked.rows, wh.responses(earlier[-1]))
+                flagged = preview.counts.filter(pl.col("flag") != "")
+                st.markdown(f"各县样本量：{preview.counts.height} 个县，{flagged.height} 个需要注意。")
+                st.dataframe(preview.counts.select(
+                    pl.col("county_code").alias("区县代码"), pl.col("new").alias("本期"),
+                    pl.col("previous").alias("上期"), pl.col("flag").alias("提示")),
+                    hide_index=True, width="stretch", height=240)
+                st.markdown(f"题目得分突变（县题平均分变化超过10分）：{preview.shifts.height} 处")
+                if preview.shifts.height:
+                    st.dataframe(preview.shifts.head(50), hide_index=True, width="stretch")
+                with st.expander("各题答案分布（本期与上期）"):
+                    st.dataframe(preview.answers, hide_index=True, width="stretch")
+            else:
+                changes = indicator_preview(checked.rows, wh.indicators(earlier[-1]))
+                st.markdown(f"较上期变化超过50%的指标值：{changes.height} 个")
+                st.dataframe(changes.head(100), hide_index=True, width="stretch")
+        replace = False
+        if checked.replaces is not None and checked.already_loaded is None:
+            replace = st.checkbox(f"替换{wave_display(checked.wave)}现有数据（原版本保留，可恢复）")
+        publish, discard = st.columns(2)
+        if publish.button("发布", type="primary", disabled=checked.already_loaded is not None
+                          or (checked.replaces is not None and not replace)):
+            try:
+                result = ingest_bytes(wh, defs, data, file.name, checked.wave, kind,
+                                      replace=replace, loaded_by=user)
+            except (IngestError, WarehouseError) as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["flash"] = result.summary() + " 各页面已按新数据更新。"
+                if kind == "survey":
+                    st.session_state["pending_wave"] = checked.wave
+                st.session_state.pop("upload_file", None)
+                st.rerun()
+        if discard.button("放弃"):
+            st.session_state.pop("upload_file", None)
+            st.rerun()
+
+with versions:
+    loads = wh.loads()
+    status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已撤回"}
+    st.dataframe(loads.select(
+        pl.col("load_id").alias("导入编号"),
+        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        pl.col("kind").replace_strict({"survey": "调查数据", "indicators": "工作指标"}).alias("类型"),
+        pl.col("status").replace_strict(status).alias("状态"), pl.col("n_rows").alias("行数"),
+        pl.col("source_name").alias("文件"), pl.col("source_sha256").str.slice(0, 12).alias("SHA-256"),
+        pl.col("loaded_by").alias("导入人"), pl.col("loaded_at").alias("时间")),
+        hide_index=True, width="stretch")
+    with st.form("rollback"):
+        st.markdown("**恢复到被替换前的版本**")
+        target = st.selectbox("期次", wh.waves()["wave"].to_list(), format_func=wave_display)
+        which = st.radio("类型", ["survey", "indicators"], horizontal=True,
+                         format_func={"survey": "调查数据", "indicators": "工作指标"}.get)
+        if st.form_submit_button("恢复"):
+            try:
+                restored = wh.rollback_wave(target, which, by=user)
+            except WarehouseError as exc:
+                st.error(str(exc))
+            else:
+                st.success(f"已将{wave_display(target)}恢复为导入编号 {restored} 的版本。")
+
+with decisions:
+    counties = wh.counties()
+    codes = counties["county_code"].to_list()
+    names = dict(zip(codes, counties["county_name"]))
+    waves = wh.waves()["wave"].to_list()
+    left, right = st.columns(2)
+    with left.form("decision"):
+        st.markdown("**录入正式决定（挂牌/摘帽）**")
+        county = st.selectbox("区县", codes, format_func=lambda c: f"{names[c]}（{c}）")
+        wave_d = st.selectbox("依据期次", waves, index=len(waves) - 1 if waves else 0,
+                              format_func=wave_display)
+        level = st.radio("层级", ["省", "市"], horizontal=True)
+        action = st.selectbox("决定", ["挂牌整治", "重新挂牌", "摘帽", "市挂牌重点整治"])
+        day = st.date_input("决定日期", value=datetime.date.today())
+        document = st.text_input("文号")
+        if st.form_submit_button("保存决定"):
+            wh.record_decision(county, wave_d, level, action, day.isoformat(), document, user)
+            st.success(f"已录入：{names[county]} {action}")
+    with right.form("inspection"):
+        st.markdown("**录入验收结果**")
+        county_i = st.selectbox("区县", codes, format_func=lambda c: f"{names[c]}（{c}）",
+                                key="inspection_county")
+        wave_i = st.selectbox("期次", waves, index=len(waves) - 1 if waves else 0,
+                              format_func=wave_display, key="inspection_wave")
+        passed = st.radio("结论", ["合格", "不合格"], horizontal=True) == "合格"
+        day_i = st.date_input("验收日期", value=datetime.date.today(), key="inspection_day")
+        note = st.text_input("说明")
+        if st.form_submit_button("保存验收结果"):
+            wh.record_inspection(county_i, wave_i, passed, day_i.isoformat(), note, user)
+            st.success(f"已录入：{names[county_i]} 验收{'合格' if passed else '不合格'}")
+    st.dataframe(wh.decisions().join(counties.select("county_code", "county_name"),
+                                     on="county_code", how="left").select(
+        pl.col("wave").alias("期次"), pl.col("county_name").alias("区县"),
+        pl.col("level").alias("层级"), pl.col("action").alias("决定"),
+        pl.col("decided_on").alias("日期"), pl.col("document").alias("文号"),
+        pl.col("recorded_by").alias("录入人")), hide_index=True, width="stretch")

@@ -1,0 +1,57 @@
+"""摘帽进度: every listed county — its conditions (value / target / status), its trajectory, the
+expected exit; and the rules' verdicts beside the official decisions."""
+
+import polars as pl
+import streamlit as st
+
+from pages._shared import (chart, history, in_city, listing, progress, require_wave, sample_badge,
+                           warehouse)
+from pipelines import charts
+from pipelines.dashboard import county_history
+from pipelines.waves import wave_display
+
+wh = warehouse()
+wave = require_wave()
+st.title("摘帽进度")
+sample_badge(wh)
+result = listing(wave)
+names = wh.counties().select("county_code", "county_name", "city_code")
+current = in_city(progress(wave).join(names, on="county_code"))
+if current.height == 0:
+    st.info(f"截至{wave_display(wave)}，没有挂牌整治中的区县。")
+for row in current.iter_rows(named=True):
+    with st.container(border=True):
+        head = f"**{row['county_name']}** · {wave_display(row['listed_in'])}挂牌"
+        if row["overdue"]:
+            head += " · :red[逾期未摘帽]"
+        st.markdown(head)
+        cols = st.columns([3, 2])
+        conditions = result.conditions.filter((pl.col("county_code") == row["county_code"])
+                                              & (pl.col("wave") == wave))
+        if conditions.height:
+            cols[0].dataframe(conditions.select(
+                pl.col("condition").alias("条件"), pl.col("value").alias("当前"),
+                pl.col("target").alias("要求"),
+                pl.when(pl.col("met")).then(pl.lit("✓ 已满足")).otherwise(pl.lit("✗ 未满足"))
+                .alias("状态")), hide_index=True, width="stretch")
+        else:
+            cols[0].caption("本期新挂牌：自下一期起核对摘帽条件。")
+        cols[0].caption(f"预计摘帽：{row['expected_exit']}；下期仍在后10名的概率 "
+                        f"{row['p_bottom10_next']:.0%}")
+        with cols[1]:
+            chart(charts.history_chart(county_history(history(wave), row["county_code"]),
+                                       title="历次得分"))
+
+st.subheader("规则判定与正式决定对照")
+comparison = result.comparison.join(names, on="county_code", how="left")
+disagree = comparison.filter(~pl.col("agree"))
+if disagree.height:
+    st.warning(f"有 {disagree.height} 处规则判定与正式决定不一致，见下表。")
+else:
+    st.success("规则判定与已录入的正式决定完全一致。")
+st.dataframe(in_city(comparison).select(
+    pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+    pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
+    pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
+    pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
+    pl.col("note").alias("说明")), hide_index=True, width="stretch")

@@ -1,0 +1,53 @@
+"""挂牌风险: P(bottom 3) and P(bottom 10) this wave (true standing) and next wave (published
+ranking), the sets that may contain the true bottom 3/10, the funnel plot and the gaps to the lines."""
+
+import polars as pl
+import streamlit as st
+
+from pages._shared import (chart, city_label, definitions, history, in_city, require_wave, risk,
+                           sample_badge, warehouse)
+from pipelines import charts
+from pipelines.funnel import funnel
+from pipelines.waves import wave_display
+
+wh = warehouse()
+wave = require_wave()
+scheme = definitions().scheme
+k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
+st.title("挂牌风险")
+sample_badge(wh)
+table = in_city(risk(wave).join(wh.counties().select("county_code", "city_code"),
+                                on="county_code"))
+st.info(f"**本期**：公布名次已定；概率回答“该县的**真实水平**是否在后{k3}名/后{k10}名”（挂牌是否公平，"
+        f"还是抽样误差）。**下期**：概率回答“下一期**公布的得分**是否落入后{k3}名/后{k10}名”"
+        "（真实水平的变化 + 下一次调查的抽样误差）。两者回答的是不同的问题。")
+chart(charts.risk_chart(table, title=f"{wave_display(wave)} · {city_label()}：风险最高的区县"))
+
+left, right = st.columns(2)
+worst3 = table.filter(pl.col("in_worst3_set"))
+worst10 = table.filter(pl.col("in_worst10_set"))
+left.metric(f"可能属于真实后{k3}名的区县（95%置信）", f"{worst3.height} 个")
+left.caption("、".join(worst3.sort("score")["county_name"].to_list()) or "无")
+right.metric(f"可能属于真实后{k10}名的区县（95%置信）", f"{worst10.height} 个")
+
+st.subheader("风险表")
+st.dataframe(table.sort("p_bottom10", descending=True).select(
+    pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
+    pl.col("rank").alias("名次"), pl.col("score").round(2).alias("得分"),
+    (pl.col("p_bottom3") * 100).round(1).alias("本期后3概率%"),
+    (pl.col("p_bottom10") * 100).round(1).alias("本期后10概率%"),
+    (pl.col("p_bottom3_next") * 100).round(1).alias("下期后3概率%"),
+    (pl.col("p_bottom10_next") * 100).round(1).alias("下期后10概率%"),
+    pl.col("band").alias("风险等级"),
+    pl.col("gap_bottom3").round(2).alias(f"距后{k3}线"),
+    pl.col("gap_bottom10").round(2).alias(f"距后{k10}线"),
+    pl.col("top_lever").alias("提分杠杆")), hide_index=True, width="stretch", height=480)
+st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：每提高一个单位增分最多的分项。")
+
+st.subheader("漏斗图")
+result = funnel(history(wave)[-1])
+names = wh.counties().select("county_code", "city_code")
+chart(charts.funnel_chart(in_city(result.points.join(names, on="county_code")), result.limits,
+                          result.target, title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
+st.caption(f"中心线为全省平均 {result.target:.2f}；控制限已按县际真实差异调整（过度离散 φ = {result.phi:.1f}，"
+           f"τ = {result.tau2 ** 0.5:.2f} 分）。限外的县与全省平均的差异超出了抽样误差和一般县际差异。")
