@@ -13,7 +13,7 @@ export UV_NO_PROGRESS := 1
 .PHONY: run test uv deps system-font system-browser system-r warehouse sample bench
 
 run: deps system-font warehouse
-	$(UV) run --locked streamlit run app.py
+	$(UV) run --locked python -m pipelines.serve
 
 test: deps system-font system-browser system-r
 	$(UV) run --locked pytest

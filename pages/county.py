@@ -76,12 +76,14 @@ with right:
 
 st.subheader("提分杠杆与假设分析")
 levers = component_levers(scores).filter(pl.col("county_code") == chosen).sort(
-    "points_per_unit", descending=True)
+    "points_per_sd", descending=True)
 left, right = st.columns([2, 3])
 left.dataframe(levers.select(pl.col("label").alias("分项"),
+                             pl.col("points_per_sd").round(2).alias("改善一个县际标准差可增分"),
                              pl.col("points_per_unit").round(3).alias("每单位增分")),
                hide_index=True, width="stretch")
-left.caption("每单位：调查分项提高1分、工作指标朝有利方向变化1个单位时，综合得分增加的分数。")
+left.caption("每单位：调查分项提高1分、工作指标朝有利方向变化1个单位时综合得分增加的分数；"
+             "县际标准差使不同单位的分项可以比较。")
 with right.form("what_if"):
     st.markdown("**假设分析**：调整分项（原始单位），查看新的得分、名次与风险")
     changes = {}

@@ -65,7 +65,8 @@ if summary.movers.height == 0:
     st.caption("没有上一期可比，或没有区县显著变化。")
 else:
     movers = in_city(summary.movers.join(wh.counties().select("county_code", "city_code"),
-                                         on="county_code")).head(10)
+                                         on="county_code")) \
+        .sort(pl.col("change").abs(), descending=True).head(10)
     st.dataframe(movers.select(
         pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
         pl.col("before").round(2).alias("上期得分"), pl.col("after").round(2).alias("本期得分"),

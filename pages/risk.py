@@ -42,7 +42,7 @@ st.dataframe(table.sort("p_bottom10", descending=True).select(
     pl.col("gap_bottom3").round(2).alias(f"距后{k3}线"),
     pl.col("gap_bottom10").round(2).alias(f"距后{k10}线"),
     pl.col("top_lever").alias("提分杠杆")), hide_index=True, width="stretch", height=480)
-st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：每提高一个单位增分最多的分项。")
+st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：改善一个县际标准差时综合得分增加最多的分项。")
 
 st.subheader("漏斗图")
 result = funnel(history(wave)[-1])

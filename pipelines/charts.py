@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 import altair as alt
+import pandas  # noqa: F401  Altair imports pandas lazily; two sessions doing it at once in the
+#               server's threads saw a half-initialised module ("no attribute 'Timestamp'")
 import polars as pl
 
 FONT = "Noto Sans CJK SC"
@@ -67,8 +69,8 @@ def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "") -> 
         x="score:Q", color=alt.Color("line:N", title="分界线", scale=alt.Scale(
             domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values()))))
     height = max(200, 14 * table.height)
-    return alt.layer(bars, points, rules).resolve_scale(color="independent").properties(
-        title=title, height=height, width="container")
+    return alt.layer(alt.layer(bars, points), rules).resolve_scale(color="independent") \
+        .properties(title=title, height=height, width="container")
 
 
 def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Chart:

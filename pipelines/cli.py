@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sub.add_parser("set-password", help="设置看板分析人员密码（以慢哈希保存在 .streamlit/secrets.toml）")
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
     rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
@@ -231,6 +232,23 @@ PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "
                    "expected_exit": "预计摘帽"}
 
 
+def _set_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from pipelines.access import write_password_hash
+
+    first = getpass.getpass("新的分析人员密码：")
+    if len(first) < 8:
+        print("密码至少 8 个字符。", file=sys.stderr)
+        return 2
+    if getpass.getpass("再输入一次：") != first:
+        print("两次输入不一致，未做更改。", file=sys.stderr)
+        return 2
+    path = write_password_hash(first)
+    print(f"已保存密码哈希到 {path}（不要提交到版本库）。重启看板后生效。")
+    return 0
+
+
 def _open(db: Path, read_only: bool = False) -> Warehouse:
     if not Path(db).exists():
         raise WarehouseError(f"数据仓库 {db} 不存在：请先运行 python -m pipelines build --db {db}")
@@ -239,4 +257,4 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
              "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
-             "listing": _listing}
+             "listing": _listing, "set-password": _set_password}

@@ -217,12 +217,15 @@ def cut_line_gaps(score: np.ndarray, k: int) -> np.ndarray:
 
 
 def component_levers(scores: WaveScores, step: float = 0.01) -> pl.DataFrame:
-    """Composite points gained per one unit of each component's RAW value (one point of a survey
-    component, one unit of an indicator in the direction that helps), per county; relative
-    normalisations hold the other counties' yardstick fixed. Zero where a goalpost is already
-    reached."""
+    """How much each component can lift a county's composite, per county:
+    - `points_per_unit`: composite points per one unit of the component's RAW value (one point of
+      a survey component, one unit of an indicator, in the direction that helps);
+    - `points_per_sd`: the same for an improvement of one between-county standard deviation of
+      that component, which makes components in different units comparable (the lever).
+    Relative normalisations hold the other counties' yardstick fixed; zero where a goalpost is
+    already reached."""
     model = scores.model
-    effects = []
+    per_unit, per_sd = [], []
     s = i = 0
     for comp in model.components:
         if comp.source == "survey":
@@ -233,15 +236,20 @@ def component_levers(scores: WaveScores, step: float = 0.01) -> pl.DataFrame:
             i += 1
         better = step if comp.direction == "higher" else -step
         gain = normalise(raw + better, comp, reference=raw) - normalise(raw, comp, reference=raw)
-        effects.append(gain / step * comp.weight / 100)
-    effect = np.nan_to_num(np.stack(effects, axis=1))          # C × K
-    n_counties, n_components = effect.shape
+        per_unit.append(gain / step * comp.weight / 100)
+        spread = float(np.nanstd(raw)) if np.isfinite(raw).sum() > 1 else 0.0
+        moved = raw + (spread if comp.direction == "higher" else -spread)
+        per_sd.append((normalise(moved, comp, reference=raw) - normalise(raw, comp, reference=raw))
+                      * comp.weight / 100)
+    unit = np.nan_to_num(np.stack(per_unit, axis=1))          # C × K
+    sd = np.nan_to_num(np.stack(per_sd, axis=1))
+    n_counties, n_components = unit.shape
     return pl.DataFrame({
         "county_code": np.repeat(np.array(model.counties, dtype=object), n_components),
         "component_id": np.tile(np.array([c.id for c in model.components], dtype=object),
                                 n_counties),
         "label": np.tile(np.array([c.label for c in model.components], dtype=object), n_counties),
-        "points_per_unit": effect.ravel(),
+        "points_per_unit": unit.ravel(), "points_per_sd": sd.ravel(),
     }).with_columns(pl.col("county_code", "component_id", "label").cast(pl.String))
 
 

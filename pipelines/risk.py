@@ -54,7 +54,7 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
                                            seed=seed)
     worst = tau_worst_sets(score, sigma, (k3, k10), replications=rank_cs_replications, seed=seed)
     worst3, worst10 = worst[k3], worst[k10]
-    levers = component_levers(current).sort("points_per_unit", descending=True) \
+    levers = component_levers(current).sort("points_per_sd", descending=True) \
         .group_by("county_code", maintain_order=True).first()
     table = composite.select("county_code", "county_name", "city_name", "score", "se", "ci_low",
                              "ci_high", "veto", "veto_reason").with_columns(
@@ -71,7 +71,7 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
         pl.Series("gap_bottom3", cut_line_gaps(score, k3)),
         pl.Series("gap_bottom10", cut_line_gaps(score, k10)),
     ).join(levers.select("county_code", pl.col("label").alias("top_lever"),
-                         pl.col("points_per_unit").alias("top_lever_points")),
+                         pl.col("points_per_sd").alias("top_lever_points")),
            on="county_code", how="left", maintain_order="left")
     return table.select(*RISK_COLUMNS, *[c for c in table.columns if c not in RISK_COLUMNS])
 

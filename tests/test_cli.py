@@ -82,3 +82,26 @@ def test_build_is_idempotent(tmp_path):
     assert first.returncode == 0 and "已构建数据仓库" in first.stdout and "5 期" in first.stdout
     second = cli("build", "--db", str(db))
     assert second.returncode == 0 and "已存在" in second.stdout
+
+
+def test_set_password_stores_a_slow_hash_that_verifies(tmp_path, monkeypatch, capsys):
+    import getpass
+
+    from pipelines import access
+    from pipelines.cli import main
+
+    target = tmp_path / "secrets.toml"
+    target.write_text('[auth]\nredirect_uri = "x"\n', encoding="utf-8")
+    monkeypatch.setattr(access, "SECRETS_FILE", target)
+    monkeypatch.setattr("pipelines.access.write_password_hash.__defaults__", (target,))
+    answers = iter(["correct horse", "correct horse"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    assert main(["set-password"]) == 0
+    text = target.read_text(encoding="utf-8")
+    assert "[auth]" in text and "correct horse" not in text
+    stored = text.split('analyst_password_hash = "')[1].split('"')[0]
+    assert stored.startswith("pbkdf2_sha256$600000$")
+    assert access.verify_password("correct horse", stored)
+    assert not access.verify_password("wrong", stored)
+    answers = iter(["short", "short"])
+    assert main(["set-password"]) == 2

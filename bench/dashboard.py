@@ -1,0 +1,99 @@
+"""Dashboard timings in a real browser (Debian's Chromium through Playwright): cold start to first
+paint (server launch → the overview's numbers drawn) and page-to-page switches, medians of runs.
+
+Run: uv run python bench/dashboard.py [runs]      (make bench runs every benchmark)
+Cold start includes scoring five waves and the 10,000-draw risk table for the first visitor; later
+visitors and page switches read the cache (keyed on the data version).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipelines.build import build_warehouse  # noqa: E402
+
+PAGES = {"县区排名": "得分表", "挂牌风险": "漏斗图", "摘帽进度": "规则判定与正式决定对照",
+         "县区画像": "提分杠杆与假设分析", "评分方案": "敏感性分析", "总览": "全省平均分"}
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-dev-shm-usage"]
+SETTLED = ("() => !document.querySelector(\"[data-testid='stSkeleton'], "
+           "[data-testid='stSpinner']\") && document.querySelector(\"[data-testid='stApp']\")"
+           "?.dataset?.teststate !== 'running'")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_once(db: Path) -> tuple[float, dict[str, float]]:
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "pipelines.serve", "--server.port",
+                               str(port), "--server.headless", "true"],
+                              env=dict(os.environ, CEPING_DB=str(db)), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 1000})
+            page.goto(url)
+            page.get_by_text("全省平均分").first.wait_for(timeout=180_000)
+            page.wait_for_function(SETTLED, timeout=180_000)
+            cold = time.perf_counter() - started
+            switches = {}
+            for label, marker in PAGES.items():
+                t0 = time.perf_counter()
+                page.get_by_role("link", name=label).first.click()
+                page.get_by_text(marker).first.wait_for(state="attached", timeout=120_000)
+                page.wait_for_function(SETTLED, timeout=120_000)
+                switches[label] = time.perf_counter() - t0
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return cold, switches
+
+
+def main(runs: int = 3) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        db = Path(name) / "sample.duckdb"
+        build_warehouse(db)
+        colds, switches = [], {k: [] for k in PAGES}
+        for _ in range(runs):
+            copy = Path(name) / "run.duckdb"
+            shutil.copy(db, copy)
+            cold, times = run_once(copy)
+            colds.append(cold)
+            for k, v in times.items():
+                switches[k].append(v)
+    print(f"sample province: cold start to first paint median {statistics.median(colds):.2f}s "
+          f"(runs: {', '.join(f'{c:.2f}' for c in colds)})")
+    for label, values in switches.items():
+        print(f"  switch to {label}: median {statistics.median(values):.2f}s")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
