@@ -8,11 +8,15 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, is_analyst, sample_badge, warehouse
-from pipelines.ingest import check_bytes, ingest_bytes
+from pipelines.ingest import check_bytes, column_mapping, ingest_bytes
 from pipelines.preview import indicator_preview, survey_preview
 from pipelines.problems import IngestError
+from pipelines.readers import read_table
+from pipelines.validation import header_targets, target_label
 from pipelines.warehouse import WarehouseError
 from pipelines.waves import next_wave, wave_display
+
+UNUSED = "（不使用）"
 
 if not is_analyst():  # the page is not in a viewer's navigation; this guards direct calls too
     st.error("此页仅限分析人员。")
@@ -36,10 +40,37 @@ with upload:
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key="upload_wave")
     file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
                             type=["csv", "xlsx", "parquet", "gz"], key="upload_file")
+    source = st.text_input("数据来源（用于记住这一来源的列对应关系）", value="默认",
+                           key="upload_source")
     if file is not None and wave:
         data = file.getvalue()
         try:
-            checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind)
+            headers = read_table(data, file.name).frame.columns
+        except IngestError as exc:
+            st.error(exc.report())
+            st.stop()
+        mapping = column_mapping(defs, kind, headers, wh.header_map(source, kind))
+        labels = {header_label: target for target, header_label in
+                  ((t, target_label(defs, t)) for t in header_targets(defs, kind))}
+        with st.expander("列对应关系（已按表头别名和已记住的选择填好，可修改）",
+                         expanded=bool((mapping["how"] == "未使用").any())):
+            edited = st.data_editor(
+                mapping.select(pl.col("header").alias("文件中的列"),
+                               pl.col("label").fill_null(UNUSED).alias("对应字段"),
+                               pl.col("how").alias("来源")),
+                column_config={"对应字段": st.column_config.SelectboxColumn(
+                    options=[UNUSED, *labels])}, disabled=["文件中的列", "来源"],
+                hide_index=True, width="stretch", key=f"mapping_{file.name}_{kind}")
+            chosen = {h: labels.get(label) for h, label in zip(edited["文件中的列"],
+                                                               edited["对应字段"])}
+            if st.button(f"记住“{source}”的列对应关系"):
+                wh.save_header_map(source, kind, chosen)
+                st.success("已记住：下次上传这一来源的文件时自动使用。")
+        automatic = dict(zip(mapping["header"], mapping["target"]))
+        renames = {h: t for h, t in chosen.items() if t != automatic.get(h) or
+                   mapping.filter(pl.col("header") == h)["how"][0] == "已记住"}
+        try:
+            checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind, renames=renames)
         except IngestError as exc:
             st.error(f"文件未通过校验，共 {exc.total} 个问题（未做任何更改）。请修改后重新上传。")
             st.dataframe(pl.DataFrame([{"行": p.row, "列": p.column, "问题": p.message}
@@ -53,10 +84,6 @@ with upload:
         if checked.dropped_columns:
             st.warning("以下个人信息列不会保存：" + "、".join(
                 f"{h}（{k}）" for h, k in checked.dropped_columns.items()))
-        with st.expander("列对应关系（按表头别名自动识别）"):
-            st.dataframe(pl.DataFrame({"文件中的列": list(checked.header_map),
-                                       "对应字段": list(checked.header_map.values())}),
-                         hide_index=True, width="stretch")
         earlier = [w for w in wh.waves().filter(pl.col("survey_load_id").is_not_null()
                                                 if kind == "survey" else
                                                 pl.col("indicators_load_id").is_not_null())["wave"]
@@ -88,7 +115,7 @@ with upload:
                           or (checked.replaces is not None and not replace)):
             try:
                 result = ingest_bytes(wh, defs, data, file.name, checked.wave, kind,
-                                      replace=replace, loaded_by=user)
+                                      replace=replace, loaded_by=user, renames=renames)
             except (IngestError, WarehouseError) as exc:
                 st.error(str(exc))
             else:

@@ -7,6 +7,7 @@ byte-for-byte as it was. Loading the same file again for the same wave is a no-o
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class LoadResult:
 
 def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                  kind: str = "survey", *, replace: bool = False, loaded_by: str | None = None,
-                 progress: bool = False) -> LoadResult:
+                 progress: bool = False, renames: dict[str, str] | None = None) -> LoadResult:
     """Validate and load `data` (the content of `file_name`) as `kind` for `wave`."""
     started = time.perf_counter()
     file_name = Path(file_name).name or "上传文件"
@@ -66,7 +67,7 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
     steps.set_postfix_str("读取与校验")
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
     steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(data, raw, validated)
@@ -99,15 +100,46 @@ class CheckedFile:
     replaces: int | None            # the active load it would replace
 
 
+def column_mapping(defs: Definitions, kind: str, headers: list[str],
+                   remembered: dict[str, str] | None = None) -> pl.DataFrame:
+    """For each file header: the field it is taken as (an analyst's remembered choice first, else
+    the aliases), with the field's Chinese name; `target` is null for a column that is not used."""
+    from pipelines.headers import build_alias_index, match_headers
+    from pipelines.validation import header_targets, target_label
+
+    auto, _, _ = match_headers(headers, build_alias_index(header_targets(defs, kind)))
+    remembered = remembered or {}
+    rows = []
+    for header in headers:
+        target = remembered.get(header, auto.get(header))
+        how = "已记住" if header in remembered else ("自动识别" if header in auto else "未使用")
+        rows.append((header, target, target_label(defs, target) if target else None, how))
+    return pl.DataFrame(rows, schema=["header", "target", "label", "how"], orient="row")
+
+
+def _apply_renames(raw: RawTable, renames: dict[str, str] | None) -> RawTable:
+    """Rename file headers to canonical field names chosen by the analyst (a field name matches
+    itself); headers mapped to nothing are dropped from the check."""
+    if not renames:
+        return raw
+    frame = raw.frame
+    keep = {h: t for h, t in renames.items() if h in frame.columns and t}
+    unused = [h for h, t in renames.items() if h in frame.columns and not t]
+    taken = set(keep.values())
+    clashes = [h for h in frame.columns if h not in keep and h in taken]
+    frame = frame.drop(unused + clashes).rename(keep)
+    return dataclasses.replace(raw, frame=frame)
+
+
 def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
-                kind: str = "survey") -> CheckedFile:
+                kind: str = "survey", *, renames: dict[str, str] | None = None) -> CheckedFile:
     """Read and validate without writing; raises IngestError with every problem."""
     file_name = Path(file_name).name or "上传文件"
     if kind not in KINDS:
         raise IngestError(file_name, [Problem(file_name, None, None, f"未知的数据类型“{kind}”")])
     if message := wave_error(wave):
         raise IngestError(file_name, [Problem(file_name, None, None, message)])
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
     sha256 = hashlib.sha256(data).hexdigest()
     return CheckedFile(file_name, wave, kind, validated.frame, dict(validated.mapping),
                        list(validated.warnings), dict(validated.dropped_columns),
@@ -115,8 +147,8 @@ def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, w
 
 
 def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
-                       kind: str):
-    raw = read_table(data, file_name)
+                       kind: str, renames: dict[str, str] | None = None):
+    raw = _apply_renames(read_table(data, file_name), renames)
     validate = validate_survey if kind == "survey" else validate_indicators
     return raw, validate(raw, file_name, wave, defs, wh.counties())
 

@@ -69,17 +69,45 @@ def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: lis
 # survey files
 
 
+def header_targets(defs: Definitions, kind: str) -> dict[str, tuple[str, ...]]:
+    """Canonical field → its header aliases, for a survey file or an indicator sheet."""
+    if kind == "survey":
+        q = defs.questionnaire
+        targets = {cid: col.aliases for cid, col in q.columns.items()}
+        return targets | {item.column: item.aliases + (item.id,) for item in q.items}
+    catalogue = defs.indicators
+    targets = {"county_code": catalogue.county_aliases,
+               "county_name": catalogue.county_name_aliases, "period": catalogue.period_aliases}
+    return targets | {ind.id: ind.aliases + (ind.label,) for ind in catalogue.indicators}
+
+
+def target_label(defs: Definitions, target: str) -> str:
+    """The Chinese name of a canonical field (questionnaire column, item or indicator)."""
+    q = defs.questionnaire
+    if target in q.columns:
+        return q.columns[target].label
+    for item in q.items:
+        if item.column == target:
+            return item.label
+    names = {"county_code": "区县代码", "county_name": "区县名称", "period": "统计期"}
+    if target in names:
+        return names[target]
+    try:
+        return defs.indicators.get(target).label
+    except KeyError:
+        return target
+
+
 def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
                     counties: pl.DataFrame) -> Validated:
     """Check a survey file against the questionnaire and the province's counties."""
     q = defs.questionnaire
     problems = ProblemList(file_name)
     warnings: list[str] = []
-    targets = {cid: col.aliases for cid, col in q.columns.items()}
-    targets |= {item.column: item.aliases + (item.id,) for item in q.items}
+    targets = header_targets(defs, "survey")
     mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
     for target, headers in duplicates.items():
-        problems.add(f"多个列都对应“{_target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
+        problems.add(f"多个列都对应“{target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
     dropped = _drop_personal_data(raw.frame, mapped, warnings)
     for header in unmatched:
         if header not in dropped:
@@ -182,13 +210,6 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     return Validated(typed, warnings, dropped, mapped)
 
 
-def _target_label(defs: Definitions, target: str) -> str:
-    if target in defs.questionnaire.columns:
-        return defs.questionnaire.columns[target].label
-    item = next((i for i in defs.questionnaire.items if i.column == target), None)
-    return item.label if item else target
-
-
 def _check_answers(frame: pl.DataFrame, item: Item, header: str, problems: ProblemList,
                    ) -> tuple[pl.DataFrame, pl.Expr]:
     parsed = f"__{item.column}"
@@ -244,9 +265,7 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     catalogue = defs.indicators
     problems = ProblemList(file_name)
     warnings: list[str] = []
-    targets = {"county_code": catalogue.county_aliases,
-               "county_name": catalogue.county_name_aliases, "period": catalogue.period_aliases}
-    targets |= {ind.id: ind.aliases + (ind.label,) for ind in catalogue.indicators}
+    targets = header_targets(defs, "indicators")
     mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
     for target, headers in duplicates.items():
         problems.add(f"多个列都对应同一指标“{target}”：{'、'.join(headers)}")

@@ -65,6 +65,9 @@ create table if not exists inspections (
     county_code varchar not null, wave varchar not null, inspected_on date,
     passed boolean not null, note varchar, recorded_by varchar not null,
     recorded_at timestamptz not null);
+create table if not exists header_maps (
+    source varchar not null, kind varchar not null, header varchar not null, target varchar,
+    primary key (source, kind, header));
 create or replace view current_indicators as
     select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
 """
@@ -308,6 +311,31 @@ class Warehouse:
                     "updated_at = excluded.updated_at", [wave, load_id, now()])
         cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
                 "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+
+    def header_map(self, source: str, kind: str) -> dict[str, str | None]:
+        """The column mapping an analyst chose for files from `source` (file header → field)."""
+        try:
+            rows = self.cursor().execute("select header, target from header_maps where source = ? "
+                                         "and kind = ?", [source, kind]).fetchall()
+        except duckdb.CatalogException:  # a warehouse built before mappings were remembered
+            return {}
+        return dict(rows)
+
+    def save_header_map(self, source: str, kind: str, mapping: dict[str, str | None]) -> None:
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("create table if not exists header_maps (source varchar not null, "
+                    "kind varchar not null, header varchar not null, target varchar, "
+                    "primary key (source, kind, header))")
+            cur.sql("begin transaction")
+            try:
+                for header, target in mapping.items():
+                    cur.execute("insert or replace into header_maps values (?, ?, ?, ?)",
+                                [source, kind, header, target])
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
 
     def record_decision(self, county_code: str, wave: str, level: str, action: str,
                         decided_on: str | None, document: str | None, by: str) -> None:

@@ -161,7 +161,7 @@ def test_a_bad_upload_shows_every_problem_and_changes_nothing(monkeypatch, db_co
     at.file_uploader[0].upload("bad.csv", csv_bytes(bad), "text/csv").run()
     assert not at.exception
     assert any("未通过校验" in e.value for e in at.error)
-    problems = at.dataframe[0].value
+    problems = next(d.value for d in at.dataframe if "列" in d.value.columns)
     assert set(problems["列"]) == {"权重"} and problems["行"].min() == 2
 
 
@@ -195,3 +195,24 @@ def test_broken_warehouse_file_shows_a_chinese_message(monkeypatch, tmp_path, co
     db.write_bytes(content)
     at = run_app(monkeypatch, db)
     assert not at.exception
+
+
+def test_column_mapping_is_chosen_once_and_remembered_per_source(monkeypatch, db_copy,
+                                                                  analyst_hash):
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    at.switch_page("pages/data.py").run()
+    survey = sample_wave("2025", counties=3).with_columns(pl.lit("2026").alias("调查期次")) \
+        .rename({"受访者编号": "访问序号"})          # a spelling no alias knows
+    at.text_input(key="upload_wave").set_value("2026").run()
+    at.text_input(key="upload_source").set_value("某市民调中心").run()
+    at.file_uploader[0].upload("某市.csv", csv_bytes(survey), "text/csv").run()
+    assert any("未通过校验" in e.value for e in at.error)     # 受访者编号 is missing
+    mapping = at.dataframe[0].value if at.dataframe else None
+    assert mapping is None or "访问序号" in mapping["文件中的列"].tolist()
+    from pages import _shared  # the app's own connection (one read-write connection per process)
+
+    wh = _shared._open_warehouse(str(db_copy))
+    wh.save_header_map("某市民调中心", "survey", {"访问序号": "respondent_id"})
+    at.file_uploader[0].upload("某市.csv", csv_bytes(survey), "text/csv").run()
+    assert not at.exception
+    assert any("校验通过" in s.value for s in at.success), [e.value for e in at.error]
