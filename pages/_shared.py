@@ -19,6 +19,8 @@ from pipelines.scoring import WaveScores
 from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 DB_ENV = "CEPING_DB"
+BOUNDARIES_ENV = "CEPING_GEOJSON"
+BOUNDARIES_FILE = Path(__file__).resolve().parent.parent / "surveys" / "boundaries.geojson"
 DRAWS_ENV = "CEPING_DRAWS"     # fewer draws in tests; 10,000 by default
 
 
@@ -89,6 +91,25 @@ def listing(wave: str) -> ListingResult:
 
 def progress(wave: str) -> pl.DataFrame:
     return delisting_progress(listing(wave), risk(wave), wave)
+
+
+@st.cache_resource
+def _read_boundaries(path: str, mtime: float) -> dict | None:
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def boundaries() -> dict | None:
+    """The user's county boundary file (GeoJSON) when present: `$CEPING_GEOJSON` or
+    surveys/boundaries.geojson."""
+    path = Path(os.environ.get(BOUNDARIES_ENV) or BOUNDARIES_FILE)
+    if not path.exists():
+        return None
+    return _read_boundaries(str(path), path.stat().st_mtime)
 
 
 # -- selections made in the sidebar (app.py) -----------------------------------------------------

@@ -37,10 +37,10 @@ if mine.height == 0 or mine["score"][0] is None:
     st.stop()
 row = mine.row(0, named=True)
 cols = st.columns(5)
-cols[0].metric("综合得分", f"{row['score']:.2f}", f"{row['ci_low']:.2f} ~ {row['ci_high']:.2f}",
-               delta_color="off")
-cols[1].metric("全省名次", f"第{row['rank']}名", f"名次区间 {row['rank_low']}–{row['rank_high']}",
-               delta_color="off")
+cols[0].metric("综合得分", f"{row['score']:.2f}")
+cols[0].caption(f"95%置信区间 {row['ci_low']:.2f} ~ {row['ci_high']:.2f}")
+cols[1].metric("全省名次", f"第{row['rank']}名")
+cols[1].caption(f"95%名次区间 第{row['rank_low']}–{row['rank_high']}名")
 cols[2].metric("风险等级", row["band"])
 cols[3].metric("本期后3 / 后10", f"{percent(row['p_bottom3'])} / {percent(row['p_bottom10'])}")
 cols[4].metric("下期后3 / 后10",

@@ -4,8 +4,9 @@ their 摘帽 status, biggest movers, and a county map coloured by score or risk.
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, city_label, definitions, history, in_city, listing, percent,
-                           progress, risk, sample_badge, selected_wave, warehouse)
+from pages._shared import (BOUNDARIES_FILE, boundaries, chart, city_label, definitions, history,
+                           in_city, listing, percent, progress, risk, sample_badge, selected_wave,
+                           warehouse)
 from pipelines import charts
 from pipelines.dashboard import overview
 from pipelines.waves import wave_display
@@ -37,10 +38,15 @@ cols[3].metric("已导入期次", f"{waves.height} 期")
 left, right = st.columns([3, 2])
 with left:
     colour = st.radio("地图着色", ["综合得分", "风险等级"], horizontal=True, key="map_colour")
-    tiles = table.join(charts.hex_layout(wh.counties()), on="county_code").join(
-        wh.counties().select("county_code", "city_code"), on="county_code")
-    chart(charts.hex_map(in_city(tiles), "score" if colour == "综合得分" else "band",
-                         title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
+    by = "score" if colour == "综合得分" else "band"
+    located = table.join(wh.counties().select("county_code", "city_code"), on="county_code")
+    if (geojson := boundaries()) is not None:
+        chart(charts.geo_map(in_city(located), geojson, by, title="区县地图"))
+    else:
+        tiles = located.join(charts.hex_layout(wh.counties()), on="county_code")
+        chart(charts.hex_map(in_city(tiles), by,
+                             title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
+        st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
     st.markdown("**各风险等级区县数**")
     order = [b.label for b in definitions().scheme.listing.bands]

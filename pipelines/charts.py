@@ -204,3 +204,35 @@ def hex_map(table: pl.DataFrame, colour: str, title: str = "") -> alt.Chart:
                  alt.Tooltip("score:Q", title="得分", format=".2f"),
                  alt.Tooltip("rank:Q", title="名次"), alt.Tooltip("band:N", title="风险等级")],
     ).properties(title=title, height=420, width="container")
+
+
+CODE_PROPERTIES = ("county_code", "adcode", "code", "区划代码", "区县代码")
+
+
+def geo_map(table: pl.DataFrame, geojson: dict, colour: str, title: str = "") -> alt.Chart:
+    """County boundaries from a user-supplied GeoJSON file (features carry the 6-digit code in one
+    of CODE_PROPERTIES), coloured like `hex_map`; counties missing from the table stay grey."""
+    values = {r["county_code"]: r for r in table.select(
+        "county_code", "county_name", "score", "band", "rank").iter_rows(named=True)}
+    features = []
+    for feature in geojson.get("features", []):
+        props = feature.get("properties") or {}
+        code = next((str(props[k]) for k in CODE_PROPERTIES if k in props), None)
+        row = values.get(code, {})
+        features.append({**feature, "properties": {**props, "county_code": code,
+                                                   "county_name": row.get("county_name", code),
+                                                   "score": row.get("score"),
+                                                   "band": row.get("band"),
+                                                   "rank": row.get("rank")}})
+    if colour == "band":
+        encoding = alt.Color("properties.band:N", title="风险等级", scale=alt.Scale(
+            domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values())))
+    else:
+        encoding = alt.Color("properties.score:Q", title="综合得分", scale=alt.Scale(scheme="blues"))
+    return alt.Chart(alt.Data(values=features)).mark_geoshape(stroke="white", strokeWidth=0.5) \
+        .encode(color=encoding, tooltip=[
+            alt.Tooltip("properties.county_name:N", title="区县"),
+            alt.Tooltip("properties.score:Q", title="得分", format=".2f"),
+            alt.Tooltip("properties.rank:Q", title="名次"),
+            alt.Tooltip("properties.band:N", title="风险等级")]) \
+        .project("mercator").properties(title=title, height=420, width="container")

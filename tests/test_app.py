@@ -216,3 +216,21 @@ def test_column_mapping_is_chosen_once_and_remembered_per_source(monkeypatch, db
     at.file_uploader[0].upload("某市.csv", csv_bytes(survey), "text/csv").run()
     assert not at.exception
     assert any("校验通过" in s.value for s in at.success), [e.value for e in at.error]
+
+
+def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path):
+    import json
+
+    square = [[[100.0, 30.0], [100.1, 30.0], [100.1, 30.1], [100.0, 30.1], [100.0, 30.0]]]
+    geojson = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"adcode": "990101"},
+         "geometry": {"type": "Polygon", "coordinates": square}}]}
+    path = tmp_path / "boundaries.geojson"
+    path.write_text(json.dumps(geojson), encoding="utf-8")
+    monkeypatch.setenv("CEPING_GEOJSON", str(path))
+    at = run_app(monkeypatch, db_copy)
+    assert not at.exception
+    assert not any("放入边界文件" in c.value for c in at.caption)
+    monkeypatch.setenv("CEPING_GEOJSON", str(tmp_path / "missing.geojson"))
+    at = run_app(monkeypatch, db_copy)
+    assert any("放入边界文件" in c.value for c in at.caption)
