@@ -37,16 +37,6 @@ def _frame(table: pl.DataFrame) -> alt.Data:
     return alt.Data(values=table.to_dicts())
 
 
-def cut_lines(scores: pl.Series, bottoms: tuple[int, ...] = (3, 10)) -> pl.DataFrame:
-    """Score of each cut line: halfway between the k-th and (k+1)-th lowest scores."""
-    ordered = scores.drop_nulls().sort().to_list()
-    rows = []
-    for k in bottoms:
-        if len(ordered) > k:
-            rows.append((f"后{k}名分界线", (ordered[k - 1] + ordered[k]) / 2))
-    return pl.DataFrame(rows, schema=["line", "score"], orient="row")
-
-
 def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "") -> alt.LayerChart:
     """Every county's score with its 95% interval, best on top; intervals crossing a cut line in
     orange; cut lines as vertical rules."""

@@ -93,7 +93,6 @@ class CheckedFile:
     wave: str
     kind: str
     rows: pl.DataFrame              # validated rows, warehouse layout
-    header_map: dict[str, str]      # file header → field label
     warnings: list[str]
     dropped_columns: dict[str, str]
     already_loaded: int | None      # load id when this very file is already in for the wave
@@ -141,7 +140,7 @@ def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, w
         raise IngestError(file_name, [Problem(file_name, None, None, message)])
     raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
     sha256 = hashlib.sha256(data).hexdigest()
-    return CheckedFile(file_name, wave, kind, validated.frame, dict(validated.mapping),
+    return CheckedFile(file_name, wave, kind, validated.frame,
                        list(validated.warnings), dict(validated.dropped_columns),
                        wh.find_load(sha256, wave, kind), wh.active_load(wave, kind))
 

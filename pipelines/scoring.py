@@ -110,10 +110,6 @@ def normalise(raw: np.ndarray, comp: Component, reference: np.ndarray | None = N
     return out
 
 
-def is_relative(comp: Component) -> bool:
-    return comp.normalisation in ("minmax", "zscore")
-
-
 # -- the sampling model of all county scores ---------------------------------------------------
 
 
@@ -131,10 +127,6 @@ class ScoreModel:
     vetoed: np.ndarray              # C bool
     survey_ids: list[str] = field(default_factory=list)
     indicator_ids: list[str] = field(default_factory=list)
-
-    @property
-    def weights(self) -> np.ndarray:
-        return np.array([c.weight for c in self.components])
 
     def _survey_components(self) -> list[Component]:
         return [c for c in self.components if c.source == "survey"]
@@ -169,6 +161,11 @@ class ScoreModel:
         """b: points per unit of each raw survey component (weight / 100)."""
         return np.array([c.weight for c in self._survey_components()]) / 100
 
+    def survey_part_variance(self) -> np.ndarray:
+        """C: variance of the survey part b'Σb when its components are used as they are."""
+        b = self.survey_weights()
+        return np.einsum("k,ckl,l->c", b, self.survey_cov, b)
+
     def fixed_points(self) -> np.ndarray:
         """C × K points at the point estimates."""
         return self.points(self.survey_mean, self.indicator_raw)
@@ -198,12 +195,9 @@ class ScoreModel:
         """n × C composite scores from the sampling distribution, every replicate re-normalising
         the relative components; vetoed counties score 0 in every draw."""
         rng = np.random.default_rng(seed)
-        fixed = self.fixed_points()
-        random_indicators = self.random_indicators()
-        indicator_slots = [self.component_index(c.id) for c in self._indicator_components()]
-        steady = [k for k, c in enumerate(self.components) if c.source == "indicator"
-                  and indicator_slots.index(k) not in random_indicators]
-        base = fixed[:, steady].sum(axis=1)
+        steady = [k for k, c in enumerate(self.components)
+                  if c.source == "indicator" and not c.poisson]
+        base = self.fixed_points()[:, steady].sum(axis=1)
         out = np.empty((n_draws, len(self.counties)))
         for start in range(0, n_draws, chunk):
             size = min(chunk, n_draws - start)
@@ -212,11 +206,10 @@ class ScoreModel:
                 total = survey[..., [k for k, c in enumerate(self.components)
                                      if c.source == "survey"]].sum(axis=-1)
             else:
-                b = self.survey_weights()
-                mean = self.survey_mean @ b
-                sd = np.sqrt(np.einsum("k,ckl,l->c", b, self.survey_cov, b))
+                mean = self.survey_mean @ self.survey_weights()
+                sd = np.sqrt(self.survey_part_variance())
                 total = mean + sd * rng.standard_normal((size, mean.size))
-            for k in random_indicators:
+            for k in self.random_indicators():
                 total = total + self.draw_indicator_points(k, size, rng)
             out[start:start + size] = total + base
         return np.where(self.vetoed[None, :], 0.0, out)
@@ -423,8 +416,7 @@ def _composite_se(model: ScoreModel, replicate_points: dict[object, np.ndarray])
     if "survey" in replicate_points:
         variance = replicate_points["survey"].var(axis=0, ddof=1)
     else:
-        b = model.survey_weights()
-        variance = np.einsum("k,ckl,l->c", b, model.survey_cov, b)
+        variance = model.survey_part_variance()
     for key, draws in replicate_points.items():
         if key != "survey" and model.components[key].source == "indicator":
             variance = variance + draws.var(axis=0, ddof=1)
@@ -448,12 +440,11 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
     if "survey" in replicate_points:
         total = total + replicate_points["survey"]
     else:
-        b = model.survey_weights()
-        survey_se = np.sqrt(np.einsum("k,ckl,l->c", b, model.survey_cov, b))
+        survey_se = np.sqrt(model.survey_part_variance())
         n_draws = next(iter(replicate_points.values())).shape[0]
         rng = np.random.default_rng(seed + 1)
         t_draws = rng.standard_t(np.where(df >= 1, df, 1), size=(n_draws, df.size))
-        total = total + model.survey_mean @ b + survey_se * t_draws
+        total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws
     tail = (1 - level) / 2
     low, high = np.quantile(total, [tail, 1 - tail], axis=0)
     return low, high
