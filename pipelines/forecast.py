@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.ranking import rank_scores, simulate_ranks
+from pipelines.ranking import in_bottom, rank_scores, simulate_ranks
 from pipelines.scoring import WaveScores
 
 
@@ -112,13 +112,10 @@ def persistence(history: History) -> float:
 
 def listed_in_history(history: History, bottom: int) -> np.ndarray:
     """C × T: in the published bottom `bottom` of that wave (the counties put under 挂牌整治)."""
-    out = np.zeros(history.published.shape, dtype=bool)
-    for w in range(history.published.shape[1]):
-        x = history.published[:, w]
-        known = ~np.isnan(x)
-        if known.sum() > bottom:
-            out[:, w] = known & (x <= np.sort(x[known])[bottom - 1])
-    return out
+    def listed(x: np.ndarray) -> np.ndarray:  # a wave with too few counties lists nobody
+        return in_bottom(x, bottom) if np.sum(~np.isnan(x)) > bottom else np.zeros(x.size, bool)
+    return np.column_stack([listed(history.published[:, w])
+                            for w in range(history.published.shape[1])])
 
 
 def predict_next(history: History, planned_n: np.ndarray | float | None = None,

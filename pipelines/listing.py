@@ -23,6 +23,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.definitions import DelistingTarget, IndicatorCatalogue, Scheme
+from pipelines.ranking import in_bottom, rank_scores
 
 PROVINCE = "省"
 CITY = "市"
@@ -45,18 +46,19 @@ class ListingResult:
     comparison: pl.DataFrame    # county_code, wave, action, rules, official, agree, note
 
 
+def _scores(frame: pl.DataFrame) -> np.ndarray:
+    return frame["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+
 def bottom_members(scores: pl.DataFrame, k: int) -> set[str]:
-    """Counties with fewer than k counties strictly below them (ties at the line are in)."""
-    x = scores["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    codes = scores["county_code"].to_list()
-    known = ~np.isnan(x)
-    below = np.array([np.sum(x[known] < v) for v in x])
-    return {c for c, b, ok in zip(codes, below, known) if ok and b < k}
+    """Counties among the k lowest (ties at the line are in)."""
+    return set(scores.filter(pl.Series(in_bottom(_scores(scores), k)))["county_code"])
 
 
 def published_rank(scores: pl.DataFrame) -> dict[str, int]:
-    x = scores["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
-    return {c: int(np.sum(x > v)) + 1 for c, v in zip(scores["county_code"], x) if not np.isnan(v)}
+    """Rank 1 = highest; ties share the better rank (1, 2, 2, 4)."""
+    ranks = rank_scores(_scores(scores), "min")
+    return {c: int(r) for c, r in zip(scores["county_code"], ranks) if not np.isnan(r)}
 
 
 def _target_label(target: DelistingTarget, catalogue: IndicatorCatalogue) -> tuple[str, str]:

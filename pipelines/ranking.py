@@ -33,6 +33,17 @@ def rank_scores(score: np.ndarray, ties: str = "min") -> np.ndarray:
     return ranks
 
 
+def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
+    """Among the k lowest: at or below the k-th lowest score, so ties at the line are all in (as
+    `min` ranks); a missing score is never in."""
+    x = np.asarray(score, dtype=np.float64)
+    known = ~np.isnan(x)
+    if known.sum() == 0:
+        return np.zeros(x.size, dtype=bool)
+    kth = np.sort(x[known])[min(k, int(known.sum())) - 1]
+    return known & (np.where(known, x, np.inf) <= kth)
+
+
 @dataclass(frozen=True)
 class RankSimulation:
     p_bottom: dict[int, np.ndarray]   # k → P(true standing among the k lowest)
