@@ -288,8 +288,9 @@ def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
 
 
 def estimates_frame(est: MeanEstimates, keys: pl.DataFrame, variables: Sequence[str],
-                    level: float = 0.95) -> pl.DataFrame:
-    """Long frame (domain keys × variable) of a `MeanEstimates`."""
+                    level: float = 0.95, variable_column: str | None = None) -> pl.DataFrame:
+    """Long frame (domain keys × variable) of a `MeanEstimates`; the variable names go into
+    `variable_column` (by default a `variable` column, only when there are several)."""
     se = est.se
     low, high = t_interval(est.mean, se, est.df, level)
     n_domains, n_vars = est.mean.shape
@@ -297,8 +298,9 @@ def estimates_frame(est: MeanEstimates, keys: pl.DataFrame, variables: Sequence[
     if keys.width:
         for name in keys.columns:
             columns[name] = np.repeat(keys[name].to_numpy(), n_vars)
-    if len(variables) > 1:
-        columns["variable"] = np.tile(np.array(variables, dtype=object), n_domains)
+    if variable_column is not None or len(variables) > 1:
+        columns[variable_column or "variable"] = np.tile(np.array(variables, dtype=object),
+                                                         n_domains)
     flat = {"mean": est.mean, "se": se, "ci_low": low, "ci_high": high, "df": est.df,
             "n": est.n, "n_eff": est.n_eff, "deff": est.deff}
     for name, array in flat.items():

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.definitions import Component, Definitions, Scheme
-from pipelines.estimation import (MeanEstimates, domain_codes, make_design, mean_covariance,
+from pipelines.estimation import (domain_codes, estimates_frame, make_design, mean_covariance,
                                   rake, t_interval)
 from pipelines.warehouse import Warehouse, WarehouseError
 from pipelines.waves import wave_display
@@ -277,7 +277,9 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     everyone = mean_covariance(design, np.ones((frame.height, 1)), domain_codes, n_counties,
                                pairs=False)
 
-    items_frame = _items_frame(est, county_codes, item_ids, level)
+    items_frame = estimates_frame(est, pl.DataFrame({"county_code": county_codes}), item_ids,
+                                  level, variable_column="item_id") \
+        .with_columns(pl.col("item_id").cast(pl.String))
 
     survey_comps = [c for c in scheme.components if c.source == "survey"]
     combine = np.zeros((len(survey_comps), len(item_ids)))
@@ -482,21 +484,6 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
             "ci_low": low, "ci_high": high, "points": points[:, k], "points_se": se * weight,
         }))
     return pl.concat(frames).with_columns(pl.col(pl.Float64).fill_nan(None))
-
-
-def _items_frame(est: MeanEstimates, county_codes: list[str], item_ids: list[str],
-                 level: float) -> pl.DataFrame:
-    se = est.se
-    low, high = t_interval(est.mean, se, est.df, level)
-    n_counties, n_items = est.mean.shape
-    return pl.DataFrame({
-        "county_code": np.repeat(np.array(county_codes, dtype=object), n_items),
-        "item_id": np.tile(np.array(item_ids, dtype=object), n_counties),
-        "mean": est.mean.ravel(), "se": se.ravel(), "ci_low": low.ravel(),
-        "ci_high": high.ravel(), "df": est.df.ravel(), "n": est.n.ravel(),
-        "n_eff": est.n_eff.ravel(), "deff": est.deff.ravel(),
-    }).with_columns(pl.col(pl.Float64).fill_nan(None)).with_columns(
-        pl.col("county_code", "item_id").cast(pl.String), pl.col("df", "n").cast(pl.Int64))
 
 
 def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
