@@ -202,7 +202,10 @@ def _listing(args: argparse.Namespace) -> int:
     from pipelines.report import LISTING_LABELS, listing_table, write_table
     from pipelines.risk import listing_result, scored_history
 
-    from pipelines.risk import delisting_progress, risk_table
+    import polars as pl
+
+    from pipelines.forecast import history_of, next_wave_probabilities
+    from pipelines.risk import delisting_progress
 
     defs = load_definitions()
     wh = _open(args.db, read_only=True)
@@ -217,7 +220,14 @@ def _listing(args: argparse.Namespace) -> int:
                 title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
                 shown=("county_name", "wave", "level", "action", "reason", "official"))
     if args.format == "table":
-        progress = delisting_progress(result, risk_table(history, defs, draws=4000), args.wave) \
+        # progress needs only the next-wave bottom-10 chance, not the whole risk table
+        rules = defs.scheme.listing
+        bottoms = (rules.province_bottom, rules.city_bottom)
+        chances = next_wave_probabilities(history_of(history), draws=4000,
+                                          seed=defs.scheme.estimation.seed + 1, bottoms=bottoms)
+        next_wave = pl.DataFrame({"county_code": history[-1].composite["county_code"],
+                                  "p_bottom10_next": chances[rules.city_bottom]})
+        progress = delisting_progress(result, next_wave, args.wave) \
             .join(counties.select("county_code", "county_name"), on="county_code", how="left")
         print()
         write_table(progress, LISTING_LABELS | PROGRESS_LABELS, "table", sys.stdout,
