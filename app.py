@@ -99,6 +99,7 @@ pages = [
     st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
     st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
     st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
+    st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
     st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
 ]
 if st.session_state.get("role") == "analyst":

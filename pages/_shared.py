@@ -3,7 +3,11 @@ wave and city chosen in the sidebar, the role, and small rendering helpers."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import re
 from pathlib import Path
 
 import altair as alt
@@ -11,6 +15,9 @@ import polars as pl
 import streamlit as st
 
 from pipelines import charts  # noqa: F401  (registers the chart theme)
+from pipelines.figures import figure_png
+from pipelines.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
+from pipelines.waves import wave_display
 from pipelines.build import build_warehouse
 from pipelines.definitions import Definitions, load_definitions
 from pipelines.listing import ListingResult
@@ -150,9 +157,48 @@ def sample_badge(wh: Warehouse) -> None:
         st.badge("示例数据（虚构省份，仅供演示）", icon=":material/science:", color="orange")
 
 
-def chart(spec: alt.TopLevelMixin) -> None:
-    """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG."""
+def chart(spec: alt.TopLevelMixin, *, download: bool = True) -> None:
+    """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG; under
+    it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached)."""
     st.altair_chart(spec, theme=None, width="stretch")
+    if not download:
+        return
+    title = _title_of(spec) or "图表"
+    subtitle = f"{wave_display(selected_wave()) if selected_wave() else ''} · {city_label()}"
+    key = hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True, default=str)
+                       .encode()).hexdigest()[:12]
+    name = re.sub(r"[\\/:*?\"<>|\s]+", "_", title)[:40]
+    with st.popover("下载图片", icon=":material/image:"):
+        for scale, label in ((1, "标准（1920×1080）"), (2, "高清（3840×2160）")):
+            st.download_button(
+                label, data=functools.partial(figure_png, spec, title=title, subtitle=subtitle,
+                                              scale=scale),
+                file_name=f"{name}{'' if scale == 1 else '@2x'}.png", mime="image/png",
+                key=f"png_{key}_{scale}", on_click="ignore")
+
+
+def _title_of(spec: alt.TopLevelMixin) -> str:
+    title = getattr(spec, "title", None)
+    if isinstance(title, str):
+        return title
+    text = getattr(title, "text", None)
+    return text if isinstance(text, str) else ""
+
+
+def show_table(table: Table, *, height: int | None = None, key: str | None = None) -> None:
+    """A table as the exports write it: the same Chinese headers and number formats, and a CSV
+    download whose text cells cannot run as spreadsheet formulas."""
+    config = {column: st.column_config.NumberColumn(format=NUMBER_FORMATS[kind])
+              for column, kind in table.formats.items() if column in table.frame.columns}
+    st.dataframe(table.frame, hide_index=True, width="stretch", column_config=config,
+                 **({"height": height} if height else {}))
+    st.download_button("下载CSV", data=functools.partial(csv_bytes, table),
+                       file_name=f"{table.title}.csv", mime="text/csv",
+                       key=key or f"csv_{table.title}", icon=":material/download:",
+                       on_click="ignore")
+
+
+NUMBER_FORMATS = {SCORE: "%.2f", PERCENT: "percent", INTEGER: "%d", DECIMAL3: "%.3f"}
 
 
 def require_wave() -> str:

@@ -5,9 +5,10 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (chart, history, in_city, listing, progress, require_wave, sample_badge,
-                           warehouse)
+                           show_table, warehouse)
 from pipelines import charts
 from pipelines.dashboard import county_history
+from pipelines.tables import comparison_table
 from pipelines.waves import wave_display
 
 wh = warehouse()
@@ -43,15 +44,11 @@ for row in current.iter_rows(named=True):
                                        title="历次得分"))
 
 st.subheader("规则判定与正式决定对照")
-comparison = result.comparison.join(names, on="county_code", how="left")
+comparison = in_city(result.comparison.join(names.select("county_code", "city_code"),
+                                            on="county_code", how="left"))
 disagree = comparison.filter(~pl.col("agree"))
 if disagree.height:
     st.warning(f"有 {disagree.height} 处规则判定与正式决定不一致，见下表。")
 else:
     st.success("规则判定与已录入的正式决定完全一致。")
-st.dataframe(in_city(comparison).select(
-    pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
-    pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
-    pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
-    pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
-    pl.col("note").alias("说明")), hide_index=True, width="stretch")
+show_table(comparison_table(comparison, names))

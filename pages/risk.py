@@ -5,9 +5,10 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (chart, city_label, definitions, history, in_city, require_wave, risk,
-                           sample_badge, warehouse)
+                           sample_badge, show_table, warehouse)
 from pipelines import charts
 from pipelines.funnel import funnel
+from pipelines.tables import risk_display
 from pipelines.waves import wave_display
 
 wh = warehouse()
@@ -31,17 +32,7 @@ left.caption("、".join(worst3.sort("score")["county_name"].to_list()) or "无")
 right.metric(f"可能属于真实后{k10}名的区县（95%置信）", f"{worst10.height} 个")
 
 st.subheader("风险表")
-st.dataframe(table.sort("p_bottom10", descending=True).select(
-    pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
-    pl.col("rank").alias("名次"), pl.col("score").round(2).alias("得分"),
-    (pl.col("p_bottom3") * 100).round(1).alias("本期后3概率%"),
-    (pl.col("p_bottom10") * 100).round(1).alias("本期后10概率%"),
-    (pl.col("p_bottom3_next") * 100).round(1).alias("下期后3概率%"),
-    (pl.col("p_bottom10_next") * 100).round(1).alias("下期后10概率%"),
-    pl.col("band").alias("风险等级"),
-    pl.col("gap_bottom3").round(2).alias(f"距后{k3}线"),
-    pl.col("gap_bottom10").round(2).alias(f"距后{k10}线"),
-    pl.col("top_lever").alias("提分杠杆")), hide_index=True, width="stretch", height=480)
+show_table(risk_display(table, scheme), height=480)
 st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：改善一个县际标准差时综合得分增加最多的分项。")
 
 st.subheader("漏斗图")

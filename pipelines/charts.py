@@ -116,29 +116,45 @@ def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
 
 
 def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
-    """Score across waves with its interval (columns wave_label, score, ci_low, ci_high)."""
-    base = alt.Chart(_frame(history)).encode(x=alt.X("wave_label:N", title=None, sort=None))
+    """Score across waves with its interval (columns wave_label, score, ci_low, ci_high,
+    veto_reason). A vetoed wave is marked, not drawn as a plunge to 0: its 0 is a rule, not a
+    measurement."""
+    order = history["wave_label"].to_list()
+    vetoed = history.filter(pl.col("veto_reason").is_not_null() & (pl.col("veto_reason") != ""))
+    measured = history.filter(pl.col("veto_reason").is_null() | (pl.col("veto_reason") == ""))
+    x = alt.X("wave_label:N", title=None, sort=order, scale=alt.Scale(domain=order),
+              axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(_frame(measured)).encode(x=x)
     band = base.mark_area(opacity=0.2, color=SCORE_COLOUR).encode(
         y=alt.Y("ci_low:Q", title="综合得分", scale=alt.Scale(zero=False)), y2="ci_high:Q")
     line = base.mark_line(point=True, color=SCORE_COLOUR).encode(
         y="score:Q", tooltip=[alt.Tooltip("wave_label:N", title="期次"),
                               alt.Tooltip("score:Q", title="得分", format=".2f"),
                               alt.Tooltip("rank:Q", title="名次")])
-    return alt.layer(band, line).properties(title=title, height=260, width="container")
+    layers = [band, line]
+    if vetoed.height:
+        marks = alt.Chart(_frame(vetoed.select("wave_label", "veto_reason"))).encode(x=x)
+        layers += [marks.mark_rule(color="#c0392b", strokeDash=[4, 3]).encode(
+                       tooltip=[alt.Tooltip("veto_reason:N", title="一票否决")]),
+                   marks.mark_text(color="#c0392b", dy=-6, baseline="bottom").encode(
+                       y=alt.value(0), text=alt.value("一票否决"))]
+    return alt.layer(*layers).properties(title=title, height=260, width="container")
 
 
 def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.Chart:
-    """Component scores of a county beside its city and the province (label, who, score)."""
+    """Component scores of a county beside its city and the province (label, who, score), as
+    horizontal bars so long component names stay readable."""
     order = table["label"].unique(maintain_order=True).to_list()
+    who = ["本县", "本市平均", "全省平均"]
     return alt.Chart(_frame(table)).mark_bar().encode(
-        x=alt.X("label:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30)),
-        xOffset=alt.XOffset("who:N", sort=["本县", "本市平均", "全省平均"]),
-        y=alt.Y("score:Q", title="分项得分（0–100）", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("who:N", title=None, sort=["本县", "本市平均", "全省平均"],
-                        scale=alt.Scale(range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])),
+        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
+        yOffset=alt.YOffset("who:N", sort=who),
+        x=alt.X("score:Q", title="分项得分（0–100）", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("who:N", title=None, sort=who,
+                        scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])),
         tooltip=[alt.Tooltip("label:N", title="分项"), alt.Tooltip("who:N", title=""),
                  alt.Tooltip("score:Q", title="得分", format=".1f")],
-    ).properties(title=title, height=300, width="container")
+    ).properties(title=title, height=max(300, 30 * len(order)), width="container")
 
 
 def interval_chart(table: pl.DataFrame, label: str, title: str = "",
@@ -187,13 +203,24 @@ def hex_map(table: pl.DataFrame, colour: str, title: str = "") -> alt.Chart:
         encoding = alt.Color("score:Q", title="综合得分", scale=alt.Scale(scheme="blues"))
     return alt.Chart(_frame(table.select("county_name", "city_name", "hx", "hy", "score",
                                          "band", "rank"))).mark_point(
-        shape=HEXAGON, filled=True, size=900, opacity=1, stroke="white", strokeWidth=1).encode(
-        x=alt.X("hx:Q", axis=None), y=alt.Y("hy:Q", axis=None, scale=alt.Scale(reverse=True)),
+        shape=HEXAGON, filled=True, size=_tile_size(table), opacity=1, stroke="white",
+        strokeWidth=1).encode(
+        x=alt.X("hx:Q", axis=None, scale=alt.Scale(nice=False, padding=30)),
+        y=alt.Y("hy:Q", axis=None, scale=alt.Scale(reverse=True, nice=False, padding=30)),
         color=encoding,
         tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("city_name:N", title="市州"),
                  alt.Tooltip("score:Q", title="得分", format=".2f"),
                  alt.Tooltip("rank:Q", title="名次"), alt.Tooltip("band:N", title="风险等级")],
     ).properties(title=title, height=420, width="container")
+
+
+def _tile_size(table: pl.DataFrame) -> alt.ExprRef:
+    """Hexagons that touch at any chart size: the mark area follows the plot's width and height
+    (a unit hexagon path is drawn with radius sqrt(size)/2; columns are 1 unit apart, rows 0.87)."""
+    span_x = max(1.0, float(table["hx"].max() - table["hx"].min()) + 1.0)
+    span_y = max(1.0, float(table["hy"].max() - table["hy"].min()) + 1.0)
+    radius = f"0.96 * min((width - 60) / {span_x:.3f} / 1.732, (height - 60) / {span_y:.3f} / 1.5)"
+    return alt.ExprRef(expr=f"pow(2 * {radius}, 2)")
 
 
 CODE_PROPERTIES = ("county_code", "adcode", "code", "区划代码", "区县代码")

@@ -1,4 +1,5 @@
-"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score,risk,listing}`.
+"""Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score,risk,listing,
+export,set-password}`.
 
 Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
 error), never a traceback.
@@ -57,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    export = with_db(sub.add_parser("export", help="导出会议材料（PPTX）和表格（Excel）"))
+    export.add_argument("--wave", required=True, help="期次，例如 2025")
+    export.add_argument("--city", help="只导出某市州的区县（市州代码；默认全省）")
+    export.add_argument("--pptx", type=Path, help="会议材料输出文件（.pptx）")
+    export.add_argument("--xlsx", type=Path, help="表格输出文件（.xlsx）")
+    export.add_argument("--draws", type=int, default=10_000, help="模拟次数（默认 10000）")
     sub.add_parser("set-password", help="设置看板分析人员密码（以慢哈希保存在 .streamlit/secrets.toml）")
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
@@ -242,6 +249,50 @@ PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "
                    "expected_exit": "预计摘帽"}
 
 
+def _export(args: argparse.Namespace) -> int:
+    import time
+
+    from pipelines.deck import build_deck
+    from pipelines.meeting import meeting_pack, meeting_tables, workbook_note
+    from pipelines.workbook import workbook_bytes
+
+    if args.pptx is None and args.xlsx is None:
+        print("参数有误：至少给出 --pptx 或 --xlsx 之一", file=sys.stderr)
+        return 2
+    if args.draws < 1000:
+        print("参数有误：--draws 至少为 1000", file=sys.stderr)
+        return 2
+    for out, suffix in ((args.pptx, ".pptx"), (args.xlsx, ".xlsx")):
+        if out is not None and out.suffix.lower() != suffix:
+            print(f"参数有误：输出文件 {out} 的扩展名应为 {suffix}", file=sys.stderr)
+            return 2
+        if out is not None and not out.parent.exists():
+            print(f"输出目录 {out.parent} 不存在", file=sys.stderr)
+            return 1
+    defs = load_definitions()
+    wh = _open(args.db, read_only=True)
+    try:
+        started = time.perf_counter()
+        pack = meeting_pack(wh, defs, args.wave, args.city, draws=args.draws)
+    finally:
+        wh.close()
+    if args.pptx is not None:
+        _write_atomically(args.pptx, build_deck(pack))
+        print(f"已生成会议材料 {args.pptx}")
+    if args.xlsx is not None:
+        _write_atomically(args.xlsx, workbook_bytes(meeting_tables(pack), note=workbook_note(pack)))
+        print(f"已生成表格 {args.xlsx}")
+    print(f"用时 {time.perf_counter() - started:.1f} 秒")
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write beside the target and rename: a reader never sees half a file."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(path)
+
+
 def _set_password(args: argparse.Namespace) -> int:
     import getpass
 
@@ -267,4 +318,4 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
              "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
-             "listing": _listing, "set-password": _set_password}
+             "listing": _listing, "export": _export, "set-password": _set_password}

@@ -202,8 +202,8 @@ def _cell_probabilities(margins: pl.DataFrame, county: str) -> dict[str, np.ndar
 
 
 def _draw_respondents(rng: np.random.Generator, county: County, cells: dict[str, np.ndarray],
-                      q: float) -> dict[str, np.ndarray]:
-    n = int(rng.integers(285, 321))
+                      q: float, size: tuple[int, int] = (285, 321)) -> dict[str, np.ndarray]:
+    n = int(rng.integers(*size))
     urban_sample_share = min(0.9, county.urban_share + 0.15)
     n_mobile = int(round(n * 0.8))
     counts = {("手机", "城镇"): int(round(n_mobile * urban_sample_share))}
@@ -317,15 +317,16 @@ def _true_answer_shares(item: str, q: float, cells: dict[str, np.ndarray]) -> di
 
 
 def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
-                ) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Observed indicator sheets per wave and the expected values behind the counts."""
+                waves: tuple[str, ...] = WAVES) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
+    """Observed indicator sheets per wave and the expected values behind the counts (the scripted
+    veto events only in the sample province's own waves)."""
     n = len(counties)
     pop = np.array([c.population for c in counties], dtype=float)
     base_users = np.exp(rng.normal(np.log(2.4), 0.35, size=n))
     base_new = pop / 10_000 * np.exp(rng.normal(np.log(1.6), 0.3, size=n))
     previous_new = rng.poisson(base_new * np.exp(-0.8 * q[:, 0]) * 1.05)
     sheets, truth = {}, []
-    for w, wave in enumerate(WAVES):
+    for w, wave in enumerate(waves):
         qw = q[:, w]
         users = base_users * np.exp(-0.55 * qw - 0.04 * w) * np.exp(rng.normal(0, 0.05, n))
         lam_new = base_new * np.exp(-0.8 * qw - 0.05 * w)
@@ -372,9 +373,9 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
                                     ("students_involved", lam_students)):
             truth += [(wave, c.code, indicator, round(float(e), 6)) for c, e in zip(counties,
                                                                                       expected)]
-    # scripted veto events, so the engine has real cases to show
-    sheets["2023"] = _set_cell(sheets["2023"], counties[41].code, "国家工作人员涉毒人数", 2)
-    sheets["2024"] = _set_cell(sheets["2024"], counties[63].code, "发现非法种植毒品原植物", 1)
+    if waves == WAVES:  # scripted veto events, so the engine has real cases to show
+        sheets["2023"] = _set_cell(sheets["2023"], counties[41].code, "国家工作人员涉毒人数", 2)
+        sheets["2024"] = _set_cell(sheets["2024"], counties[63].code, "发现非法种植毒品原植物", 1)
     truth_frame = pl.DataFrame(truth, schema=["wave", "county_code", "indicator_id",
                                               "expected_value"], orient="row")
     return sheets, truth_frame

@@ -17,7 +17,7 @@ from tests.conftest import csv_bytes, sample_indicators, sample_wave
 
 APP = str(REPO_DIR / "app.py")
 PASSWORD = "测试-口令-2026"
-PAGES = ["ranking", "risk", "delisting", "county", "scheme"]
+PAGES = ["ranking", "risk", "delisting", "county", "exports", "scheme"]
 
 
 @pytest.fixture(autouse=True)
@@ -83,7 +83,7 @@ def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
     assert not at.error
     text = texts(at)
     expected = {"ranking": "县区排名", "risk": "挂牌风险", "delisting": "摘帽进度",
-                "county": "县区画像", "scheme": "评分方案"}[page]
+                "county": "县区画像", "exports": "会议材料", "scheme": "评分方案"}[page]
     assert at.title[0].value == expected
     if page == "ranking":
         table = at.dataframe[0].value
@@ -96,6 +96,8 @@ def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
         assert "逾期未摘帽" in text and "规则判定与已录入的正式决定完全一致" in text
     if page == "county":
         assert "综合得分" in text and "全省名次" in text
+    if page == "exports":
+        assert "导出范围：2025年度 · 全省" in text
     if page == "scheme":
         assert "一票否决" in text and len(at.dataframe[0].value) == 10
 
@@ -234,3 +236,22 @@ def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path)
     monkeypatch.setenv("CEPING_GEOJSON", str(tmp_path / "missing.geojson"))
     at = run_app(monkeypatch, db_copy)
     assert any("放入边界文件" in c.value for c in at.caption)
+
+
+def test_meeting_deck_is_built_from_the_page(monkeypatch, db_copy):
+    """A leader (viewer) chooses a city, builds the deck and gets a download button with it."""
+    import io
+
+    from pptx import Presentation
+
+    at = run_app(monkeypatch, db_copy)
+    at.selectbox(key="city").select("9907").run()
+    at.switch_page("pages/exports.py").run()
+    assert not at.exception
+    at.button(key="make_deck").click().run()
+    assert not at.exception, at.exception
+    made = at.session_state["deck"]
+    assert made[0][2:] == ("2025", "9907")
+    deck = Presentation(io.BytesIO(made[1]))
+    titles = [s.shapes[0].text_frame.text for s in deck.slides]
+    assert any(t.startswith("县区排名（1/1）") for t in titles)   # one city fits on one slide

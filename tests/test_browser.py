@@ -77,6 +77,7 @@ PAGES = {  # navigation label → text that must be on the page once it has rend
     "挂牌风险": "漏斗图",
     "摘帽进度": "规则判定与正式决定对照",
     "县区画像": "提分杠杆与假设分析",
+    "会议材料": "导出范围",
     "评分方案": "敏感性分析",
 }
 
@@ -108,6 +109,36 @@ def _open(page, label: str, marker: str) -> float:
     return time.perf_counter() - started
 
 
+def _build_deck_and_download(page, tmp_path) -> None:
+    """会议材料: build the deck, download it, and open it."""
+    from pptx import Presentation
+
+    page.get_by_role("button", name="生成会议材料").click()
+    button = page.get_by_role("button", name="下载会议材料（PPTX）")
+    button.wait_for(timeout=120_000)
+    _no_exception(page)
+    with page.expect_download(timeout=60_000) as download:
+        button.click()
+    path = tmp_path / "deck.pptx"
+    download.value.save_as(path)
+    assert len(Presentation(str(path)).slides) > 8
+
+
+def _download_a_chart_picture(page, tmp_path) -> None:
+    """县区排名: the chart's 下载图片 menu gives a 1920×1080 PNG rendered on click."""
+    from PIL import Image
+
+    _open(page, "县区排名", "得分表")
+    _settle(page)
+    page.get_by_role("button", name="下载图片").first.click()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="标准（1920×1080）").first.click()
+    path = tmp_path / "chart.png"
+    download.value.save_as(path)
+    assert Image.open(path).size == (1920, 1080)
+    page.keyboard.press("Escape")
+
+
 def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -134,8 +165,11 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
             _settle(page)
             _no_exception(page)
             page.screenshot(path=str(ARTIFACTS / f"page-{label}.png"), full_page=True)
+            if label == "会议材料":
+                _build_deck_and_download(page, tmp_path)
         body = page.inner_text("body")
         assert "权重" in body
+        _download_a_chart_picture(page, tmp_path)
 
         # the URL carries the wave: a bookmark opens the same view
         assert "wave=2025" in page.url
@@ -151,7 +185,11 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         survey.write_bytes(csv_bytes(sample_wave("2025").with_columns(
             __import__("polars").lit("2026").alias("调查期次")), "gbk"))
         page.locator("input[type='file']").set_input_files(str(survey))
-        page.get_by_text("校验通过").wait_for(timeout=60_000)
+        try:
+            page.get_by_text("校验通过").wait_for(timeout=120_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failed-upload.png"), full_page=True)
+            raise
         _settle(page)
         _no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "page-数据管理-预览.png"), full_page=True)
@@ -163,7 +201,11 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         sheet.write_bytes(csv_bytes(sample_indicators("2025").with_columns(
             __import__("polars").lit("2026").alias("年度")), "gbk"))
         page.locator("input[type='file']").set_input_files(str(sheet))
-        page.get_by_text("校验通过").wait_for(timeout=60_000)
+        try:
+            page.get_by_text("校验通过").wait_for(timeout=120_000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "failed-upload.png"), full_page=True)
+            raise
         page.get_by_role("button", name="发布").click()
         page.get_by_text("已导入").first.wait_for(timeout=60_000)
         _no_exception(page)
