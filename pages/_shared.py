@@ -15,13 +15,14 @@ import polars as pl
 import streamlit as st
 
 from pipelines import charts  # noqa: F401  (registers the chart theme)
+from pipelines import result_store
 from pipelines.figures import figure_png
 from pipelines.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.waves import wave_display
 from pipelines.build import build_warehouse
 from pipelines.definitions import Definitions, load_definitions
 from pipelines.listing import ListingResult
-from pipelines.risk import delisting_progress, listing_result, risk_table, scored_history
+from pipelines.risk import delisting_progress
 from pipelines.scoring import WaveScores
 from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
@@ -61,7 +62,7 @@ def _key() -> tuple[str, int]:
 
 @st.cache_resource(max_entries=8, show_spinner="正在计算得分与区间……")
 def _history(path: str, version: int, wave: str) -> list[WaveScores]:
-    return scored_history(warehouse(), definitions(), wave)
+    return result_store.history(Path(path), warehouse(), definitions(), version, wave)
 
 
 def _guard(compute, wave: str):
@@ -77,10 +78,14 @@ def history(wave: str) -> list[WaveScores]:
     return _guard(_history, wave)
 
 
+def dashboard_draws() -> int:
+    return int(os.environ.get(DRAWS_ENV, "10000"))
+
+
 @st.cache_resource(max_entries=8, show_spinner="正在模拟排名（10,000 次）……")
 def _risk(path: str, version: int, wave: str) -> pl.DataFrame:
-    draws = int(os.environ.get(DRAWS_ENV, "10000"))
-    return risk_table(_history(path, version, wave), definitions(), draws=draws)
+    return result_store.risk(Path(path), lambda: _history(path, version, wave), definitions(),
+                             version, wave, dashboard_draws())
 
 
 def risk(wave: str) -> pl.DataFrame:
@@ -89,7 +94,8 @@ def risk(wave: str) -> pl.DataFrame:
 
 @st.cache_resource(max_entries=8, show_spinner="正在核对挂牌与摘帽规则……")
 def _listing(path: str, version: int, wave: str) -> ListingResult:
-    return listing_result(warehouse(), definitions(), _history(path, version, wave))
+    return result_store.listing(Path(path), warehouse(), definitions(),
+                                lambda: _history(path, version, wave), version, wave)
 
 
 def listing(wave: str) -> ListingResult:

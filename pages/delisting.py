@@ -7,9 +7,11 @@ import streamlit as st
 from pages._shared import (chart, history, in_city, listing, progress, require_wave, sample_badge,
                            show_table, warehouse)
 from pipelines import charts
-from pipelines.dashboard import county_history
+from pipelines.dashboard import county_histories, county_history
 from pipelines.tables import comparison_table
 from pipelines.waves import wave_display
+
+PER_PAGE = 12
 
 wh = warehouse()
 wave = require_wave()
@@ -20,6 +22,15 @@ names = wh.counties().select("county_code", "county_name", "city_code")
 current = in_city(progress(wave).join(names, on="county_code"))
 if current.height == 0:
     st.info(f"截至{wave_display(wave)}，没有挂牌整治中的区县。")
+elif current.height > PER_PAGE:   # national scale: hundreds of listed counties
+    pages = -(-current.height // PER_PAGE)
+    st.caption(f"挂牌整治中的区县共 {current.height} 个（逾期的排在前面），每页 {PER_PAGE} 个；"
+               "也可在左侧选择市州。")
+    number = st.selectbox("页码", range(1, pages + 1), key="delisting_page",
+                          format_func=lambda k: f"第 {k} 页 / 共 {pages} 页")
+    current = current.sort("overdue", "listed_in", descending=[True, False]) \
+        .slice((number - 1) * PER_PAGE, PER_PAGE)
+trails = county_histories(history(wave))
 for row in current.iter_rows(named=True):
     with st.container(border=True):
         head = f"**{row['county_name']}** · {wave_display(row['listed_in'])}挂牌"
@@ -40,7 +51,7 @@ for row in current.iter_rows(named=True):
         cols[0].caption(f"预计摘帽：{row['expected_exit']}；下期仍在后10名的概率 "
                         f"{row['p_bottom10_next']:.0%}")
         with cols[1]:
-            chart(charts.history_chart(county_history(history(wave), row["county_code"]),
+            chart(charts.history_chart(county_history(trails, row["county_code"]),
                                        title="历次得分"))
 
 st.subheader("规则判定与正式决定对照")

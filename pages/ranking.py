@@ -7,7 +7,7 @@ import streamlit as st
 from pages._shared import (chart, city_label, definitions, history, in_city, require_wave, risk,
                            sample_badge, show_table, warehouse)
 from pipelines import charts
-from pipelines.dashboard import cut_line_scores, ranking_view
+from pipelines.dashboard import chart_rows, cut_line_scores, ranking_view
 from pipelines.tables import ranking_table
 from pipelines.waves import wave_display
 
@@ -24,7 +24,11 @@ shown = in_city(table)
 crossing = shown.filter(pl.col("crosses_line") == "跨越分界线").height
 st.caption(f"{wave_display(wave)} · {city_label()}：名次为全省名次。橙色区间跨越后{bottoms[0]}名或后"
            f"{bottoms[1]}名分界线（{crossing} 个县）：这些县是否在线下，仅凭本次调查无法确定。")
-chart(charts.ranking_chart(shown, lines, title=f"{wave_display(wave)}综合得分与95%置信区间"))
+plotted = chart_rows(shown)
+if plotted.height < shown.height:
+    st.caption(f"共 {shown.height} 个县，图中只画出得分最低的 {plotted.height} 个（分界线所在的一段）；"
+               "其余见下表，或在左侧选择市州。")
+chart(charts.ranking_chart(plotted, lines, title=f"{wave_display(wave)}综合得分与95%置信区间"))
 
 st.subheader("得分表")
 show_table(ranking_table(shown, scheme), height=560)

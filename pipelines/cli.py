@@ -58,6 +58,10 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    scaled = sub.add_parser("scaled", help="生成规模测试用的合成省份（基准测试用，虚构数据）")
+    scaled.add_argument("--scale", choices=("sample", "large", "national"), default="national",
+                        help="规模：sample 88县×300人×5期；large 180×600×10；national 2850×400×10")
+    scaled.add_argument("--out", type=Path, required=True, help="输出目录（随后可用 build --source 构建）")
     export = with_db(sub.add_parser("export", help="导出会议材料（PPTX）和表格（Excel）"))
     export.add_argument("--wave", required=True, help="期次，例如 2025")
     export.add_argument("--city", help="只导出某市州的区县（市州代码；默认全省）")
@@ -107,9 +111,29 @@ def _build(args: argparse.Namespace) -> int:
     result = build_warehouse(args.db, args.source or SAMPLE_DIR, progress=sys.stderr.isatty())
     if result.built:
         print(f"已构建数据仓库 {result.path}：{result.waves} 期，用时 {result.seconds:.1f} 秒")
+        _warm(args.db)
     else:
         print(f"数据仓库 {result.path} 已存在（{result.waves} 期），未重新构建")
     return 0
+
+
+def _warm(db: Path) -> None:
+    """Score the latest wave and its risk table now, so the dashboard's first page is instant."""
+    import os
+    import time
+
+    from pipelines import result_store
+
+    started = time.perf_counter()
+    wh = _open(db, read_only=True)
+    try:
+        waves = wh.waves()["wave"].to_list()
+        if waves:
+            draws = int(os.environ.get("CEPING_DRAWS", "10000"))
+            result_store.warm(Path(db), wh, load_definitions(), waves[-1], draws)
+            print(f"已预先计算{wave_display(waves[-1])}的得分与风险（{time.perf_counter() - started:.1f} 秒）")
+    finally:
+        wh.close()
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -249,6 +273,20 @@ PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "
                    "expected_exit": "预计摘帽"}
 
 
+def _scaled(args: argparse.Namespace) -> int:
+    import time
+
+    from pipelines.scaled_province import SCALES, generate_scaled
+
+    counties, per_county, waves = SCALES[args.scale]
+    started = time.perf_counter()
+    generate_scaled(args.out, counties, per_county, waves)
+    print(f"已在 {args.out} 生成 {counties} 个县 × 每县约 {per_county} 人 × {waves} 期的合成数据"
+          f"（{time.perf_counter() - started:.0f} 秒）。构建：python -m pipelines build --db 文件 "
+          f"--source {args.out}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     import time
 
@@ -318,4 +356,4 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
              "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
-             "listing": _listing, "export": _export, "set-password": _set_password}
+             "listing": _listing, "export": _export, "scaled": _scaled, "set-password": _set_password}

@@ -35,6 +35,17 @@ def ranking_view(risk: pl.DataFrame, scores: WaveScores, bottoms: tuple[int, ...
         .join(components, on="county_code", how="left").sort("rank")
 
 
+CHART_ROWS = 150   # one readable label per county; at national scale the rest go to the table
+
+
+def chart_rows(ranking: pl.DataFrame, limit: int = CHART_ROWS) -> pl.DataFrame:
+    """The counties a per-county chart can show legibly: all of them up to `limit`, else the
+    `limit` lowest (where the bottom-3 and bottom-10 lines are)."""
+    if ranking.height <= limit:
+        return ranking
+    return ranking.sort("score", nulls_last=True).head(limit).sort("rank")
+
+
 @dataclass(frozen=True)
 class Overview:
     province_mean: float
@@ -61,21 +72,24 @@ def overview(history: list[WaveScores], risk: pl.DataFrame) -> Overview:
     return Overview(mean(current), mean(previous) if previous else None, bands, movers)
 
 
-def county_history(history: list[WaveScores], county_code: str) -> pl.DataFrame:
-    rows = []
+def county_histories(history: list[WaveScores]) -> pl.DataFrame:
+    """Every county's score, interval and published rank in every wave (one rank pass per wave)."""
+    frames = []
     for scores in history:
         composite = scores.composite
         ranks = rank_scores(composite["score"].cast(pl.Float64).fill_null(np.nan).to_numpy())
-        index = composite["county_code"].to_list().index(county_code) \
-            if county_code in composite["county_code"].to_list() else None
-        if index is None:
-            continue
-        row = composite.row(index, named=True)
-        rows.append((scores.wave, wave_display(scores.wave), row["score"], row["ci_low"],
-                     row["ci_high"], int(ranks[index]) if not np.isnan(ranks[index]) else None,
-                     composite.height, row["veto_reason"]))
-    return pl.DataFrame(rows, schema=["wave", "wave_label", "score", "ci_low", "ci_high", "rank",
-                                      "counties", "veto_reason"], orient="row")
+        frames.append(composite.select(
+            "county_code", pl.lit(scores.wave).alias("wave"),
+            pl.lit(wave_display(scores.wave)).alias("wave_label"), "score", "ci_low", "ci_high",
+            pl.Series("rank", ranks).fill_nan(None).cast(pl.Int64),
+            pl.lit(composite.height).alias("counties"), "veto_reason"))
+    return pl.concat(frames)
+
+
+def county_history(history: list[WaveScores] | pl.DataFrame, county_code: str) -> pl.DataFrame:
+    """One county's rows of `county_histories` (pass that frame when drawing many counties)."""
+    table = history if isinstance(history, pl.DataFrame) else county_histories(history)
+    return table.filter(pl.col("county_code") == county_code).drop("county_code")
 
 
 def component_comparison(scores: WaveScores, county_code: str,

@@ -21,7 +21,7 @@ from pptx.text.text import TextFrame
 from pptx.util import Emu, Inches, Pt
 
 from pipelines import charts
-from pipelines.dashboard import component_comparison, county_history
+from pipelines.dashboard import component_comparison, county_histories, county_history
 from pipelines.figures import SOURCE, chart_png
 from pipelines.meeting import METHOD_NOTES, MeetingPack
 from pipelines.ranking import component_levers
@@ -31,6 +31,7 @@ from pipelines.waves import wave_display
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 COUNTIES_PER_SLIDE = 22
+MAX_COUNTY_SLIDES = 30
 NAVY = RGBColor(0x1F, 0x4E, 0x79)
 GREY = RGBColor(0x59, 0x59, 0x59)
 RED = RGBColor(0xC0, 0x39, 0x2B)
@@ -232,12 +233,17 @@ class DeckBuilder:
         top_band = pack.definitions.scheme.listing.bands[0].label
         listed = set(pack.listing.status["county_code"].to_list())
         chosen = pack.in_city(pack.risk).filter(
-            pl.col("county_code").is_in(list(listed)) | (pl.col("band") == top_band)).sort("rank")
+            pl.col("county_code").is_in(list(listed)) | (pl.col("band") == top_band))
+        # national scale: hundreds qualify; the deck keeps those most likely in the bottom 10 next
+        chosen = chosen.sort("p_bottom10_next", descending=True).head(MAX_COUNTY_SLIDES) \
+            .sort("rank")
         levers = component_levers(pack.history[-1])
+        trails = county_histories(pack.history)
         for row in chosen.iter_rows(named=True):
-            self.county(row, levers, row["county_code"] in listed)
+            self.county(row, levers, trails, row["county_code"] in listed)
 
-    def county(self, row: dict, levers: pl.DataFrame, listed: bool) -> None:
+    def county(self, row: dict, levers: pl.DataFrame, trails: pl.DataFrame,
+               listed: bool) -> None:
         pack = self.pack
         code = row["county_code"]
         k3, k10 = pack.bottoms
@@ -252,7 +258,7 @@ class DeckBuilder:
         if row["veto_reason"]:
             facts.append(f"一票否决：{row['veto_reason']}")
         _text(slide, Inches(0.5), Inches(1.1), Inches(6.2), Inches(1.9), facts, 15)
-        trail = county_history(pack.history, code)
+        trail = county_history(trails, code)
         _picture(slide, _chart(charts.history_chart(trail, title="历次综合得分与95%区间"), 6.2, 3.6),
                  Inches(0.5), Inches(3.2), Inches(6.2))
         city = pack.counties.filter(pl.col("county_code") == code)["city_code"][0]

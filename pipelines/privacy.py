@@ -42,9 +42,25 @@ def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]
         if values.len() == 0:
             continue
         for kind, pattern in _VALUE_PATTERNS.items():
-            share = values.str.replace_all(r"[\s]", "").str.contains(pattern).mean()
-            if share is not None and share >= _SHARE_THRESHOLD:
+            if _pattern_share(values, pattern) >= _SHARE_THRESHOLD:
                 found[column] = kind
                 break
     return found
+
+
+_SCREEN_SAMPLE = 20_000
+_CLEARLY_BELOW = 0.3
+
+
+def _pattern_share(values: pl.Series, pattern: str) -> float:
+    """Share of cells matching `pattern`. A large column is screened on a random sample first: a
+    sample share under 0.3 (the threshold is 0.5; 20,000 cells put the sample within ±0.01) clears
+    it without scanning a million cells; anything closer is counted exactly."""
+    def share(cells: pl.Series) -> float:
+        return float(cells.str.replace_all(r"\s", "").str.contains(pattern).mean() or 0.0)
+
+    if values.len() > 5 * _SCREEN_SAMPLE:
+        if share(values.sample(_SCREEN_SAMPLE, seed=0)) < _CLEARLY_BELOW:
+            return 0.0
+    return share(values)
 

@@ -19,6 +19,14 @@ from pipelines.readers import FIRST_DATA_ROW, RawTable
 from pipelines.waves import normalise_wave_cell
 
 ROW = "__row"
+
+
+def _normalised_waves(cells: pl.Series) -> pl.Series:
+    """Wave labels as written (2025, 2025年, 2025年度 …) → canonical, parsed once per distinct
+    value: a column of a million cells usually holds one."""
+    distinct = cells.drop_nulls().unique().to_list()
+    mapping = {value: normalise_wave_cell(value) for value in distinct}
+    return cells.replace_strict(mapping, default=None, return_dtype=pl.String)
 ROWS_PER_RULE = 20
 FLAG_VALUES = {"1": 1.0, "0": 0.0, "是": 1.0, "否": 0.0, "有": 1.0, "无": 0.0, "没有": 0.0}
 
@@ -142,8 +150,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
 
     # wave column must agree with the wave being loaded
     if "wave" in header_of:
-        frame = frame.with_columns(pl.col("wave").map_elements(
-            normalise_wave_cell, return_dtype=pl.String).alias("__wave"))
+        frame = frame.with_columns(_normalised_waves(frame["wave"]).alias("__wave"))
         _report(problems, frame, pl.col("__wave").is_null() | (pl.col("__wave") != wave),
                 header_of["wave"],
                 lambda r: f"调查期次“{r['wave'] or ''}”与本次导入的期次“{wave}”不符")
@@ -286,8 +293,7 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]))
     frame = _resolve_county(frame, header_of, counties, problems)
     if "period" in header_of:
-        frame = frame.with_columns(pl.col("period").map_elements(
-            normalise_wave_cell, return_dtype=pl.String).alias("__period"))
+        frame = frame.with_columns(_normalised_waves(frame["period"]).alias("__period"))
         _report(problems, frame, pl.col("__period").is_null() | (pl.col("__period") != wave),
                 header_of["period"],
                 lambda r: f"统计期“{r['period'] or ''}”与本次导入的期次“{wave}”不符")
