@@ -39,7 +39,10 @@ with upload:
         st.session_state["upload_wave"] = next_wave(known[-1]) if known else ""
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key="upload_wave")
     file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
-                            type=["csv", "xlsx", "parquet", "gz"], key="upload_file")
+                            type=["csv", "xlsx", "parquet", "gz"],
+                            # a new widget after each publish/discard and per data type: the
+                            # browser then shows no stale file (popping a widget's state does not)
+                            key=f"upload_file_{kind}_{st.session_state.get('upload_round', 0)}")
     source = st.text_input("数据来源（用于记住这一来源的列对应关系）", value="默认",
                            key="upload_source")
     if file is not None and wave:
@@ -122,10 +125,10 @@ with upload:
                 st.session_state["flash"] = result.summary() + " 各页面已按新数据更新。"
                 if kind == "survey":
                     st.session_state["pending_wave"] = checked.wave
-                st.session_state.pop("upload_file", None)
+                st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
                 st.rerun()
         if discard.button("放弃"):
-            st.session_state.pop("upload_file", None)
+            st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
             st.rerun()
 
 with versions:

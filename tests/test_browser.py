@@ -197,6 +197,8 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         page.get_by_text("已导入").first.wait_for(timeout=60_000)
         _no_exception(page)
         page.get_by_text("工作指标表").first.click()
+        _settle(page)
+        assert page.get_by_text("2026年调查.csv").count() == 0   # no stale file from the survey
         sheet = tmp_path / "2026年指标.csv"
         sheet.write_bytes(csv_bytes(sample_indicators("2025").with_columns(
             __import__("polars").lit("2026").alias("年度")), "gbk"))
