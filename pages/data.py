@@ -29,7 +29,7 @@ sample_badge(wh)
 user = st.session_state.get("user_name", "分析人员")
 if message := st.session_state.pop("flash", None):
     st.success(message)
-upload, versions, decisions = st.tabs(["上传数据", "期次与版本", "正式决定与验收"])
+upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本", "正式决定与验收", "操作记录"])
 
 with upload:
     kind = st.radio("数据类型", ["survey", "indicators"], horizontal=True,
@@ -67,7 +67,7 @@ with upload:
             chosen = {h: labels.get(label) for h, label in zip(edited["文件中的列"],
                                                                edited["对应字段"])}
             if st.button(f"记住“{source}”的列对应关系"):
-                wh.save_header_map(source, kind, chosen)
+                wh.save_header_map(source, kind, chosen, by=user)
                 st.success("已记住：下次上传这一来源的文件时自动使用。")
         automatic = dict(zip(mapping["header"], mapping["target"]))
         renames = {h: t for h, t in chosen.items() if t != automatic.get(h) or
@@ -191,3 +191,12 @@ with decisions:
         pl.col("level").alias("层级"), pl.col("action").alias("决定"),
         pl.col("decided_on").alias("日期"), pl.col("document").alias("文号"),
         pl.col("recorded_by").alias("录入人")), hide_index=True, width="stretch")
+
+with audit:
+    st.caption("每一次数据变更（发布、替换、回滚、录入决定与验收、保存列对应关系、恢复备份）：谁、何时、做了什么、文件的 SHA-256。")
+    log = wh.audit_log()
+    st.dataframe(log.select(
+        pl.col("at").alias("时间"), pl.col("by_user").alias("操作人"), pl.col("action").alias("操作"),
+        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        pl.col("detail").alias("内容"), pl.col("sha256").alias("文件SHA-256")),
+        hide_index=True, width="stretch")

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    backup = with_db(sub.add_parser("backup", help="把数据仓库备份到一个新文件"))
+    backup.add_argument("out", type=Path, help="备份文件（不存在的新文件，例如 备份-2026-11-23.duckdb）")
+    restore = with_db(sub.add_parser("restore", help="由备份文件恢复数据仓库（原仓库另存，不丢失）"))
+    restore.add_argument("backup_file", type=Path, metavar="IN", help="备份文件")
+    audit = with_db(sub.add_parser("audit", help="列出数据变更记录（谁、何时、做了什么、文件 SHA-256）"))
+    audit.add_argument("--format", choices=("table", "csv", "json"), default="table")
     scaled = sub.add_parser("scaled", help="生成规模测试用的合成省份（基准测试用，虚构数据）")
     scaled.add_argument("--scale", choices=("sample", "large", "national"), default="national",
                         help="规模：sample 88县×300人×5期；large 180×600×10；national 2850×400×10")
@@ -273,6 +279,39 @@ PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "
                    "expected_exit": "预计摘帽"}
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from pipelines.backup import backup
+
+    summary = backup(args.db, args.out)
+    print(f"已备份到 {summary.path}：{summary.waves} 期、{summary.loads} 次导入；"
+          f"SHA-256 {summary.sha256}")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pipelines.backup import restore
+
+    summary, kept = restore(args.backup_file, args.db)
+    print(f"已由 {args.backup_file} 恢复数据仓库 {args.db}：{summary.waves} 期、{summary.loads} 次导入。")
+    if kept is not None:
+        print(f"恢复前的数据仓库已另存为 {kept}")
+    return 0
+
+
+def _audit_log(args: argparse.Namespace) -> int:
+    from pipelines.report import write_table
+
+    wh = _open(args.db, read_only=True)
+    try:
+        log = wh.audit_log()
+    finally:
+        wh.close()
+    labels = {"at": "时间", "by_user": "操作人", "action": "操作", "wave": "期次", "detail": "内容",
+              "sha256": "文件SHA-256"}
+    write_table(log, labels, args.format, sys.stdout, title="数据变更记录（新的在前）")
+    return 0
+
+
 def _scaled(args: argparse.Namespace) -> int:
     import time
 
@@ -356,4 +395,5 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
              "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
-             "listing": _listing, "export": _export, "scaled": _scaled, "set-password": _set_password}
+             "listing": _listing, "export": _export, "scaled": _scaled,
+             "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password}

@@ -21,6 +21,12 @@ _VALUE_PATTERNS = {
     "电话号码": r"^(\+?86[- ]?)?1[3-9]\d{9}$|^0\d{2,3}-?\d{7,8}$",
     "身份证号": r"^\d{17}[\dXx]$",
 }
+# a personal name: a common surname then one or two more Chinese characters (对象：无表头的姓名列)
+_SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+             "苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚"
+             "邵万钱严覃武戴莫孔向汤")
+_NAME_PATTERN = rf"^[{_SURNAMES}][\u4e00-\u9fff]{{1,2}}$"
+_NAME_DISTINCT_SHARE = 0.3   # names vary from row to row; a column of place names repeats
 _SHARE_THRESHOLD = 0.5
 
 
@@ -45,7 +51,16 @@ def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]
             if _pattern_share(values, pattern) >= _SHARE_THRESHOLD:
                 found[column] = kind
                 break
+        if column not in found and column not in keep and _looks_like_names(values):
+            found[column] = "姓名"
     return found
+
+
+def _looks_like_names(values: pl.Series) -> bool:
+    """Most cells are surname + 1–2 characters and they rarely repeat (a name per respondent)."""
+    sample = values.sample(min(values.len(), _SCREEN_SAMPLE), seed=0)
+    return (_pattern_share(sample, _NAME_PATTERN) >= _SHARE_THRESHOLD
+            and sample.n_unique() >= _NAME_DISTINCT_SHARE * sample.len())
 
 
 _SCREEN_SAMPLE = 20_000

@@ -68,11 +68,18 @@ create table if not exists inspections (
 create table if not exists header_maps (
     source varchar not null, kind varchar not null, header varchar not null, target varchar,
     primary key (source, kind, header));
+create table if not exists audit (
+    changed_at timestamptz not null, by_user varchar not null, action varchar not null, wave varchar,
+    detail varchar, sha256 varchar);
 create or replace view current_indicators as
     select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
 """
 
 LOAD_KINDS = {"survey": "survey_load_id", "indicators": "indicators_load_id"}
+KIND_LABELS = {"survey": "调查数据", "indicators": "工作指标表"}
+AUDIT_DDL = ("create table if not exists audit (changed_at timestamptz not null, by_user varchar not null, "
+             "action varchar not null, wave varchar, detail varchar, sha256 varchar)")
+
 
 
 def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
@@ -80,6 +87,14 @@ def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
     does anything else, so fetch all (these queries return a row or none)."""
     rows = result.fetchall()
     return rows[0] if rows else None
+
+
+def _audit(cur: duckdb.DuckDBPyConnection, by: str, action: str, wave: str | None,
+           detail: str | None, sha256: str | None = None) -> None:
+    """One audit row, inside the caller's transaction when there is one."""
+    cur.sql(AUDIT_DDL)
+    cur.execute("insert into audit values (?, ?, ?, ?, ?, ?)",
+                [now(), by, action, wave, detail, sha256])
 
 
 class WarehouseError(RuntimeError):
@@ -122,6 +137,7 @@ class Warehouse:
     def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
         self._con = connection
         self.path = path
+        self._read_only = False
         self._write_lock = threading.Lock()
 
     @classmethod
@@ -139,7 +155,9 @@ class Warehouse:
             raise WarehouseError(f"无法打开数据仓库 {path}：{exc}") from None
         except duckdb.Error as exc:
             raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
-        return cls(con, path)
+        warehouse = cls(con, path)
+        warehouse._read_only = read_only
+        return warehouse
 
     def close(self) -> None:
         self._con.close()
@@ -276,6 +294,11 @@ class Warehouse:
                     cur.execute("update loads set status = 'superseded' where load_id = ?",
                                 [previous_id])
                 self._point_wave(cur, record.wave, record.kind, load_id)
+                _audit(cur, record.loaded_by,
+                       ("替换" if previous_id is not None else "发布") + KIND_LABELS[record.kind],
+                       record.wave, f"{record.source_name}：{rows.height} 行，导入编号 {load_id}"
+                       + (f"（替换导入编号 {previous_id}）" if previous_id is not None else ""),
+                       record.source_sha256)
                 cur.sql("commit")
             except BaseException:
                 cur.sql("rollback")
@@ -297,6 +320,8 @@ class Warehouse:
                 cur.execute("update loads set status = 'rolled_back' where load_id = ?", [current])
                 cur.execute("update loads set status = 'active' where load_id = ?", [previous])
                 self._point_wave(cur, wave, kind, previous)
+                _audit(cur, by or current_user(), f"回滚{KIND_LABELS[kind]}", wave,
+                       f"导入编号 {current} → {previous}")
                 cur.sql("commit")
             except BaseException:
                 cur.sql("rollback")
@@ -321,7 +346,8 @@ class Warehouse:
             return {}
         return dict(rows)
 
-    def save_header_map(self, source: str, kind: str, mapping: dict[str, str | None]) -> None:
+    def save_header_map(self, source: str, kind: str, mapping: dict[str, str | None],
+                        by: str | None = None) -> None:
         with self._write_lock:
             cur = self.cursor()
             cur.sql("create table if not exists header_maps (source varchar not null, "
@@ -332,6 +358,8 @@ class Warehouse:
                 for header, target in mapping.items():
                     cur.execute("insert or replace into header_maps values (?, ?, ?, ?)",
                                 [source, kind, header, target])
+                _audit(cur, by or current_user(), "保存列对应关系", None,
+                       f"来源“{source}”（{KIND_LABELS.get(kind, kind)}）：{len(mapping)} 列")
                 cur.sql("commit")
             except BaseException:
                 cur.sql("rollback")
@@ -342,20 +370,43 @@ class Warehouse:
         """An official 挂牌/摘帽 decision entered by an analyst (one transaction, audited)."""
         self._record("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
                      [county_code, wave, level, action, decided_on or None, document or None, by,
-                      now()])
+                      now()], by, "录入正式决定", wave,
+                     f"{county_code} {level}{action}" + (f"（{document}）" if document else ""))
 
     def record_inspection(self, county_code: str, wave: str, passed: bool, inspected_on: str | None,
                           note: str | None, by: str) -> None:
         """An inspection (验收) result entered by an analyst; the latest per county and wave counts."""
         self._record("insert into inspections values (?, ?, ?, ?, ?, ?, ?)",
-                     [county_code, wave, inspected_on or None, passed, note or None, by, now()])
+                     [county_code, wave, inspected_on or None, passed, note or None, by, now()],
+                     by, "录入验收结果", wave, f"{county_code} {'合格' if passed else '不合格'}")
 
-    def _record(self, sql: str, values: list) -> None:
+    def record_audit(self, action: str, by: str, *, wave: str | None = None,
+                     detail: str | None = None, sha256: str | None = None) -> None:
+        """An audit entry for a change made outside the methods above (e.g. a restore)."""
+        with self._write_lock:
+            _audit(self.cursor(), by, action, wave, detail, sha256)
+
+    def audit_log(self) -> pl.DataFrame:
+        """Every data change, newest first: when, who, what, which wave, details, file SHA-256."""
+        cur = self.cursor()
+        if not self._read_only:
+            cur.sql(AUDIT_DDL)
+        try:
+            return cur.sql("select changed_at as at, by_user, action, wave, detail, sha256 from audit "
+                           "order by changed_at desc").pl()
+        except duckdb.CatalogException:       # a read-only warehouse built before auditing
+            return pl.DataFrame(schema={"at": pl.Datetime("us", "UTC"), "by_user": pl.String,
+                                        "action": pl.String, "wave": pl.String,
+                                        "detail": pl.String, "sha256": pl.String})
+
+    def _record(self, sql: str, values: list, by: str, action: str, wave: str,
+                detail: str) -> None:
         with self._write_lock:
             cur = self.cursor()
             cur.sql("begin transaction")
             try:
                 cur.execute(sql, values)
+                _audit(cur, by, action, wave, detail)
                 cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
                         "set value = cast(cast(meta.value as integer) + 1 as varchar)")
                 cur.sql("commit")

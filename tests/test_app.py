@@ -3,6 +3,8 @@ a user expects on screen, viewers kept out of data management, an upload that en
 
 from __future__ import annotations
 
+import hashlib
+
 import shutil
 
 import polars as pl
@@ -145,6 +147,10 @@ def test_analyst_uploads_a_gbk_wave_and_it_appears_in_the_ranking(monkeypatch, d
     at.file_uploader[0].upload("2026年指标.csv", csv_bytes(sheet), "text/csv").run()
     next(b for b in at.button if b.label == "发布").click().run()
     assert not at.exception
+    # the 操作记录 tab lists both publications, newest first, with the analyst and the SHA-256
+    log = next(d.value for d in at.dataframe if "操作" in d.value.columns)
+    assert log["操作"].tolist()[:2] == ["发布工作指标表", "发布调查数据"]
+    assert log["文件SHA-256"].tolist()[1] == hashlib.sha256(csv_bytes(survey, "gbk")).hexdigest()
     at.switch_page("pages/ranking.py").run()
     assert not at.exception
     assert "2026年度" in texts(at)
