@@ -11,6 +11,7 @@ from pages._shared import definitions, is_analyst, sample_badge, warehouse
 from pipelines.ingest import check_bytes, column_mapping, ingest_bytes
 from pipelines.preview import indicator_preview, survey_preview
 from pipelines.problems import IngestError
+from pipelines.limits import safe_file_name
 from pipelines.readers import read_table
 from pipelines.validation import header_targets, target_label
 from pipelines.warehouse import WarehouseError
@@ -48,7 +49,7 @@ with upload:
     if file is not None and wave:
         data = file.getvalue()
         try:
-            headers = read_table(data, file.name).frame.columns
+            headers = read_table(data, safe_file_name(file.name)).frame.columns
         except IngestError as exc:
             st.error(exc.report())
             st.stop()

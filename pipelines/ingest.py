@@ -17,6 +17,7 @@ import polars as pl
 from tqdm import tqdm
 
 from pipelines.definitions import Definitions
+from pipelines.limits import safe_file_name
 from pipelines.problems import IngestError, Problem
 from pipelines.readers import RawTable, read_table
 from pipelines.validation import Validated, validate_indicators, validate_survey
@@ -49,7 +50,7 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
                  progress: bool = False, renames: dict[str, str] | None = None) -> LoadResult:
     """Validate and load `data` (the content of `file_name`) as `kind` for `wave`."""
     started = time.perf_counter()
-    file_name = Path(file_name).name or "上传文件"
+    file_name = safe_file_name(file_name)
     if kind not in KINDS:
         raise IngestError(file_name, [Problem(file_name, None, None,
                                               f"未知的数据类型“{kind}”（应为 survey 或 indicators）")])
@@ -133,7 +134,7 @@ def _apply_renames(raw: RawTable, renames: dict[str, str] | None) -> RawTable:
 def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                 kind: str = "survey", *, renames: dict[str, str] | None = None) -> CheckedFile:
     """Read and validate without writing; raises IngestError with every problem."""
-    file_name = Path(file_name).name or "上传文件"
+    file_name = safe_file_name(file_name)
     if kind not in KINDS:
         raise IngestError(file_name, [Problem(file_name, None, None, f"未知的数据类型“{kind}”")])
     if message := wave_error(wave):

@@ -8,13 +8,15 @@ in Excel or a text editor: the header is row 1, the first data row is row 2.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from pipelines.limits import Limits, limits
 from pipelines.problems import IngestError, Problem
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
@@ -29,22 +31,70 @@ class RawTable:
 
 
 def read_table(data: bytes, file_name: str) -> RawTable:
-    """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese."""
+    """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese.
+    The caps of pipelines/limits.py apply before anything large is built in memory."""
+    caps = limits()
     suffix = Path(file_name.lower().removesuffix(".gz")).suffix
+    if len(data) > caps.file_bytes:
+        raise _fail(file_name, f"文件过大（{len(data) / 2**20:.0f} MB，上限 {caps.file_mb} MB）")
     if file_name.lower().endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise _fail(file_name, f"压缩文件已损坏或不完整（{exc}）") from None
+        data = _gunzip(data, file_name, caps)
     if not data.strip():
         raise _fail(file_name, "文件为空")
     if suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(data, file_name)
-    if suffix == ".parquet":
-        return _read_parquet(data, file_name)
-    if suffix in (".csv", ".txt", ".tsv", ""):
-        return _read_csv(data, file_name)
-    raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 CSV、XLSX 或 Parquet 文件")
+        _check_zip(data, file_name, caps)
+        table = _read_xlsx(data, file_name)
+    elif suffix == ".parquet":
+        table = _read_parquet(data, file_name)
+    elif suffix in (".csv", ".txt", ".tsv", ""):
+        table = _read_csv(data, file_name)
+    else:
+        raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 CSV、XLSX 或 Parquet 文件")
+    _check_shape(table.frame, file_name, caps)
+    return table
+
+
+def _gunzip(data: bytes, file_name: str, caps: Limits) -> bytes:
+    """Decompress, stopping at the cap (a small .gz can expand to gigabytes)."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, caps.unpacked_bytes + 1)
+    except zlib.error as exc:
+        raise _fail(file_name, f"压缩文件已损坏或不完整（{exc}）") from None
+    if len(out) > caps.unpacked_bytes:
+        raise _fail(file_name, f"解压后超过 {caps.unpacked_mb} MB 的上限，已拒绝（可能是压缩炸弹）")
+    if not inflater.eof:
+        raise _fail(file_name, "压缩文件不完整（可能被截断）")
+    return out
+
+
+def _check_zip(data: bytes, file_name: str, caps: Limits) -> None:
+    """An XLSX is a zip: refuse one whose members would unpack past the cap (a zip bomb)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise _fail(file_name, "XLSX 文件无法读取，可能已损坏或不完整（不是有效的压缩包）") from None
+    if unpacked > caps.unpacked_bytes:
+        raise _fail(file_name, f"XLSX 解压后达 {unpacked / 2**20:.0f} MB，超过 {caps.unpacked_mb} MB "
+                               "的上限，已拒绝（可能是压缩炸弹）")
+
+
+def _check_shape(frame: pl.DataFrame, file_name: str, caps: Limits) -> None:
+    if frame.width > caps.columns:
+        raise _fail(file_name, f"文件有 {frame.width} 列，超过 {caps.columns} 列的上限")
+    if frame.height > caps.rows:
+        raise _fail(file_name, f"文件有 {frame.height} 行，超过 {caps.rows} 行的上限")
+    long_headers = [c for c in frame.columns if len(c) > caps.cell_chars]
+    if long_headers:
+        raise _fail(file_name, f"表头过长（超过 {caps.cell_chars} 个字符）", row=1)
+    lengths = frame.select(pl.all().str.len_chars().max())
+    for column, longest in lengths.row(0, named=True).items():
+        if longest is not None and longest > caps.cell_chars:
+            row = frame.with_row_index("__r").filter(
+                pl.col(column).str.len_chars() > caps.cell_chars)["__r"][0] + FIRST_DATA_ROW
+            raise _fail(file_name, f"单元格过长（{longest} 个字符，上限 {caps.cell_chars}）",
+                        row=int(row), column=column[:40])
 
 
 def _fail(file_name: str, message: str, row: int | None = None, column: str | None = None,

@@ -261,3 +261,16 @@ def test_meeting_deck_is_built_from_the_page(monkeypatch, db_copy):
     deck = Presentation(io.BytesIO(made[1]))
     titles = [s.shapes[0].text_frame.text for s in deck.slides]
     assert any(t.startswith("县区排名（1/1）") for t in titles)   # one city fits on one slide
+
+
+def test_hostile_uploads_on_the_page_end_in_chinese_messages(monkeypatch, db_copy, analyst_hash):
+    from tests.test_fuzz import zip_bomb
+
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    at.switch_page("pages/data.py").run()
+    at.text_input[0].set_value("2026").run()
+    for name, data in (("../../炸弹\u202e.xlsx", zip_bomb()), ("乱码.csv", bytes(range(256)) * 50)):
+        at.file_uploader[0].upload(name, data, "application/octet-stream").run()
+        assert not at.exception, at.exception
+        assert at.error and any(ch for ch in at.error[0].value if "\u4e00" <= ch <= "\u9fff")
+        assert ".." not in at.error[0].value and "\u202e" not in at.error[0].value
