@@ -12,7 +12,10 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import warehouse
-from pipelines.access import HASH_ENV, verify_password
+from pipelines.access import (ANALYST, HASH_ENV, VIEWER, granted, issue_grant,
+                              verify_password)
+
+GRANT = "access_grant"
 from pipelines.warehouse import WarehouseError
 from pipelines.waves import wave_display
 
@@ -30,22 +33,26 @@ def _secret(*keys: str) -> object:
 
 
 def _sign_in() -> None:
-    """Analyst role: OIDC (st.login) when configured, else the local password."""
+    """Analyst role: OIDC (st.login) when configured, else the local password. The role is held
+    as a signed grant (pipelines/access.py); `role` in session state is only its read-out."""
     if _secret("auth") is not None:
         if not st.user.is_logged_in:
             st.sidebar.button("分析人员登录", on_click=st.login, icon=":material/login:")
-            st.session_state["role"] = "viewer"
-            return
-        analysts = set(_secret("roles", "analysts") or [])
-        st.session_state["role"] = "analyst" if st.user.email in analysts else "viewer"
-        st.sidebar.caption(f"已登录：{st.user.email}")
-        st.sidebar.button("退出登录", on_click=st.logout)
+            st.session_state[GRANT] = None
+        else:
+            analysts = set(_secret("roles", "analysts") or [])
+            role = ANALYST if st.user.email in analysts else VIEWER
+            st.session_state[GRANT] = issue_grant(role, str(st.user.email))
+            st.sidebar.caption(f"已登录：{st.user.email}")
+            st.sidebar.button("退出登录", on_click=st.logout)
+        _publish_role()
         return
     stored = os.environ.get(HASH_ENV) or _secret("local_auth", "analyst_password_hash")
-    st.session_state.setdefault("role", "viewer")
-    if st.session_state["role"] == "analyst":
+    _publish_role()
+    if st.session_state["role"] == ANALYST:
         if st.sidebar.button("退出分析人员模式", icon=":material/logout:"):
-            st.session_state["role"] = "viewer"
+            st.session_state[GRANT] = None
+            _publish_role()
             st.rerun()
         return
     with st.sidebar.expander("分析人员登录"):
@@ -56,10 +63,18 @@ def _sign_in() -> None:
             password = st.text_input("密码", type="password")
             if st.form_submit_button("登录"):
                 if verify_password(password, str(stored)):
-                    st.session_state["role"] = "analyst"
+                    st.session_state[GRANT] = issue_grant(ANALYST, "分析人员")
+                    _publish_role()
                     st.rerun()
                 time.sleep(1.0)  # slows guessing
                 st.error("密码不正确")
+
+
+def _publish_role() -> None:
+    """Read the grant out into `role` and `user_name` for the pages (recomputed every run, so
+    writing them directly changes nothing)."""
+    role, user = granted(st.session_state.get(GRANT))
+    st.session_state["role"], st.session_state["user_name"] = role, user or "查看者"
 
 
 def _filters() -> None:
@@ -102,6 +117,6 @@ pages = [
     st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
     st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
 ]
-if st.session_state.get("role") == "analyst":
+if granted(st.session_state.get(GRANT))[0] == ANALYST:
     pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
 st.navigation(pages).run()

@@ -16,6 +16,7 @@ import streamlit as st
 
 from pipelines import charts  # noqa: F401  (registers the chart theme)
 from pipelines import result_store
+from pipelines.access import ANALYST, granted
 from pipelines.figures import figure_png
 from pipelines.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.waves import wave_display
@@ -138,7 +139,7 @@ def selected_city() -> str | None:
 
 
 def is_analyst() -> bool:
-    return st.session_state.get("role") == "analyst"
+    return granted(st.session_state.get("access_grant"))[0] == ANALYST
 
 
 def in_city(frame: pl.DataFrame) -> pl.DataFrame:

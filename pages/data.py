@@ -11,6 +11,7 @@ from pages._shared import definitions, is_analyst, sample_badge, warehouse
 from pipelines.ingest import check_bytes, column_mapping, ingest_bytes
 from pipelines.preview import indicator_preview, survey_preview
 from pipelines.problems import IngestError
+from pipelines.access import granted
 from pipelines.limits import safe_file_name
 from pipelines.readers import read_table
 from pipelines.validation import header_targets, target_label
@@ -27,7 +28,7 @@ wh = warehouse()
 defs = definitions()
 st.title("数据管理")
 sample_badge(wh)
-user = st.session_state.get("user_name", "分析人员")
+user = granted(st.session_state.get("access_grant"))[1] or "分析人员"
 if message := st.session_state.pop("flash", None):
     st.success(message)
 upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本", "正式决定与验收", "操作记录"])

@@ -54,3 +54,32 @@ def write_password_hash(password: str, path: Path = SECRETS_FILE) -> Path:
     path.write_text("\n".join(kept), encoding="utf-8")
     os.chmod(path, 0o600)
     return path
+
+
+# -- the role of a dashboard session ------------------------------------------------------------
+# A session's role lives in server-side session state, but only as a grant signed with a key that
+# exists in this server process alone: setting `role` in session state (or forging a grant) gives
+# nothing; a grant never outlives the server that issued it.
+
+_SERVER_KEY = token.token_bytes(32)
+VIEWER = "viewer"
+ANALYST = "analyst"
+
+
+def _signature(role: str, user: str) -> str:
+    return hmac.new(_SERVER_KEY, f"{role}\x1f{user}".encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def issue_grant(role: str, user: str) -> str:
+    """A grant for `role`, issued after the password or OIDC check succeeded."""
+    return f"{role}\x1f{user}\x1f{_signature(role, user)}"
+
+
+def granted(grant: object) -> tuple[str, str]:
+    """(role, user) of a valid grant; a missing, forged or foreign grant is a viewer."""
+    if not isinstance(grant, str) or grant.count("\x1f") != 2:
+        return VIEWER, ""
+    role, user, signature = grant.split("\x1f")
+    if role not in (VIEWER, ANALYST) or not hmac.compare_digest(signature, _signature(role, user)):
+        return VIEWER, ""
+    return role, user

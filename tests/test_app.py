@@ -274,3 +274,17 @@ def test_hostile_uploads_on_the_page_end_in_chinese_messages(monkeypatch, db_cop
         assert not at.exception, at.exception
         assert at.error and any(ch for ch in at.error[0].value if "\u4e00" <= ch <= "\u9fff")
         assert ".." not in at.error[0].value and "\u202e" not in at.error[0].value
+
+
+def test_tampering_with_session_state_does_not_make_an_analyst(monkeypatch, db_copy, analyst_hash):
+    at = run_app(monkeypatch, db_copy, analyst_hash)
+    at.session_state["role"] = "analyst"                       # what a tamperer would try
+    at.session_state["access_grant"] = "analyst\x1f某人\x1f" + "0" * 64   # a forged grant
+    at.run()
+    assert at.session_state["role"] == "viewer"
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("pages/data.py").run()            # not even registered for this session
+    assert not at.file_uploader
+    # a genuine sign-in still works, and signing out ends it
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    assert at.session_state["role"] == "analyst"

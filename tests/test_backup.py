@@ -73,15 +73,41 @@ def test_refusals_are_explained_and_change_nothing(db_copy, tmp_path, capsys):
     assert "无法打开" in capsys.readouterr().err and sha256_of(db_copy) == before
 
 
+def hold(db) -> subprocess.Popen:
+    """Another process holding the warehouse read-write, as the running dashboard does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); time.sleep(60)", str(db)], stdout=subprocess.PIPE,
+        text=True)
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_no_change_from_the_command_line_while_the_dashboard_holds_the_warehouse(
+        db_copy, tmp_path, capsys):
+    survey = tmp_path / "2026.csv"
+    survey.write_bytes(csv_bytes(sample_wave("2025", counties=3)
+                                 .with_columns(pl.lit("2026").alias("调查期次"))))
+    holder = hold(db_copy)
+    try:
+        for args in (["ingest", str(survey), "--wave", "2026"], ["rollback", "--wave", "2025"]):
+            assert main([*args, "--db", str(db_copy)]) == 1
+            assert "正被另一个程序" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    wh = Warehouse.open(db_copy, read_only=True)
+    try:
+        assert "2026" not in wh.waves()["wave"].to_list()
+    finally:
+        wh.close()
+
+
 def test_restore_refuses_while_the_dashboard_holds_the_warehouse(db_copy, tmp_path):
     out = tmp_path / "b.duckdb"
     backup(db_copy, out)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('ready', flush=True); time.sleep(60)", str(db_copy)], stdout=subprocess.PIPE,
-        text=True)
+    holder = hold(db_copy)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(WarehouseError, match="正被另一个程序"):
             restore(out, db_copy)
         with pytest.raises(WarehouseError):
