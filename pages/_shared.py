@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
@@ -57,19 +56,21 @@ def definitions() -> Definitions:
 # -- cached results: keyed on the warehouse file and its data version (an upload bumps it) -------
 
 
-def _key() -> tuple[str, int]:
-    return str(warehouse_path()), warehouse().data_version()
+def _key(wave: str) -> tuple[str, str]:
+    """Cache key of a wave's results: the warehouse file and what those results depend on (a
+    publish of a later wave does not invalidate them)."""
+    return str(warehouse_path()), warehouse().content_version(wave)
 
 
 @st.cache_resource(max_entries=8, show_spinner="正在计算得分与区间……")
-def _history(path: str, version: int, wave: str) -> list[WaveScores]:
+def _history(path: str, version: str, wave: str) -> list[WaveScores]:
     return result_store.history(Path(path), warehouse(), definitions(), version, wave)
 
 
 def _guard(compute, wave: str):
     """Run a cached computation; a data problem becomes a Chinese message and stops the page."""
     try:
-        return compute(*_key(), wave)
+        return compute(*_key(wave), wave)
     except WarehouseError as exc:
         st.warning(str(exc))
         st.stop()
@@ -84,7 +85,7 @@ def dashboard_draws() -> int:
 
 
 @st.cache_resource(max_entries=8, show_spinner="正在模拟排名（10,000 次）……")
-def _risk(path: str, version: int, wave: str) -> pl.DataFrame:
+def _risk(path: str, version: str, wave: str) -> pl.DataFrame:
     return result_store.risk(Path(path), lambda: _history(path, version, wave), definitions(),
                              version, wave, dashboard_draws())
 
@@ -94,7 +95,7 @@ def risk(wave: str) -> pl.DataFrame:
 
 
 @st.cache_resource(max_entries=8, show_spinner="正在核对挂牌与摘帽规则……")
-def _listing(path: str, version: int, wave: str) -> ListingResult:
+def _listing(path: str, version: str, wave: str) -> ListingResult:
     return result_store.listing(Path(path), warehouse(), definitions(),
                                 lambda: _history(path, version, wave), version, wave)
 
@@ -164,7 +165,7 @@ def sample_badge(wh: Warehouse) -> None:
         st.badge("示例数据（虚构省份，仅供演示）", icon=":material/science:", color="orange")
 
 
-def chart(spec: alt.TopLevelMixin, *, download: bool = True) -> None:
+def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> None:
     """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG; under
     it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached)."""
     st.altair_chart(spec, theme=None, width="stretch")
@@ -172,8 +173,9 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True) -> None:
         return
     title = _title_of(spec) or "图表"
     subtitle = f"{wave_display(selected_wave()) if selected_wave() else ''} · {city_label()}"
-    key = hashlib.sha1(json.dumps(spec.to_dict(), sort_keys=True, default=str)
-                       .encode()).hexdigest()[:12]
+    # a key from the title (plus `key` where a page repeats a title), not from the spec: turning a
+    # large spec into a dict costs as much as drawing it
+    key = hashlib.sha1(f"{title}\x1f{subtitle}\x1f{key}".encode()).hexdigest()[:12]
     name = re.sub(r"[\\/:*?\"<>|\s]+", "_", title)[:40]
     with st.popover("下载图片", icon=":material/image:"):
         for scale, label in ((1, "标准（1920×1080）"), (2, "高清（3840×2160）")):

@@ -52,7 +52,7 @@ for row in current.iter_rows(named=True):
                         f"{row['p_bottom10_next']:.0%}")
         with cols[1]:
             chart(charts.history_chart(county_history(trails, row["county_code"]),
-                                       title="历次得分"))
+                                       title=f"{row['county_name']}历次得分"), key=row["county_code"])
 
 st.subheader("规则判定与正式决定对照")
 comparison = in_city(result.comparison.join(names.select("county_code", "city_code"),

@@ -76,14 +76,14 @@ def _prune(folder: Path) -> None:
 # -- the results the dashboard keeps (one definition of each key) ------------------------------
 
 
-def history(db: Path, wh, defs, version: int, wave: str):
+def history(db: Path, wh, defs, version: str, wave: str):
     """Every wave up to `wave`, scored (pipelines.risk.scored_history)."""
     from pipelines.risk import scored_history
 
     return cached(db, "history", (version, wave), lambda: scored_history(wh, defs, wave))
 
 
-def risk(db: Path, scored: Callable[[], list], defs, version: int, wave: str, draws: int):
+def risk(db: Path, scored: Callable[[], list], defs, version: str, wave: str, draws: int):
     """The risk table of `wave` (pipelines.risk.risk_table); `scored` gives the history if needed."""
     from pipelines.risk import risk_table
 
@@ -91,7 +91,7 @@ def risk(db: Path, scored: Callable[[], list], defs, version: int, wave: str, dr
                   lambda: risk_table(scored(), defs, draws=draws))
 
 
-def listing(db: Path, wh, defs, scored: Callable[[], list], version: int, wave: str):
+def listing(db: Path, wh, defs, scored: Callable[[], list], version: str, wave: str):
     from pipelines.risk import listing_result
 
     return cached(db, "listing", (version, wave), lambda: listing_result(wh, defs, scored()))
@@ -99,7 +99,7 @@ def listing(db: Path, wh, defs, scored: Callable[[], list], version: int, wave: 
 
 def warm(db: Path, wh, defs, wave: str, draws: int) -> None:
     """Compute and store what the dashboard's first page needs (after a build or a publish)."""
-    version = wh.data_version()
+    version = wh.content_version(wave)          # the key the dashboard uses
     scored = history(db, wh, defs, version, wave)
     risk(db, lambda: scored, defs, version, wave, draws)
     listing(db, wh, defs, lambda: scored, version, wave)

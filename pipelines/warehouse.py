@@ -197,6 +197,18 @@ class Warehouse:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def content_version(self, wave: str) -> str:
+        """What results for `wave` depend on: the loads of every wave up to it (the order the
+        scored history uses) and the official decisions and inspections. Publishing a later wave
+        leaves it unchanged, so earlier results stay cached."""
+        cur = self.cursor()
+        loads = cur.execute("select wave, survey_load_id, indicators_load_id from waves "
+                            "where wave <= ? order by wave", [wave]).fetchall()
+        official = [cur.sql(f"select count(*), cast(max(recorded_at) as varchar) from {table}")
+                    .fetchall()[0] for table in ("decisions", "inspections")]
+        return repr((loads, official, self.cursor().sql(
+            "select count(*) from counties").fetchall()[0][0]))
+
     def counties(self) -> pl.DataFrame:
         return self.cursor().sql(
             "select c.county_code, c.county_name, c.city_code, t.city_name, c.population, "
