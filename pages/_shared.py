@@ -22,6 +22,8 @@ from pipelines.waves import wave_display
 from pipelines.build import build_warehouse
 from pipelines.definitions import Definitions, load_definitions
 from pipelines.listing import ListingResult
+from pipelines.dashboard import Overview, overview, ranking_view
+from pipelines.funnel import Funnel, funnel
 from pipelines.risk import delisting_progress
 from pipelines.scoring import WaveScores
 from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
@@ -102,6 +104,37 @@ def _listing(path: str, version: str, wave: str) -> ListingResult:
 
 def listing(wave: str) -> ListingResult:
     return _guard(_listing, wave)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _ranking(path: str, version: str, wave: str) -> pl.DataFrame:
+    bottoms = (definitions().scheme.listing.province_bottom, definitions().scheme.listing.city_bottom)
+    return ranking_view(_risk(path, version, wave), _history(path, version, wave)[-1], bottoms) \
+        .join(warehouse().counties().select("county_code", "city_code"), on="county_code") \
+        .sort("rank")
+
+
+def ranking(wave: str) -> pl.DataFrame:
+    """The ranking table (scores, intervals, ranks, cut-line flags, components, city code)."""
+    return _guard(_ranking, wave)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _funnel(path: str, version: str, wave: str) -> Funnel:
+    return funnel(_history(path, version, wave)[-1])
+
+
+def funnel_data(wave: str) -> Funnel:
+    return _guard(_funnel, wave)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _overview(path: str, version: str, wave: str) -> Overview:
+    return overview(_history(path, version, wave), _risk(path, version, wave))
+
+
+def overview_summary(wave: str) -> Overview:
+    return _guard(_overview, wave)
 
 
 def progress(wave: str) -> pl.DataFrame:

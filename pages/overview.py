@@ -4,11 +4,10 @@ their 摘帽 status, biggest movers, and a county map coloured by score or risk.
 import polars as pl
 import streamlit as st
 
-from pages._shared import (BOUNDARIES_FILE, boundaries, chart, city_label, definitions, history,
-                           in_city, listing, percent, progress, risk, sample_badge, selected_wave,
-                           warehouse)
+from pages._shared import (BOUNDARIES_FILE, boundaries, chart, city_label, definitions, in_city,
+                           listing, overview_summary, percent, progress, risk, sample_badge,
+                           selected_wave, warehouse)
 from pipelines import charts
-from pipelines.dashboard import overview
 from pipelines.waves import wave_display
 
 wh = warehouse()
@@ -23,7 +22,7 @@ if wave is None:
     st.stop()
 
 table = risk(wave)
-summary = overview(history(wave), table)
+summary = overview_summary(wave)
 st.subheader(f"{wave_display(wave)} · {city_label()}")
 cols = st.columns(4)
 delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean

@@ -4,10 +4,10 @@ intervals that cross one marked; a sortable table with the component scores."""
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, city_label, definitions, history, in_city, require_wave, risk,
+from pages._shared import (chart, city_label, definitions, in_city, ranking, require_wave,
                            sample_badge, show_table, warehouse)
 from pipelines import charts
-from pipelines.dashboard import chart_rows, cut_line_scores, ranking_view
+from pipelines.dashboard import chart_rows, cut_line_scores
 from pipelines.tables import ranking_table
 from pipelines.waves import wave_display
 
@@ -17,8 +17,7 @@ scheme = definitions().scheme
 bottoms = (scheme.listing.province_bottom, scheme.listing.city_bottom)
 st.title("县区排名")
 sample_badge(wh)
-table = ranking_view(risk(wave), history(wave)[-1], bottoms).join(
-    wh.counties().select("county_code", "city_code"), on="county_code").sort("rank")
+table = ranking(wave)
 lines = cut_line_scores(table["score"], bottoms)
 shown = in_city(table)
 crossing = shown.filter(pl.col("crosses_line") == "跨越分界线").height

@@ -4,10 +4,9 @@ ranking), the sets that may contain the true bottom 3/10, the funnel plot and th
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, city_label, definitions, history, in_city, require_wave, risk,
-                           sample_badge, show_table, warehouse)
+from pages._shared import (chart, city_label, definitions, funnel_data, in_city, require_wave,
+                           risk, sample_badge, show_table, warehouse)
 from pipelines import charts
-from pipelines.funnel import funnel
 from pipelines.tables import risk_display
 from pipelines.waves import wave_display
 
@@ -36,7 +35,7 @@ show_table(risk_display(table, scheme), height=480)
 st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：改善一个县际标准差时综合得分增加最多的分项。")
 
 st.subheader("漏斗图")
-result = funnel(history(wave)[-1])
+result = funnel_data(wave)
 names = wh.counties().select("county_code", "city_code")
 chart(charts.funnel_chart(in_city(result.points.join(names, on="county_code")), result.limits,
                           result.target, title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
