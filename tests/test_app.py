@@ -104,6 +104,21 @@ def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
         assert "一票否决" in text and len(at.dataframe[0].value) == 10
 
 
+def test_every_page_renders_for_an_analyst(monkeypatch, db_copy, analyst_hash):
+    at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
+    titles = {"overview": "示范省禁毒工作专项调查测评", "ranking": "县区排名", "risk": "挂牌风险",
+              "delisting": "摘帽进度", "county": "县区画像", "exports": "会议材料", "scheme": "评分方案",
+              "data": "数据管理"}
+    for page, title in titles.items():
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception, (page, at.exception)
+        assert not at.error, (page, [e.value for e in at.error])
+        assert at.title[0].value == title
+        assert at.session_state["role"] == "analyst"
+    # the data page's four tabs are there, the audit log among them
+    assert any("操作" in d.value.columns for d in at.dataframe)
+
+
 def test_city_filter_and_wave_travel_in_the_url(monkeypatch, db_copy):
     at = run_app(monkeypatch, db_copy)
     at.selectbox(key="city").select("9901").run()
