@@ -136,7 +136,12 @@ def _read_csv(data: bytes, file_name: str) -> RawTable:
 
 
 def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
-    """Polars pads short rows silently; a short or long row usually means a truncated or broken file."""
+    """Polars pads short rows silently; a short or long row usually means a truncated or broken file.
+    Without quote characters a row's field count is its delimiter count + 1, counted for all lines
+    at once; a file with quotes goes through the csv module, which knows quoted delimiters."""
+    if '"' not in text:
+        _check_unquoted_field_counts(text, delimiter, file_name)
+        return
     problems = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -161,6 +166,23 @@ def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
                                 f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对"))
     if problems:
         raise IngestError(file_name, problems)
+
+
+def _check_unquoted_field_counts(text: str, delimiter: str, file_name: str) -> None:
+    lines = pl.Series([text]).str.split("\n").explode().str.strip_suffix("\r")
+    counts = lines.str.count_matches(delimiter, literal=True) + 1
+    if lines.len() == 0 or lines[0] == "":
+        raise _fail(file_name, "文件为空")
+    width = int(counts[0])
+    rows = pl.DataFrame({"line": pl.int_range(1, lines.len() + 1, eager=True), "fields": counts,
+                         "empty": lines.str.len_bytes() == 0}).slice(1)
+    bad = rows.filter(~pl.col("empty") & (pl.col("fields") != width))
+    if bad.height:
+        raise IngestError(file_name, [
+            Problem(file_name, line, None,
+                    f"本行有 {fields} 列，比表头（{width} 列）{'少' if fields < width else '多'}；"
+                    "文件可能被截断或分隔符有误")
+            for line, fields in bad.select("line", "fields").iter_rows()])
 
 
 def _read_xlsx(data: bytes, file_name: str) -> RawTable:
