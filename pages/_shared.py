@@ -31,7 +31,6 @@ from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 DB_ENV = "CEPING_DB"
 BOUNDARIES_ENV = "CEPING_GEOJSON"
 BOUNDARIES_FILE = Path(__file__).resolve().parent.parent / "surveys" / "boundaries.geojson"
-DRAWS_ENV = "CEPING_DRAWS"     # fewer draws in tests; 10,000 by default
 
 
 def warehouse_path() -> Path:
@@ -82,14 +81,10 @@ def history(wave: str) -> list[WaveScores]:
     return _guard(_history, wave)
 
 
-def dashboard_draws() -> int:
-    return int(os.environ.get(DRAWS_ENV, "10000"))
-
-
 @st.cache_resource(max_entries=8, show_spinner="正在模拟排名（10,000 次）……")
 def _risk(path: str, version: str, wave: str) -> pl.DataFrame:
     return result_store.risk(Path(path), lambda: _history(path, version, wave), definitions(),
-                             version, wave, dashboard_draws())
+                             version, wave, result_store.dashboard_draws())
 
 
 def risk(wave: str) -> pl.DataFrame:

@@ -35,10 +35,7 @@ def _sql_path(path: Path) -> str:
 
 def _summary(path: Path) -> BackupSummary:
     """Open a file as a warehouse and count what it holds (raises WarehouseError if it is not one)."""
-    try:
-        wh = Warehouse.open(path, read_only=True)
-    except WarehouseError:
-        raise
+    wh = Warehouse.open(path, read_only=True)
     try:
         if not wh.is_initialised():
             raise WarehouseError(f"{path} 不是本系统的数据仓库（缺少省份信息）")

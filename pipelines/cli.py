@@ -125,7 +125,6 @@ def _build(args: argparse.Namespace) -> int:
 
 def _warm(db: Path) -> None:
     """Score the latest wave and its risk table now, so the dashboard's first page is instant."""
-    import os
     import time
 
     from pipelines import result_store
@@ -135,8 +134,8 @@ def _warm(db: Path) -> None:
     try:
         waves = wh.waves()["wave"].to_list()
         if waves:
-            draws = int(os.environ.get("CEPING_DRAWS", "10000"))
-            result_store.warm(Path(db), wh, load_definitions(), waves[-1], draws)
+            result_store.warm(Path(db), wh, load_definitions(), waves[-1],
+                              result_store.dashboard_draws())
             print(f"已预先计算{wave_display(waves[-1])}的得分与风险（{time.perf_counter() - started:.1f} 秒）")
     finally:
         wh.close()

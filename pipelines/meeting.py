@@ -51,7 +51,7 @@ class MeetingPack:
         return f"{wave_display(self.wave)} · {self.city_name}"
 
     def in_city(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Rows of the chosen city (joined on county_code when the frame has no city_code)."""
+        """Rows of the chosen city's counties (by county_code, so any county-level frame)."""
         if self.city_code is None:
             return frame
         codes = self.counties.filter(pl.col("city_code") == self.city_code)["county_code"]

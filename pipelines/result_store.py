@@ -75,6 +75,15 @@ def _prune(folder: Path) -> None:
 
 # -- the results the dashboard keeps (one definition of each key) ------------------------------
 
+DRAWS_ENV = "CEPING_DRAWS"     # fewer draws in tests; the risk table's 10,000 by default
+
+
+def dashboard_draws() -> int:
+    """Simulation draws of the dashboard's risk table (the store's key includes them)."""
+    from pipelines.ranking import DRAWS
+
+    return int(os.environ.get(DRAWS_ENV, str(DRAWS)))
+
 
 def history(db: Path, wh, defs, version: str, wave: str):
     """Every wave up to `wave`, scored (pipelines.risk.scored_history)."""

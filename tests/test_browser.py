@@ -109,6 +109,17 @@ def _open(page, label: str, marker: str) -> float:
     return time.perf_counter() - started
 
 
+def _upload(page, path) -> None:
+    """Give the data page a file and wait for its validation report (a screenshot if it never
+    comes)."""
+    page.locator("input[type='file']").set_input_files(str(path))
+    try:
+        page.get_by_text("校验通过").wait_for(timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / f"failed-upload-{path.stem}.png"), full_page=True)
+        raise
+
+
 def _build_deck_and_download(page, tmp_path) -> None:
     """会议材料: build the deck, download it, and open it."""
     from pptx import Presentation
@@ -184,12 +195,7 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         survey = tmp_path / "2026年调查.csv"
         survey.write_bytes(csv_bytes(sample_wave("2025").with_columns(
             __import__("polars").lit("2026").alias("调查期次")), "gbk"))
-        page.locator("input[type='file']").set_input_files(str(survey))
-        try:
-            page.get_by_text("校验通过").wait_for(timeout=120_000)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "failed-upload.png"), full_page=True)
-            raise
+        _upload(page, survey)
         _settle(page)
         _no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "page-数据管理-预览.png"), full_page=True)
@@ -202,12 +208,7 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         sheet = tmp_path / "2026年指标.csv"
         sheet.write_bytes(csv_bytes(sample_indicators("2025").with_columns(
             __import__("polars").lit("2026").alias("年度")), "gbk"))
-        page.locator("input[type='file']").set_input_files(str(sheet))
-        try:
-            page.get_by_text("校验通过").wait_for(timeout=120_000)
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "failed-upload.png"), full_page=True)
-            raise
+        _upload(page, sheet)
         page.get_by_role("button", name="发布").click()
         page.get_by_text("已导入").first.wait_for(timeout=60_000)
         _no_exception(page)
