@@ -35,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.ranking import in_bottom, rank_scores, simulate_ranks
+from pipelines.parallel import draw_blocks, map_blocks
+from pipelines.ranking import bottom_probabilities, in_bottom, rank_scores
 from pipelines.scoring import WaveScores
 
 
@@ -191,13 +192,20 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
                             bottoms: tuple[int, ...] = (3, 10),
                             planned_n: np.ndarray | float | None = None) -> dict[int, np.ndarray]:
     forecast = predict_next(history, planned_n, bottom=min(bottoms))
-    rng = np.random.default_rng(seed)
     known = ~np.isnan(forecast.mean)
+    mean, sd = forecast.mean[known], np.sqrt(forecast.variance[known])
+    vetoes = veto_rate(history)
     sample = np.full((draws, forecast.mean.size), np.inf)  # no forecast: never at the bottom
-    sample[:, known] = forecast.mean[known] + np.sqrt(forecast.variance[known]) * \
-        rng.standard_normal((draws, int(known.sum())))
-    sample[rng.random(sample.shape) < veto_rate(history)] = -np.inf   # vetoed: score 0
-    return simulate_ranks(sample, bottoms).p_bottom
+
+    def fill(block: tuple[slice, np.random.Generator]) -> None:
+        rows, rng = block
+        part = sample[rows]
+        part[:, known] = mean + sd * rng.standard_normal((part.shape[0], mean.size))
+        part[rng.random(part.shape) < vetoes] = -np.inf   # vetoed: score 0
+        sample[rows] = part
+
+    map_blocks(fill, draw_blocks(draws, seed, 1000))
+    return bottom_probabilities(sample, bottoms)
 
 
 def backtest(scores: Sequence[WaveScores], *, draws: int = 4000, seed: int = 0,

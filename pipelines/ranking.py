@@ -17,6 +17,7 @@ import polars as pl
 from scipy import stats
 
 from pipelines.definitions import Scheme
+from pipelines.parallel import map_blocks
 from pipelines.scoring import WaveScores, normalise
 
 DRAWS = 10_000
@@ -54,32 +55,62 @@ class RankSimulation:
 
 def simulate_ranks(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10), level: float = 0.95,
                    chunk: int = 1000) -> RankSimulation:
-    """P(bottom k) and rank quantiles from score draws (n × C). A county is in the bottom k of a draw
-    when its score is at or below the k-th lowest (ties at the line count as in, as with `min`)."""
+    """P(bottom k) and rank quantiles from score draws (n × C); see `bottom_probabilities`. Tied
+    scores in a draw share the better rank (the scheme's default `min` rule).
+
+    Blocks of draws are ranked in threads; each county's ranks are kept (int16 up to 32,767
+    counties) and sorted once for the quantiles, instead of a county × rank histogram."""
     n_draws, n_counties = draws.shape
-    hits = {k: np.zeros(n_counties) for k in bottoms}
-    rank_counts = np.zeros((n_counties, n_counties + 1), dtype=np.int64)
-    rows = np.arange(chunk)[:, None]
-    for start in range(0, n_draws, chunk):
-        block = draws[start:start + chunk]
-        size = block.shape[0]
-        ordered = np.sort(block, axis=1)
-        for k in bottoms:
-            hits[k] += (block <= ordered[:, [min(k, n_counties) - 1]]).sum(axis=0)
-        order = np.argsort(-block, axis=1, kind="stable")
-        ranks = np.empty_like(order)
-        ranks[rows[:size], order] = np.arange(1, n_counties + 1)
-        flat = (np.arange(n_counties)[None, :] * (n_counties + 1) + ranks).ravel()
-        rank_counts += np.bincount(flat, minlength=n_counties * (n_counties + 1)).reshape(
-            n_counties, n_counties + 1)
-    cumulative = np.cumsum(rank_counts, axis=1) / n_draws
+    ranks = np.empty((n_counties, n_draws), dtype=np.int16 if n_counties < 2**15 else np.int32)
+
+    def rank_block(rows: slice) -> None:
+        block = draws[rows]
+        order = np.argsort(-block, axis=1)                 # best first; ties fixed below
+        ordered = np.take_along_axis(block, order, axis=1)
+        position = np.broadcast_to(np.arange(n_counties), block.shape)
+        new_value = np.ones(block.shape, dtype=bool)
+        new_value[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        first_of_tie = np.maximum.accumulate(np.where(new_value, position, 0), axis=1)
+        block_ranks = np.empty(block.shape, dtype=ranks.dtype)
+        np.put_along_axis(block_ranks, order, (first_of_tie + 1).astype(ranks.dtype), axis=1)
+        ranks[:, rows] = block_ranks.T
+
+    map_blocks(rank_block, _draw_slices(n_draws, chunk))
+    ranks.sort(axis=1, kind="stable")  # radix sort for 16-bit ranks
     tail = (1 - level) / 2
 
     def quantile(p: float) -> np.ndarray:
-        return np.argmax(cumulative >= p - 1e-12, axis=1).astype(np.float64)
+        """The smallest rank r with P(rank ≤ r) ≥ p."""
+        index = max(int(np.ceil(p * n_draws - 1e-9)) - 1, 0)
+        return ranks[:, index].astype(np.float64)
 
-    return RankSimulation({k: v / n_draws for k, v in hits.items()}, quantile(tail),
+    return RankSimulation(bottom_probabilities(draws, bottoms, chunk), quantile(tail),
                           quantile(1 - tail), quantile(0.5))
+
+
+def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
+                         chunk: int = 1000) -> dict[int, np.ndarray]:
+    """P(bottom k) from score draws (n × C): a county is in the bottom k of a draw when its score is
+    at or below the k-th lowest known score (ties at the line count as in, as with `min`). Needs a
+    partial sort per draw only, so it is cheaper than ranking."""
+    n_draws, n_counties = draws.shape
+
+    def count_block(rows: slice) -> np.ndarray:
+        block = draws[rows]
+        known = (~np.isnan(block)).sum(axis=1, keepdims=True)
+        lines = sorted({min(k, n_counties) - 1 for k in bottoms})
+        low = np.partition(block, lines, axis=1) if known.min() >= max(lines) + 1 \
+            else np.sort(block, axis=1)                    # NaN last either way
+        return np.stack([(block <= np.take_along_axis(
+            low, np.clip(np.minimum(k, known) - 1, 0, None), axis=1)).sum(axis=0)
+            for k in bottoms])
+
+    hits = sum(map_blocks(count_block, _draw_slices(n_draws, chunk)))
+    return {k: hits[i] / n_draws for i, k in enumerate(bottoms)}
+
+
+def _draw_slices(n_draws: int, chunk: int) -> list[slice]:
+    return [slice(start, min(start + chunk, n_draws)) for start in range(0, n_draws, chunk)]
 
 
 # -- frequentist rank confidence sets (Mogstad, Romano, Shaikh & Wilhelm; R package csranks) ------

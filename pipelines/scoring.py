@@ -32,6 +32,7 @@ import polars as pl
 from pipelines.definitions import Component, Definitions, Scheme
 from pipelines.estimation import (domain_codes, estimates_frame, make_design, mean_covariance,
                                   rake, t_interval)
+from pipelines.parallel import draw_blocks, map_blocks
 from pipelines.warehouse import Warehouse, WarehouseError
 from pipelines.waves import wave_display
 
@@ -184,23 +185,25 @@ class ScoreModel:
         comp = self._indicator_components()[k]
         count = self.indicator_count[:, k]
         known = ~np.isnan(count)
-        draws = rng.gamma(np.where(known, count, 0.0) + 0.5, 1.0, size=(n_draws, count.size))
+        draws = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=(n_draws, count.size))
         raw = np.where(known, draws / self.exposure[:, k], np.nan)
         return normalise(raw, comp) * comp.weight / 100
 
     def component_index(self, comp_id: str) -> int:
         return [c.id for c in self.components].index(comp_id)
 
-    def draw(self, n_draws: int, seed: int, *, chunk: int = 2000) -> np.ndarray:
+    def draw(self, n_draws: int, seed: int, *, chunk: int = 1000) -> np.ndarray:
         """n × C composite scores from the sampling distribution, every replicate re-normalising
-        the relative components; vetoed counties score 0 in every draw."""
-        rng = np.random.default_rng(seed)
+        the relative components; vetoed counties score 0 in every draw. Blocks of draws are made
+        in threads, each from its own child of `seed`."""
         steady = [k for k, c in enumerate(self.components)
                   if c.source == "indicator" and not c.poisson]
         base = self.fixed_points()[:, steady].sum(axis=1)
         out = np.empty((n_draws, len(self.counties)))
-        for start in range(0, n_draws, chunk):
-            size = min(chunk, n_draws - start)
+
+        def fill(block: tuple[slice, np.random.Generator]) -> None:
+            rows, rng = block
+            size = rows.stop - rows.start
             if self.random_survey():
                 survey = self.points(self.draw_survey(size, rng), self.indicator_raw[None])
                 total = survey[..., [k for k, c in enumerate(self.components)
@@ -211,8 +214,10 @@ class ScoreModel:
                 total = mean + sd * rng.standard_normal((size, mean.size))
             for k in self.random_indicators():
                 total = total + self.draw_indicator_points(k, size, rng)
-            out[start:start + size] = total + base
-        return np.where(self.vetoed[None, :], 0.0, out)
+            out[rows] = np.where(self.vetoed[None, :], 0.0, total + base)
+
+        map_blocks(fill, draw_blocks(n_draws, seed, chunk))
+        return out
 
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
@@ -394,22 +399,33 @@ def _vetoes(scheme: Scheme, wide: dict[str, np.ndarray], survey_comps: list[Comp
     return ["；".join(r) if r else None for r in reasons]
 
 
-def _replicate_points(model: ScoreModel, n_draws: int, seed: int) -> dict[object, np.ndarray]:
+def _replicate_points(model: ScoreModel, n_draws: int, seed: int,
+                      chunk: int = 500) -> dict[object, np.ndarray]:
     """Replicate points (n × C) of every component that is random or relative to random values,
-    keyed by component index; key "survey" holds the survey part when it needs replicates."""
-    rng = np.random.default_rng(seed)
-    out: dict[object, np.ndarray] = {}
-    if model.random_survey():
-        points = model.points(model.draw_survey(n_draws, rng), model.indicator_raw[None])
-        survey = [k for k, c in enumerate(model.components) if c.source == "survey"]
-        for k in survey:
-            if model.components[k].normalisation is not None:
-                out[k] = points[..., k]
-        out["survey"] = points[..., survey].sum(axis=-1)
+    keyed by component index; key "survey" holds the survey part when it needs replicates.
+    Blocks of replicates are drawn in threads, each from its own child of `seed`."""
+    survey = [k for k, c in enumerate(model.components) if c.source == "survey"]
+    relative_survey = [k for k in survey if model.components[k].normalisation is not None]
     indicator_comps = [c for c in model.components if c.source == "indicator"]
-    for i in model.random_indicators():
-        out[model.component_index(indicator_comps[i].id)] = \
-            model.draw_indicator_points(i, n_draws, rng)
+    random_indicators = {i: model.component_index(indicator_comps[i].id)
+                         for i in model.random_indicators()}
+    keys: list[object] = [*relative_survey, "survey"] if model.random_survey() else []
+    keys += list(random_indicators.values())
+    out = {key: np.empty((n_draws, len(model.counties))) for key in keys}
+
+    def fill(block: tuple[slice, np.random.Generator]) -> None:
+        rows, rng = block
+        size = rows.stop - rows.start
+        if model.random_survey():
+            points = model.points(model.draw_survey(size, rng), model.indicator_raw[None])
+            for k in relative_survey:
+                out[k][rows] = points[..., k]
+            out["survey"][rows] = points[..., survey].sum(axis=-1)
+        for i, k in random_indicators.items():
+            out[k][rows] = model.draw_indicator_points(i, size, rng)
+
+    if keys:
+        map_blocks(fill, draw_blocks(n_draws, seed, chunk))
     return out
 
 
@@ -444,8 +460,14 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
     else:
         survey_se = np.sqrt(model.survey_part_variance())
         n_draws = next(iter(replicate_points.values())).shape[0]
-        rng = np.random.default_rng(seed + 1)
-        t_draws = rng.standard_t(np.where(df >= 1, df, 1), size=(n_draws, df.size))
+        t_draws = np.empty((n_draws, df.size))
+
+        def fill(block: tuple[slice, np.random.Generator]) -> None:
+            rows, rng = block
+            t_draws[rows] = rng.standard_t(np.where(df >= 1, df, 1),
+                                           size=(rows.stop - rows.start, df.size))
+
+        map_blocks(fill, draw_blocks(n_draws, seed + 1, 500))
         total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws
     tail = (1 - level) / 2
     low, high = np.quantile(total, [tail, 1 - tail], axis=0)
