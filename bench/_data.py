@@ -4,9 +4,12 @@ through the ordinary ingest path."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
+
+import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -27,8 +30,38 @@ def scaled_files(scale: str) -> Path:
     return out
 
 
+def geography_warehouse(scale: str) -> Path:
+    """A warehouse holding only the scale's counties and margins (no waves): the starting point
+    of an ingest benchmark."""
+    db = CACHE / f"{scale}-geography.duckdb"
+    if not db.exists():
+        source, geography = scaled_files(scale), CACHE / f"{scale}-geography"
+        geography.mkdir(parents=True, exist_ok=True)
+        for name in ("counties.csv", "margins.csv", "province.toml"):
+            if (source / name).exists():
+                shutil.copy(source / name, geography / name)
+        build_warehouse(db, geography)
+    return db
+
+
+def wave_file(scale: str, suffix: str) -> Path:
+    """The newest survey wave of a scale as a CSV or XLSX file, as an analyst would upload it."""
+    path = CACHE / f"{scale}-wave.{suffix}"
+    if not path.exists():
+        frame = pl.read_parquet(max(scaled_files(scale).glob("survey_*.parquet")))
+        started = time.perf_counter()
+        if suffix == "csv":
+            frame.write_csv(path)
+        else:
+            frame.write_excel(path, autofit=False)
+        print(f"[{scale}] wrote {path.name} in {time.perf_counter() - started:.0f}s",
+              file=sys.stderr)
+    return path
+
+
 def scaled_warehouse(scale: str) -> Path:
-    """The warehouse of a scale ("sample" is the bundled sample province itself)."""
+    """The warehouse of a scale, built from its files through the ordinary ingest path ("sample"
+    is the bundled sample province itself)."""
     db = CACHE / f"{scale}.duckdb"
     if not db.exists():
         CACHE.mkdir(exist_ok=True)

@@ -1,12 +1,18 @@
-"""Ingest time of one sample survey wave (read + validate + write), median of several runs.
+"""Ingest of one survey wave with full validation (read, decode, validate, screen personal data,
+archive, write in one transaction) at the three scales: rows per second, median of several runs, and
+the peak memory of one run in a fresh process.
 
-Run: uv run python bench/ingest_wave.py [runs]
+Run: uv run python bench/ingest_wave.py [runs]      (make bench runs every benchmark)
+
+Files: the bundled sample province's waves (GBK and UTF-8 CSV, gzip), and the newest wave of the
+large province (180 × 600) and of the national scale (2,850 × 400) written as CSV and — where it fits
+in one sheet (Excel's limit is 1,048,576 rows) — as XLSX. Each run loads into a copy of a warehouse
+holding only the scale's geography. Generated data are kept under bench/.cache/.
 """
 
 from __future__ import annotations
 
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -14,37 +20,65 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._data import CACHE, geography_warehouse, wave_file  # noqa: E402
+from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
 from pipelines.build import build_warehouse  # noqa: E402
 from pipelines.definitions import load_definitions  # noqa: E402
 from pipelines.ingest import ingest_file  # noqa: E402
 from pipelines.sample_province import SAMPLE_DIR  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
+CASES = {  # name → (scale of the geography, wave, file)
+    "sample-2021-gbk-csv.gz": ("sample", "2021", lambda: SAMPLE_DIR / "survey_2021.csv.gz"),
+    "sample-2025-csv.gz": ("sample", "2025", lambda: SAMPLE_DIR / "survey_2025.csv.gz"),
+    "large-csv": ("large", "2025", lambda: wave_file("large", "csv")),
+    "large-xlsx": ("large", "2025", lambda: wave_file("large", "xlsx")),
+    "national-csv": ("national", "2025", lambda: wave_file("national", "csv")),
+}
 
-def main(runs: int = 5) -> None:
-    defs = load_definitions()
-    with tempfile.TemporaryDirectory() as tmp:
-        province = Path(tmp) / "province"
-        province.mkdir()
-        for name in ("counties.csv", "province.toml"):
-            shutil.copy(SAMPLE_DIR / name, province / name)
-        empty = Path(tmp) / "empty.duckdb"
-        build_warehouse(empty, province)
-        for wave in ("2021", "2025"):  # GBK and UTF-8 waves
-            path = SAMPLE_DIR / f"survey_{wave}.csv.gz"
-            seconds, rows = [], 0
-            for run in range(runs):
-                db = Path(tmp) / f"run{run}.duckdb"
-                shutil.copy(empty, db)
-                wh = Warehouse.open(db)
-                started = time.perf_counter()
-                rows = ingest_file(wh, defs, path, wave).rows
-                seconds.append(time.perf_counter() - started)
-                wh.close()
-            median = statistics.median(seconds)
-            print(f"survey_{wave}.csv.gz  rows={rows}  median={median:.3f}s  "
-                  f"({rows / median:,.0f} rows/s; runs: {', '.join(f'{s:.3f}' for s in seconds)})")
+
+def sample_geography() -> Path:
+    db = CACHE / "sample-bundle-geography.duckdb"
+    if not db.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in ("counties.csv", "province.toml"):
+                shutil.copy(SAMPLE_DIR / name, Path(tmp) / name)
+            CACHE.mkdir(exist_ok=True)
+            build_warehouse(db, Path(tmp))
+    return db
+
+
+def load_once(case: str, tmp: Path) -> int:
+    scale, wave, file = CASES[case]
+    empty = sample_geography() if scale == "sample" else geography_warehouse(scale)
+    db = tmp / "run.duckdb"
+    db.unlink(missing_ok=True)
+    shutil.copy(empty, db)
+    wh = Warehouse.open(db)
+    try:
+        return ingest_file(wh, load_definitions(), file(), wave).rows
+    finally:
+        wh.close()
+
+
+def main(runs: int) -> None:
+    print(f"{'file':<26}{'rows':>11}{'MB':>7}{'median':>9}{'rows/s':>11}{'peak MB':>9}")
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        for case, (_, _, file) in CASES.items():
+            rows = load_once(case, tmp)  # also generates the file on first use
+            seconds = median_time(lambda: load_once(case, tmp), runs if rows < 500_000
+                                  else max(3, runs // 2), warm_up=False)
+            peak = peak_memory_mb(__file__, case)
+            size = file().stat().st_size / 2**20
+            print(f"{case:<26}{rows:>11,}{size:>7.0f}{seconds:>8.2f}s{rows / seconds:>11,.0f}"
+                  f"{peak:>9,.0f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    if (case := peak_case(sys.argv)) is not None:
+        with tempfile.TemporaryDirectory() as name:
+            load_once(case, Path(name))
+        report_peak()
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -7,6 +7,7 @@ in Excel or a text editor: the header is row 1, the first data row is row 2.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import zipfile
@@ -112,6 +113,12 @@ def decode_text(data: bytes, file_name: str) -> tuple[str, str]:
     raise _fail(file_name, "无法识别文件编码：请另存为 UTF-8 或 GBK 编码的 CSV")
 
 
+def _first_line(text: str) -> str:
+    """The text up to the first line break, without copying the rest of a large file."""
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
 def _sniff_delimiter(header_line: str) -> str:
     counts = {d: header_line.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.get)
@@ -122,15 +129,18 @@ def _read_csv(data: bytes, file_name: str) -> RawTable:
     text, encoding = decode_text(data, file_name)
     if "\x00" in text:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
-    header_line = text.split("\n", 1)[0]
+    header_line = _first_line(text)
     delimiter = _sniff_delimiter(header_line)
     _check_field_counts(text, delimiter, file_name)
     try:
-        frame = pl.read_csv(io.StringIO(text), separator=delimiter, infer_schema=False,
+        frame = pl.read_csv(data if encoding == "UTF-8" and not data.startswith(codecs.BOM_UTF8)
+                            else text.encode("utf-8"), separator=delimiter, infer_schema=False,
                             raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise _fail(file_name, "文件为空") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
+        if '"' not in text:  # a long line passed the fast count check: name the lines
+            _line_by_line_field_counts(text, delimiter, file_name)
         raise _fail(file_name, f"CSV 无法解析（{str(exc).splitlines()[0]}）") from None
     return RawTable(_clean_frame(frame), "CSV", encoding)
 
@@ -169,6 +179,17 @@ def _check_field_counts(text: str, delimiter: str, file_name: str) -> None:
 
 
 def _check_unquoted_field_counts(text: str, delimiter: str, file_name: str) -> None:
+    """Fast path: when the whole file holds exactly the header's delimiter count times its line
+    count, a short line could only hide beside a long one, and Polars refuses long lines
+    (`_read_csv` then reports them line by line)."""
+    header_fields = _first_line(text).count(delimiter)
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if text and text.count(delimiter) == header_fields * lines:
+        return
+    _line_by_line_field_counts(text, delimiter, file_name)
+
+
+def _line_by_line_field_counts(text: str, delimiter: str, file_name: str) -> None:
     lines = pl.Series([text]).str.split("\n").explode().str.strip_suffix("\r")
     counts = lines.str.count_matches(delimiter, literal=True) + 1
     if lines.len() == 0 or lines[0] == "":

@@ -58,6 +58,9 @@ def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: s
 def _report_repeats(problems: ProblemList, frame: pl.DataFrame, key: str, column: str,
                     message) -> None:
     """Report every row whose `key` already appeared; `__first` in the row is that first row."""
+    keys = frame[key].drop_nulls()
+    if keys.n_unique() == keys.len():
+        return
     first_row = frame.filter(pl.col(key).is_not_null()).group_by(key).agg(
         pl.col(ROW).min().alias("__first"))
     with_first = frame.join(first_row, on=key, how="left")

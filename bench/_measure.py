@@ -1,0 +1,43 @@
+"""Timing and memory helpers shared by the bench/ scripts: medians of several runs, and the peak
+resident memory of one run measured in a fresh process (so earlier cases do not inflate it)."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PEAK_FLAG = "--peak"
+
+
+def median_time(fn: Callable[[], object], runs: int, *, warm_up: bool = True) -> float:
+    """Median wall time of `runs` calls (after one untimed call when `warm_up`)."""
+    if warm_up:
+        fn()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def peak_memory_mb(script: str | Path, case: str) -> float:
+    """Peak RSS (MB) of `script --peak case`, a fresh process that runs the case once."""
+    done = subprocess.run([sys.executable, str(script), PEAK_FLAG, case], capture_output=True,
+                          text=True, check=True)
+    return float(done.stdout.rsplit("PEAK_MB", 1)[1])
+
+
+def report_peak() -> None:
+    """Print this process's peak RSS for `peak_memory_mb` (Linux reports kilobytes)."""
+    print(f"PEAK_MB {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+
+
+def peak_case(argv: list[str]) -> str | None:
+    """The case to run once when the script was started by `peak_memory_mb`."""
+    return argv[argv.index(PEAK_FLAG) + 1] if PEAK_FLAG in argv else None
