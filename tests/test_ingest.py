@@ -102,6 +102,17 @@ def test_truncated_file_names_the_row(wh, defs):
     assert f"第{last_row}行" in report and "截断" in report
 
 
+def test_a_long_line_beside_a_short_one_names_both_rows(wh, defs):
+    """The delimiter total adds up, so only the parser's refusal of the long line catches it."""
+    data = csv_bytes(small_wave())
+    assert b'"' not in data               # the unquoted fast path
+    lines = data.split(b"\n")
+    lines[2] += b",extra"                 # file row 3: one field too many
+    lines[3] = lines[3].rsplit(b",", 1)[0]  # file row 4: one field too few
+    report = rejected(wh, defs, b"\n".join(lines), "错行.csv")
+    assert "第3行" in report and "第4行" in report and "比表头" in report
+
+
 def test_truncated_xlsx_is_rejected(wh, defs):
     buffer = io.BytesIO()
     small_wave().write_excel(buffer)
