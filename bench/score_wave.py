@@ -1,65 +1,82 @@
-"""Full scoring of one wave (every item, component and the composite, with intervals) against the
-floor (one grouped aggregation pass over the same columns) and against R's survey package.
+"""Full scoring of one wave (every item, component and the composite, with intervals) at the three
+scales, beside the floor (one grouped aggregation pass over the same columns), a straightforward
+pandas implementation of the item estimates and R's survey package — each checked against ours
+before its time is shown.
 
 Run: uv run python bench/score_wave.py [runs]      (make bench runs every benchmark)
 
-Prints medians of several runs. Scales: the sample province's 2025 wave (88 counties, ~26,500
-respondents) and the same wave tiled to ~1.0 million respondents (3,344 counties). R (`svyby` with
-`svymean`, na.rm = TRUE) runs on the sample wave for all 9 items, and on slices of the large wave
-for one item to show how its time grows; its estimates are compared with ours first.
+Scales (pipelines/scaled_province.py, data kept under bench/.cache/): sample province 88 × 300,
+large province 180 × 600, national 2,850 × 400 (1.14 million respondents); the newest wave of each.
+- pandas: per item, group-by means and Taylor-linearised SEs by stratum (what an analyst would write
+  by hand; items only, no composite).
+- R: `svyby(~item, ~county, design, svymean, na.rm = TRUE)` for every item, then the survey part of
+  the composite per county by `svycontrast` on `svytotal`s (the delta method, as our linearisation).
+  All items at the sample scale; one item on slices of the national wave to show how R's time grows
+  with counties × respondents (a whole national wave would take R hours).
+Medians of several runs; peak memory is one run in a fresh process.
 """
 
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.build import build_warehouse  # noqa: E402
-from pipelines.definitions import load_definitions  # noqa: E402
+from bench._data import scaled_warehouse  # noqa: E402
+from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
+from pipelines.definitions import Definitions, load_definitions  # noqa: E402
 from pipelines.scoring import POINTS_PREFIX, item_points, score_frames, scored_items  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
+SCALES = ("sample", "large", "national")
 R_SCRIPT = r"""
 suppressMessages(library(survey))
 options(survey.lonely.psu = "adjust")
 args <- commandArgs(trailingOnly = TRUE)
 d <- read.csv(args[1], colClasses = c(county = "character", stratum = "character"))
 items <- strsplit(args[2], ",")[[1]]
-runs <- as.integer(args[3])
-des <- svydesign(ids = ~1, strata = ~stratum, weights = ~weight, data = d)
-f <- as.formula(paste("~", paste(items, collapse = "+")))
-times <- c()
-for (i in seq_len(runs)) {
-  t0 <- proc.time()[["elapsed"]]
-  res <- lapply(items, function(it) svyby(as.formula(paste0("~", it)), ~county, des, svymean,
-                                          na.rm = TRUE))
-  times <- c(times, proc.time()[["elapsed"]] - t0)
+contrast <- if (nchar(args[3]) > 0) parse(text = args[3])[[1]] else NULL
+for (it in items) {
+  d[[paste0("num_", it)]] <- ifelse(is.na(d[[it]]), 0, d[[it]])
+  d[[paste0("den_", it)]] <- ifelse(is.na(d[[it]]), 0, 1)
 }
-cat(sprintf("TIME %.6f\n", median(times)))
-first <- res[[1]]
-write.csv(data.frame(county = first$county, mean = first[[items[1]]], se = SE(first)),
-          args[4], row.names = FALSE)
+des <- svydesign(ids = ~1, strata = ~stratum, weights = ~weight, data = d)
+t0 <- proc.time()[["elapsed"]]
+res <- lapply(items, function(it) svyby(as.formula(paste0("~", it)), ~county, des, svymean,
+                                        na.rm = TRUE))
+t_items <- proc.time()[["elapsed"]] - t0
+out <- data.frame(county = res[[1]]$county, mean = res[[1]][[items[1]]], se = SE(res[[1]]))
+if (!is.null(contrast)) {
+  t0 <- proc.time()[["elapsed"]]
+  tf <- as.formula(paste("~", paste(c(paste0("num_", items), paste0("den_", items)), collapse = "+")))
+  comp <- t(sapply(sort(unique(d$county)), function(cty) {
+    con <- svycontrast(svytotal(tf, subset(des, county == cty)), contrast)
+    c(coef(con)[[1]], SE(con)[[1]])
+  }))
+  t_comp <- proc.time()[["elapsed"]] - t0
+  out$part <- comp[match(out$county, rownames(comp)), 1]
+  out$part_se <- comp[match(out$county, rownames(comp)), 2]
+} else t_comp <- NA
+cat(sprintf("TIME %.6f %.6f\n", t_items, t_comp))
+write.csv(out, args[4], row.names = FALSE)
 """
 
 
-def median_time(fn, runs: int) -> tuple[float, list[float]]:
-    fn()  # warm-up
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), times
+def wave_frames(scale: str) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    wh = Warehouse.open(scaled_warehouse(scale), read_only=True)
+    try:
+        wave = wh.waves()["wave"].max()
+        return wh.responses(wave), wh.indicators(wave), wh.counties()
+    finally:
+        wh.close()
 
 
 def floor_pass(frame: pl.DataFrame, items: list[str]) -> pl.DataFrame:
@@ -67,80 +84,133 @@ def floor_pass(frame: pl.DataFrame, items: list[str]) -> pl.DataFrame:
     exprs = []
     for item in items:
         y = pl.col(POINTS_PREFIX + item)
-        answered = y.is_not_null()
-        w = pl.when(answered).then(pl.col("weight")).otherwise(0.0)
+        w = pl.when(y.is_not_null()).then(pl.col("weight")).otherwise(0.0)
         exprs += [w.sum().alias(f"w_{item}"), (w * y.fill_null(0)).sum().alias(f"wy_{item}"),
                   (w * y.fill_null(0) ** 2).sum().alias(f"wyy_{item}")]
     return frame.group_by("county_code", "stratum").agg(exprs)
 
 
-def tiled(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl.DataFrame,
-          copies: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The wave repeated `copies` times under new county codes."""
-    def suffix(frame: pl.DataFrame, k: int) -> pl.DataFrame:
-        return frame.with_columns(pl.col("county_code") + f"{k:02d}")
-    return (pl.concat([suffix(responses, k) for k in range(copies)]),
-            pl.concat([suffix(indicators, k) for k in range(copies)]),
-            pl.concat([suffix(counties, k) for k in range(copies)]))
+def pandas_items(df: pd.DataFrame, items: list[str]) -> dict[str, pd.DataFrame]:
+    """Item means and linearised SEs per county, written the plain pandas way (strata nested in
+    counties, every respondent its own PSU, a lonely respondent's stratum "adjusted")."""
+    n_h = df.groupby("stratum")["weight"].transform("size")
+    out = {}
+    for item in items:
+        y = df[item]
+        answered = y.notna()
+        w = df["weight"].where(answered, 0.0)
+        total_w = w.groupby(df["county"]).transform("sum")
+        mean = (w * y.fillna(0)).groupby(df["county"]).transform("sum") / total_w
+        z = (w * (y.fillna(0) - mean) / total_w).where(answered, 0.0)
+        cells = pd.DataFrame({"county": df["county"], "stratum": df["stratum"], "z": z,
+                              "z2": z * z, "n": n_h}).groupby(["county", "stratum"]) \
+            .agg(z=("z", "sum"), z2=("z2", "sum"), n=("n", "first"))
+        var = np.where(cells["n"] > 1, cells["n"] / (cells["n"] - 1)
+                       * (cells["z2"] - cells["z"] ** 2 / cells["n"]), cells["z2"])
+        se = np.sqrt(pd.Series(var, index=cells.index).groupby(level=0).sum())
+        out[item] = pd.DataFrame({"mean": mean.groupby(df["county"]).first(), "se": se})
+    return out
 
 
-def r_svyby(frame: pl.DataFrame, items: list[str], runs: int, tmp: Path) -> tuple[float, pl.DataFrame]:
-    extract = frame.select(pl.col("county_code").alias("county"),
-                           (pl.col("county_code") + "|" + pl.col("stratum")).alias("stratum"),
-                           "weight", *[pl.col(POINTS_PREFIX + i).alias(i) for i in items])
+def survey_part_contrast(defs: Definitions, items: list[str]) -> str:
+    """R expression of the composite's survey part in the num_/den_ totals of each item."""
+    terms = []
+    for comp in defs.scheme.components:
+        if comp.source != "survey":
+            continue
+        total = sum(comp.item_weights)
+        for item, weight in zip(comp.items, comp.item_weights):
+            terms.append(f"{comp.weight / 100 * weight / total!r} * num_{item} / den_{item}")
+    return " + ".join(terms)
+
+
+def r_survey(scored: pl.DataFrame, items: list[str], contrast: str,
+             tmp: Path) -> tuple[float, float, pl.DataFrame]:
+    extract = scored.select(pl.col("county_code").alias("county"),
+                            (pl.col("county_code") + "|" + pl.col("stratum")).alias("stratum"),
+                            "weight", *[pl.col(POINTS_PREFIX + i).alias(i) for i in items])
     data, out, script = tmp / "extract.csv", tmp / "r_out.csv", tmp / "svyby.R"
     extract.write_csv(data)
     script.write_text(R_SCRIPT)
-    done = subprocess.run(["Rscript", str(script), str(data), ",".join(items), str(runs), str(out)],
+    done = subprocess.run(["Rscript", str(script), str(data), ",".join(items), contrast, str(out)],
                           capture_output=True, text=True, check=True)
-    seconds = float(done.stdout.split("TIME")[1])
-    return seconds, pl.read_csv(out, schema_overrides={"county": pl.String})
+    t_items, t_comp = done.stdout.split("TIME")[1].split()
+    return float(t_items), float(t_comp.replace("NA", "nan")), pl.read_csv(out, schema_overrides={"county": pl.String})
 
 
-def main(runs: int = 5) -> None:
+def gap(ours: np.ndarray, theirs: np.ndarray) -> float:
+    return float(np.nanmax(np.abs(np.asarray(ours, float) - np.asarray(theirs, float))))
+
+
+def main(runs: int) -> None:
     defs = load_definitions()
     items = scored_items(defs.scheme)
     have_r = shutil.which("Rscript") is not None
+    contrast = survey_part_contrast(defs, items)
+    print(f"{'scale':<30}{'ours':>9}{'floor':>9}{'÷floor':>8}{'pandas':>9}{'÷ours':>7}"
+          f"{'R svyby+contrast':>18}{'÷ours':>8}{'peak MB':>9}")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
-        build_warehouse(tmp / "sample.duckdb")
-        wh = Warehouse.open(tmp / "sample.duckdb", read_only=True)
-        responses, indicators, counties = (wh.responses("2025"), wh.indicators("2025"),
-                                           wh.counties())
-        wh.close()
-        print(f"{'scale':<34}{'ours':>10}{'floor':>10}{'ours/floor':>12}{'R svyby':>12}"
-              f"{'R/ours':>10}")
-        for label, copies in (("sample province (88 × ~300)", 1), ("tiled wave (3,344 × ~300)", 38)):
-            resp, ind, cty = tiled(responses, indicators, counties, copies)
-            scored = item_points(resp, defs)
-            ours, _ = median_time(lambda: score_frames(resp, ind, cty, defs), runs)
-            floor, _ = median_time(lambda: floor_pass(scored, items), runs)
-            r_text, ratio_text = "–", "–"
-            if have_r and copies == 1:
-                r_seconds, r_out = r_svyby(scored, items, 3, tmp)
-                check = score_frames(resp, ind, cty, defs).items.filter(
-                    pl.col("item_id") == items[0]).join(r_out, left_on="county_code",
-                                                        right_on="county")
-                gap = max((check["mean"] - check["mean_right"]).abs().max(),
-                          (check["se"] - check["se_right"]).abs().max())
-                assert gap < 1e-6, f"R and ours disagree by {gap}"
-                r_text, ratio_text = f"{r_seconds:.2f}s", f"{r_seconds / ours:,.0f}×"
-            print(f"{label + f' n={resp.height:,}':<34}{ours * 1000:>8.0f}ms{floor * 1000:>8.0f}ms"
-                  f"{ours / floor:>11.1f}×{r_text:>12}{ratio_text:>10}")
+        for scale in SCALES:
+            responses, indicators, counties = wave_frames(scale)
+            scored = item_points(responses, defs)
+            n_runs = runs if responses.height < 500_000 else max(3, runs // 2)
+            result = score_frames(responses, indicators, counties, defs)
+            ours = median_time(lambda: score_frames(responses, indicators, counties, defs), n_runs)
+            floor = median_time(lambda: floor_pass(scored, items), n_runs)
+            df = scored.select(pl.col("county_code").alias("county"),
+                               (pl.col("county_code") + "|" + pl.col("stratum")).alias("stratum"),
+                               "weight", *[pl.col(POINTS_PREFIX + i).alias(i) for i in items]) \
+                .to_pandas()
+            by_pandas = pandas_items(df, items)
+            check = result.items.filter(pl.col("item_id") == items[-1]).sort("county_code")
+            theirs = by_pandas[items[-1]].sort_index()
+            assert gap(check["mean"], theirs["mean"]) < 1e-9 and gap(check["se"], theirs["se"]) \
+                < 1e-9, "pandas and ours disagree"
+            pandas_s = median_time(lambda: pandas_items(df, items), max(1, n_runs // 2))
+            r_text = r_ratio = "–"
+            if have_r and scale == "sample":
+                t_items, t_comp, r_out = r_survey(scored, items, contrast, tmp)
+                first = result.items.filter(pl.col("item_id") == items[0]) \
+                    .join(r_out, left_on="county_code", right_on="county")
+                part = pl.DataFrame({"county": result.model.counties,
+                                     "est": result.model.survey_mean @ result.model.survey_weights(),
+                                     "se": np.sqrt(result.model.survey_part_variance())}) \
+                    .join(r_out, on="county")
+                worst = max(gap(first["mean"], first["mean_right"]),
+                            gap(first["se"], first["se_right"]), gap(part["est"], part["part"]),
+                            gap(part["se"], part["part_se"]))
+                assert worst < 1e-6, f"R and ours disagree by {worst}"
+                r_text = f"{t_items:.2f}+{t_comp:.2f}s"
+                r_ratio = f"{(t_items + t_comp) / ours:,.0f}×"
+            peak = peak_memory_mb(__file__, scale)
+            label = f"{scale} ({counties.height:,} × {responses.height:,})"
+            print(f"{label:<30}{ours * 1000:>7.0f}ms{floor * 1000:>7.0f}ms{ours / floor:>7.1f}×"
+                  f"{pandas_s:>8.2f}s{pandas_s / ours:>6.1f}×{r_text:>18}{r_ratio:>8}{peak:>9,.0f}",
+                  flush=True)
         if have_r:
-            print("\nR svyby, one item, slices of the tiled wave (growth with counties × respondents):")
-            resp, ind, cty = tiled(responses, indicators, counties, 38)
-            scored = item_points(resp, defs)
-            for n_counties in (88, 176, 352, 704):
-                keep = cty["county_code"].head(n_counties)
-                part = scored.filter(pl.col("county_code").is_in(keep.to_list()))
-                seconds, _ = r_svyby(part, items[:1], 1, tmp)
-                ours, _ = median_time(lambda: score_frames(
-                    resp.filter(pl.col("county_code").is_in(keep.to_list())),
-                    ind, cty.filter(pl.col("county_code").is_in(keep.to_list())), defs), 3)
-                print(f"  {n_counties:>5} counties, {part.height:>8,} rows: R {seconds:7.2f}s for one "
-                      f"item; ours {ours * 1000:6.0f}ms for all items + composite")
+            print("\nR svyby, one item, on slices of the national wave (R's time grows with "
+                  "counties × respondents):")
+            responses, indicators, counties = wave_frames("national")
+            for n_counties in (50, 100, 200, 400):
+                keep = counties["county_code"].head(n_counties).to_list()
+                part = responses.filter(pl.col("county_code").is_in(keep))
+                sub = counties.filter(pl.col("county_code").is_in(keep))
+                r_seconds, _, _ = r_survey(item_points(part, defs), items[:1], "", tmp)
+                ours = median_time(lambda: score_frames(part, indicators, sub, defs), 3)
+                print(f"  {n_counties:>4} counties, {part.height:>8,} rows: R {r_seconds:7.2f}s for "
+                      f"one item; ours {ours * 1000:5.0f}ms for every item, component and the "
+                      f"composite ({r_seconds / ours:,.0f}×)", flush=True)
+
+
+def peak_run(scale: str) -> None:
+    responses, indicators, counties = wave_frames(scale)
+    score_frames(responses, indicators, counties, load_definitions())
+    report_peak()
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    if (case := peak_case(sys.argv)) is not None:
+        peak_run(case)
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -186,7 +186,7 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
                domain[a:b] - first, last - first + 1, design) \
             .estimate(y[:, rows], pairs, out, slice(first, last + 1))
 
-    map_blocks(estimate, _domain_blocks(domain, CHUNK_ROWS))  # blocks fill disjoint rows of out
+    map_blocks(estimate, _domain_blocks(domain, CHUNK_ROWS), y.size)  # disjoint rows of out
     return out
 
 

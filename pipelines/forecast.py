@@ -204,7 +204,7 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
         part[rng.random(part.shape) < vetoes] = -np.inf   # vetoed: score 0
         sample[rows] = part
 
-    map_blocks(fill, draw_blocks(draws, seed, 1000))
+    map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
     return bottom_probabilities(sample, bottoms)
 
 

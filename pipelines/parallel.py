@@ -15,12 +15,15 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_THREADS = 4
+THREADED_ELEMENTS = 1_000_000  # below this much array work, starting threads costs more than it saves
 
 
-def map_blocks(fn: Callable[[T], R], blocks: Iterable[T]) -> list[R]:
-    """`fn` over the blocks, in threads when there is more than one; results in block order."""
+def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list[R]:
+    """`fn` over the blocks, in threads when there are several and the whole job touches at least
+    THREADED_ELEMENTS array elements; results in block order."""
     blocks = list(blocks)
-    workers = min(MAX_THREADS, os.cpu_count() or 1, len(blocks))
+    workers = min(MAX_THREADS, os.cpu_count() or 1, len(blocks)) \
+        if elements >= THREADED_ELEMENTS else 1
     if workers <= 1:
         return [fn(block) for block in blocks]
     with ThreadPoolExecutor(max_workers=workers) as pool:

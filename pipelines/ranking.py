@@ -75,7 +75,7 @@ def simulate_ranks(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10), level:
         np.put_along_axis(block_ranks, order, (first_of_tie + 1).astype(ranks.dtype), axis=1)
         ranks[:, rows] = block_ranks.T
 
-    map_blocks(rank_block, _draw_slices(n_draws, chunk))
+    map_blocks(rank_block, _draw_slices(n_draws, chunk), draws.size)
     ranks.sort(axis=1, kind="stable")  # radix sort for 16-bit ranks
     tail = (1 - level) / 2
 
@@ -105,7 +105,7 @@ def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
             low, np.clip(np.minimum(k, known) - 1, 0, None), axis=1)).sum(axis=0)
             for k in bottoms])
 
-    hits = sum(map_blocks(count_block, _draw_slices(n_draws, chunk)))
+    hits = sum(map_blocks(count_block, _draw_slices(n_draws, chunk), draws.size))
     return {k: hits[i] / n_draws for i, k in enumerate(bottoms)}
 
 

@@ -216,7 +216,7 @@ class ScoreModel:
                 total = total + self.draw_indicator_points(k, size, rng)
             out[rows] = np.where(self.vetoed[None, :], 0.0, total + base)
 
-        map_blocks(fill, draw_blocks(n_draws, seed, chunk))
+        map_blocks(fill, draw_blocks(n_draws, seed, chunk), out.size)
         return out
 
 
@@ -373,12 +373,18 @@ def _indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> 
     """indicator id → values in county order (NaN where missing)."""
     if indicators.height == 0:
         return {}
-    order = pl.DataFrame({"county_code": list(county_codes)})
-    wide = indicators.pivot("indicator_id", index="county_code", values="value",
-                            aggregate_function="first")
-    wide = order.join(wide, on="county_code", how="left", maintain_order="left")
-    return {name: wide[name].cast(pl.Float64).fill_null(np.nan).to_numpy()
-            for name in wide.columns if name != "county_code"}
+    index = indicators.select(
+        pl.col("county_code").replace_strict(list(county_codes), range(len(county_codes)),
+                                             default=-1, return_dtype=pl.Int64),
+        "indicator_id", pl.col("value").cast(pl.Float64).fill_null(np.nan))
+    index = index.filter(pl.col("county_code") >= 0).unique(["county_code", "indicator_id"],
+                                                             keep="first", maintain_order=True)
+    out = {}
+    for (name,), part in index.partition_by("indicator_id", as_dict=True).items():
+        values = np.full(len(county_codes), np.nan)
+        values[part["county_code"].to_numpy()] = part["value"].to_numpy()
+        out[name] = values
+    return out
 
 
 def _vetoes(scheme: Scheme, wide: dict[str, np.ndarray], survey_comps: list[Component],
@@ -425,7 +431,8 @@ def _replicate_points(model: ScoreModel, n_draws: int, seed: int,
             out[k][rows] = model.draw_indicator_points(i, size, rng)
 
     if keys:
-        map_blocks(fill, draw_blocks(n_draws, seed, chunk))
+        map_blocks(fill, draw_blocks(n_draws, seed, chunk),
+                   n_draws * len(model.counties) * len(keys))
     return out
 
 
@@ -467,7 +474,7 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
             t_draws[rows] = rng.standard_t(np.where(df >= 1, df, 1),
                                            size=(rows.stop - rows.start, df.size))
 
-        map_blocks(fill, draw_blocks(n_draws, seed + 1, 500))
+        map_blocks(fill, draw_blocks(n_draws, seed + 1, 500), t_draws.size)
         total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws
     tail = (1 - level) / 2
     low, high = np.quantile(total, [tail, 1 - tail], axis=0)
@@ -477,7 +484,8 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
 def _components_frame(model: ScoreModel, points: np.ndarray,
                       replicate_points: dict[object, np.ndarray], df: np.ndarray,
                       level: float) -> pl.DataFrame:
-    frames = []
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in (
+        "raw", "score", "se", "ci_low", "ci_high", "points", "points_se")}
     s = i = 0
     for k, comp in enumerate(model.components):
         weight = comp.weight / 100
@@ -500,12 +508,18 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
             else:
                 low, high = score, score
             i += 1
-        frames.append(pl.DataFrame({
-            "county_code": model.counties, "component_id": comp.id, "label": comp.label,
-            "source": comp.source, "weight": comp.weight, "raw": raw, "score": score, "se": se,
-            "ci_low": low, "ci_high": high, "points": points[:, k], "points_se": se * weight,
-        }))
-    return pl.concat(frames).with_columns(pl.col(pl.Float64).fill_nan(None))
+        for name, values in zip(columns, (raw, score, se, low, high, points[:, k], se * weight)):
+            columns[name].append(np.asarray(values, dtype=np.float64))
+    n_counties, comps = len(model.counties), model.components
+    return pl.DataFrame({
+        "county_code": np.tile(np.asarray(model.counties, dtype=object), len(comps)),
+        "component_id": np.repeat([c.id for c in comps], n_counties),
+        "label": np.repeat([c.label for c in comps], n_counties),
+        "source": np.repeat([c.source for c in comps], n_counties),
+        "weight": np.repeat([c.weight for c in comps], n_counties),
+        **{name: np.concatenate(parts) for name, parts in columns.items()},
+    }).with_columns(pl.col("county_code", "component_id", "label", "source").cast(pl.String),
+                    pl.col(pl.Float64).fill_nan(None))
 
 
 def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
