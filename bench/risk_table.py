@@ -1,73 +1,60 @@
-"""The full risk table (10,000 draws: P(bottom 3/10) now and next wave, rank intervals, rank
-confidence sets, τ-worst sets, levers) for the sample province and at national scale.
+"""The risk table with 10,000 draws (P(bottom 3/10) now and at the next wave, rank intervals, rank
+confidence sets, τ-worst sets, levers) at the three scales, with its two simulations timed on their
+own: this wave's 10,000 score draws ranked, and the next-wave forecast's 10,000 draws.
 
 Run: uv run python bench/risk_table.py [runs]      (make bench runs every benchmark)
 
-National scale: the sample's five scored waves tiled to 2,904 counties (33 copies of 88). Prints the
-median of several runs and, beside it, the time of the 10,000 draws alone (the floor of any
-simulation-based table).
+Scales (pipelines/scaled_province.py, data under bench/.cache/): the sample province (88 counties,
+5 waves), a large province (180, 10 waves), national (2,850, 10 waves). The scored history is
+computed once, outside the timings. Medians of several runs; peak memory is one whole risk table
+(history included) in a fresh process.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
-import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
-import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.build import build_warehouse  # noqa: E402
+from bench._data import scaled_warehouse  # noqa: E402
+from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
 from pipelines.definitions import load_definitions  # noqa: E402
+from pipelines.forecast import history_of, next_wave_probabilities  # noqa: E402
+from pipelines.ranking import simulate_ranks  # noqa: E402
 from pipelines.risk import risk_table, scored_history  # noqa: E402
-from pipelines.scoring import score_frames  # noqa: E402
 from pipelines.warehouse import Warehouse  # noqa: E402
 
-
-def median_time(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+SCALES = ("sample", "large", "national")
+DRAWS = 10_000
 
 
-def tiled_history(wh: Warehouse, defs, copies: int):
-    counties = wh.counties()
-    history = []
-    for wave in wh.waves()["wave"]:
-        def suffix(frame: pl.DataFrame, k: int) -> pl.DataFrame:
-            return frame.with_columns(pl.col("county_code") + f"{k:02d}")
-        responses = pl.concat([suffix(wh.responses(wave), k) for k in range(copies)])
-        indicators = pl.concat([suffix(wh.indicators(wave), k) for k in range(copies)])
-        tiled = pl.concat([suffix(counties, k) for k in range(copies)])
-        history.append(score_frames(responses, indicators, tiled, defs, wave=wave))
-    return history
-
-
-def main(runs: int = 5) -> None:
-    defs = load_definitions()
-    with tempfile.TemporaryDirectory() as name:
-        db = Path(name) / "sample.duckdb"
-        build_warehouse(db)
-        wh = Warehouse.open(db, read_only=True)
-        sample = scored_history(wh, defs, "2025")
-        national = tiled_history(wh, defs, 33)
+def history(scale: str):
+    wh = Warehouse.open(scaled_warehouse(scale), read_only=True)
+    try:
+        return scored_history(wh, load_definitions(), wh.waves()["wave"].max())
+    finally:
         wh.close()
-    print(f"{'scale':<32}{'risk table':>12}{'draws only':>12}")
-    for label, history, n_runs in (("sample province (88)", sample, runs),
-                                   ("national (2,904 counties)", national, max(3, runs // 2))):
-        full = median_time(lambda: risk_table(history, defs, draws=10_000), n_runs)
-        draws = median_time(lambda: history[-1].model.draw(10_000, 1), n_runs)
-        print(f"{label:<32}{full:>11.2f}s{draws:>11.2f}s")
+
+
+def main(runs: int) -> None:
+    defs = load_definitions()
+    print(f"{'scale':<24}{'risk table':>12}{'this wave':>12}{'next wave':>12}{'peak MB':>9}")
+    for scale in SCALES:
+        scores = history(scale)
+        n_runs = runs if scale != "national" else max(3, runs // 2)
+        full = median_time(lambda: risk_table(scores, defs, draws=DRAWS), n_runs)
+        now = median_time(lambda: simulate_ranks(scores[-1].model.draw(DRAWS, 1)), n_runs)
+        past = history_of(scores)
+        later = median_time(lambda: next_wave_probabilities(past, draws=DRAWS, seed=2), n_runs)
+        label = f"{scale} ({len(scores[-1].model.counties):,} × {len(scores)} waves)"
+        print(f"{label:<24}{full:>11.2f}s{now:>11.2f}s{later:>11.2f}s"
+              f"{peak_memory_mb(__file__, scale):>9,.0f}", flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    if (case := peak_case(sys.argv)) is not None:
+        risk_table(history(case), load_definitions(), draws=DRAWS)
+        report_peak()
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)

@@ -117,48 +117,65 @@ def _draw_slices(n_draws: int, chunk: int) -> list[slice]:
 
 
 def _bootstrap_errors(sigma: np.ndarray, replications: int, seed: int) -> np.ndarray:
-    """R × p draws of the estimation errors, N(0, Σ) (the parametric bootstrap)."""
+    """p × R draws of the estimation errors, N(0, Σ) (the parametric bootstrap), one row per
+    population so that a pair's two rows are contiguous."""
     var = np.diag(sigma)
     root = np.linalg.cholesky(sigma + 1e-12 * np.eye(var.size) * max(var.max(), 1e-12))
-    return np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T
+    return np.ascontiguousarray(
+        (np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T).T)
 
 
-def _difference_bounds(x: np.ndarray, sigma: np.ndarray, pairs: np.ndarray, kind: str,
+def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.ndarray, kind: str,
                        coverage: float, stepdown: bool,
                        z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Simultaneous bounds for θ_i − θ_j over the pairs marked in `pairs` (p × p bool):
-    kind "lower" (one-sided lower), "upper", or "symmetric"; stepdown drops rejected pairs and
-    recomputes the critical value until nothing new is rejected (csranks' `csdiffmeans`)."""
-    p = x.size
-    diff = x[:, None] - x[None, :]
+    """Simultaneous bounds for θ_i − θ_j over the pairs (i[m], j[m]) from the p × R bootstrap
+    errors `z`: kind "lower" (one-sided
+    lower), "upper", or "symmetric"; stepdown drops rejected pairs and recomputes the critical
+    value until nothing new is rejected (csranks' `csdiffmeans`). Only the listed pairs are
+    touched: a population's marginal set needs 2(p − 1) of them, not a p × p matrix."""
+    diff = x[i] - x[j]
     var = np.diag(sigma)
-    sd = np.sqrt(np.maximum(var[:, None] + var[None, :] - 2 * sigma, 1e-300))
-    low = np.full((p, p), -np.inf)
-    high = np.full((p, p), np.inf)
-    active = pairs.copy()
-    replications = z.shape[0]
+    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    low = np.full(i.size, -np.inf)
+    high = np.full(i.size, np.inf)
+    active = np.ones(i.size, dtype=bool)
+    replications = z.shape[1]
     while active.any():
-        i, j = np.nonzero(active)
-        scaled = np.empty((replications, i.size))
-        for start in range(0, i.size, 20_000):  # bounded memory for many pairs
-            part = slice(start, start + 20_000)
-            scaled[:, part] = (z[:, i[part]] - z[:, j[part]]) / sd[i[part], j[part]]
-        if kind == "lower":
-            statistic = scaled.max(axis=1)
-        elif kind == "upper":
-            statistic = (-scaled).max(axis=1)
-        else:
-            statistic = np.abs(scaled).max(axis=1)
-        critical = np.quantile(statistic, coverage)
+        live = np.flatnonzero(active)
+        statistic = np.full(replications, -np.inf)
+        for start in range(0, live.size, 4_000):   # bounded memory for many pairs
+            part = live[start:start + 4_000]
+            scaled = (z[i[part]] - z[j[part]]) / sd[part, None]
+            if kind == "upper":
+                scaled = -scaled
+            elif kind == "symmetric":
+                scaled = np.abs(scaled)
+            statistic = np.maximum(statistic, scaled.max(axis=0))
+        critical = _quantile(statistic, coverage)
         if kind in ("lower", "symmetric"):
-            low[i, j] = diff[i, j] - sd[i, j] * critical
+            low[live] = diff[live] - sd[live] * critical
         if kind in ("upper", "symmetric"):
-            high[i, j] = diff[i, j] + sd[i, j] * critical
+            high[live] = diff[live] + sd[live] * critical
         rejected = active & ((low > 0) | (high < 0))
         if not stepdown or not rejected.any():
             break
         active &= ~rejected
     return low, high
+
+
+def _quantile(values: np.ndarray, q: float) -> float:
+    """np.quantile's default (linear) quantile of a short vector, without its per-call overhead
+    (called once per population and stepdown round)."""
+    ordered = np.sort(values)
+    position = q * (ordered.size - 1)
+    below = int(np.floor(position))
+    above = min(below + 1, ordered.size - 1)
+    return float(ordered[below] + (position - below) * (ordered[above] - ordered[below]))
+
+
+def _all_pairs(p: int) -> tuple[np.ndarray, np.ndarray]:
+    i, j = np.nonzero(~np.eye(p, dtype=bool))
+    return i, j
 
 
 BOOTSTRAP_LIMIT = 400  # beyond this many populations, Bonferroni critical values (see below)
@@ -199,22 +216,24 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
     z = _bootstrap_errors(sigma, replications, seed)   # shared by the populations' sets
     lower = np.empty(p, dtype=np.int64)
     upper = np.empty(p, dtype=np.int64)
-    groups = [np.arange(p)] if simultaneous else [np.array([j]) for j in range(p)]
-    for indices in groups:
-        pairs = np.zeros((p, p), dtype=bool)
-        pairs[indices, :] = True
-        kind = "symmetric"
-        if stepdown:  # csranks: two-sided with stepdown uses one-sided bounds on both orders
-            pairs[:, indices] = True
-            kind = "lower"
-        np.fill_diagonal(pairs, False)
-        low, high = _difference_bounds(x, sigma, pairs, kind, coverage, stepdown, z)
-        if stepdown:
-            n_plus = (low[indices, :] > 0).sum(axis=1)
-            n_minus = (low[:, indices] > 0).sum(axis=0)
+    kind = "lower" if stepdown else "symmetric"  # csranks: two-sided with stepdown uses
+    groups = [np.arange(p)] if simultaneous else [np.array([k]) for k in range(p)]  # one-sided
+    for indices in groups:                                                # bounds on both orders
+        if simultaneous:
+            i, j = _all_pairs(p)
         else:
-            n_plus = (low[indices, :] > 0).sum(axis=1)
-            n_minus = (high[indices, :] < 0).sum(axis=1)
+            others = np.delete(np.arange(p), indices[0])
+            i, j = np.full(others.size, indices[0]), others
+            if stepdown:
+                i, j = np.concatenate([i, others]), np.concatenate([j, np.full_like(others,
+                                                                                   indices[0])])
+        low, high = _difference_bounds(x, sigma, i, j, kind, coverage, stepdown, z)
+        mine = np.zeros(p, dtype=bool)
+        mine[indices] = True
+        above = low > 0
+        n_plus = np.bincount(i[above & mine[i]], minlength=p)[indices]
+        n_minus = (np.bincount(j[above & mine[j]], minlength=p) if stepdown
+                   else np.bincount(i[(high < 0) & mine[i]], minlength=p))[indices]
         lower[indices] = n_minus + 1
         upper[indices] = p - n_plus
     return lower, upper
@@ -231,11 +250,10 @@ def tau_worst_sets(x: np.ndarray, sigma: np.ndarray, taus: tuple[int, ...], *,
         critical = float(stats.norm.ppf(1 - (1 - coverage) / (p * (p - 1))))
         n_plus, _ = _bonferroni_counts(x, np.sqrt(np.diag(sigma)), critical)
     else:
-        pairs = np.ones((p, p), dtype=bool)
-        np.fill_diagonal(pairs, False)
-        low, _ = _difference_bounds(x, sigma, pairs, "lower", coverage, stepdown,
+        i, j = _all_pairs(p)
+        low, _ = _difference_bounds(x, sigma, i, j, "lower", coverage, stepdown,
                                     _bootstrap_errors(sigma, replications, seed))
-        n_plus = (low > 0).sum(axis=1)  # populations it is significantly better than
+        n_plus = np.bincount(i[low > 0], minlength=p)  # populations it is significantly above
     return {tau: p - n_plus >= p - tau + 1 for tau in taus}
 
 
