@@ -19,7 +19,6 @@ from pipelines.access import ANALYST, granted
 from pipelines.figures import figure_png
 from pipelines.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.waves import wave_display
-from pipelines.build import build_warehouse
 from pipelines.definitions import Definitions, load_definitions
 from pipelines.listing import ListingResult
 from pipelines.dashboard import Overview, overview, ranking_view
@@ -40,7 +39,9 @@ def warehouse_path() -> Path:
 
 @st.cache_resource(show_spinner="首次运行：正在由示例数据构建数据仓库，约需数秒……")
 def _open_warehouse(path: str) -> Warehouse:
-    build_warehouse(Path(path))  # no-op when it exists
+    if not Path(path).exists():
+        from pipelines.build import build_warehouse  # only on first run: it imports the generator
+        build_warehouse(Path(path))
     return Warehouse.open(path)
 
 

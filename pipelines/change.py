@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from pipelines.scoring import WaveScores
 
@@ -44,7 +44,7 @@ def wave_change(before: WaveScores, after: WaveScores, level: float | None = Non
     with np.errstate(invalid="ignore", divide="ignore"):
         df = (var_a + var_b) ** 2 / (np.where(var_a > 0, var_a**2 / df_a, 0.0)
                                      + np.where(var_b > 0, var_b**2 / df_b, 0.0))
-        q = stats.t.ppf(0.5 + level / 2, df)
+        q = special.stdtrit(df, 0.5 + level / 2)   # Student t quantile
     low, high = change - q * se, change + q * se
     vetoed = (joined["veto"] | joined["veto_after"]).to_numpy() \
         & (joined["quantity"] == COMPOSITE).to_numpy()

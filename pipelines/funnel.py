@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from pipelines.scoring import WaveScores
 
@@ -53,13 +53,13 @@ def funnel(scores: WaveScores, *, winsor: float = 0.1, grid: int = 120) -> Funne
     points = rows.select("county_code", "county_name", "score", "n_eff").with_columns(
         pl.Series("z", z_adjusted),
         *[pl.Series(f"outside_{_tag(level)}", np.select(
-            [z_adjusted > stats.norm.ppf(0.5 + level / 2),
-             z_adjusted < -stats.norm.ppf(0.5 + level / 2)], ["高于", "低于"], default=""))
+            [z_adjusted > special.ndtri(0.5 + level / 2),
+             z_adjusted < -special.ndtri(0.5 + level / 2)], ["高于", "低于"], default=""))
           for level in LEVELS])
     sizes = np.linspace(max(1.0, n_eff.min() * 0.8), n_eff.max() * 1.2, grid)
     limit_columns: dict[str, np.ndarray] = {"n_eff": sizes}
     for level in LEVELS:
-        half = stats.norm.ppf(0.5 + level / 2) * np.sqrt(sigma2 / sizes + tau2)
+        half = special.ndtri(0.5 + level / 2) * np.sqrt(sigma2 / sizes + tau2)
         limit_columns[f"lo_{_tag(level)}"] = target - half
         limit_columns[f"hi_{_tag(level)}"] = target + half
     return Funnel(points, pl.DataFrame(limit_columns), target, sigma2, phi, tau2)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import stats
+from scipy import special
 
 from pipelines.definitions import Scheme
 from pipelines.parallel import map_blocks
@@ -30,7 +30,7 @@ def rank_scores(score: np.ndarray, ties: str = "min") -> np.ndarray:
     known = ~np.isnan(x)
     method = {"min": "min", "average": "average", "first": "ordinal"}[ties]
     ranks = np.full(x.size, np.nan)
-    ranks[known] = stats.rankdata(-x[known], method=method)
+    ranks[known] = pl.Series(-x[known]).rank(method=method).cast(pl.Float64).to_numpy()
     return ranks
 
 
@@ -210,7 +210,7 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
     if p > BOOTSTRAP_LIMIT:
         sd = np.sqrt(np.diag(sigma))
         comparisons = 2 * (p - 1) * (p if simultaneous else 1)
-        critical = float(stats.norm.ppf(1 - (1 - coverage) / comparisons))
+        critical = float(special.ndtri(1 - (1 - coverage) / comparisons))
         n_plus, n_minus = _bonferroni_counts(x, sd, critical)
         return n_minus + 1, p - n_plus
     z = _bootstrap_errors(sigma, replications, seed)   # shared by the populations' sets
@@ -247,7 +247,7 @@ def tau_worst_sets(x: np.ndarray, sigma: np.ndarray, taus: tuple[int, ...], *,
     BOOTSTRAP_LIMIT). One set of simultaneous lower bounds serves every τ."""
     p = x.size
     if p > BOOTSTRAP_LIMIT:
-        critical = float(stats.norm.ppf(1 - (1 - coverage) / (p * (p - 1))))
+        critical = float(special.ndtri(1 - (1 - coverage) / (p * (p - 1))))
         n_plus, _ = _bonferroni_counts(x, np.sqrt(np.diag(sigma)), critical)
     else:
         i, j = _all_pairs(p)

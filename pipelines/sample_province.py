@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from scipy.stats import norm
+from scipy.special import ndtr  # the standard normal CDF (scipy.stats takes a second to import)
 
 from pipelines.definitions import SURVEYS_DIR
 
@@ -296,13 +296,13 @@ def _true_answer_shares(item: str, q: float, cells: dict[str, np.ndarray]) -> di
                                               np.array(float(s))))
                 if item in _KNOWLEDGE:
                     _, _, dk_base, wrong_codes = _KNOWLEDGE[item]
-                    p_right = norm.cdf(eta / scale)
+                    p_right = ndtr(eta / scale)
                     probs = {1: p_right}
                     for code in wrong_codes:
                         probs[code] = (1 - p_right) / len(wrong_codes)
                 else:
                     order, cuts, _, dk_base = _ORDINAL[item]
-                    cdf = np.concatenate([[0.0], norm.cdf((np.array(cuts) - eta) / scale), [1.0]])
+                    cdf = np.concatenate([[0.0], ndtr((np.array(cuts) - eta) / scale), [1.0]])
                     probs = dict(zip(order, np.diff(cdf)))
                 p_dk = float(_dont_know_probability(dk_base, np.array(a), np.array(rural)))
                 for code, p in probs.items():
