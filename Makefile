@@ -23,8 +23,10 @@ uv:
 	  $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
+# Bytecode is compiled at install: without it every server start recompiles streamlit, altair,
+# pandas and polars from source (seconds of a cold start; some shells set PYTHONDONTWRITEBYTECODE).
 deps: uv
-	@$(UV) sync --locked --quiet
+	@$(UV) sync --locked --quiet --compile-bytecode
 
 # Chinese text in charts and exported PNGs needs a CJK font (else it renders as empty boxes).
 system-font:
