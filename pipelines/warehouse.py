@@ -152,6 +152,11 @@ class Warehouse:
                 raise WarehouseError(
                     f"数据仓库 {path} 正被另一个程序（例如正在运行的看板）使用。"
                     "请在看板的“数据管理”页上传，或先关闭看板，或用 --db 指定另一个文件。") from None
+            if "permission denied" in str(exc).lower():
+                raise WarehouseError(
+                    f"没有权限{'读取' if read_only else '修改'}数据仓库 {path}：修改数据须由有写入"
+                    "权限的账户（通常是运行看板的服务账户）进行，或由分析人员在看板的“数据管理”页"
+                    "上传。") from None
             raise WarehouseError(f"无法打开数据仓库 {path}：{exc}") from None
         except duckdb.Error as exc:
             raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None

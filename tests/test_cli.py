@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from pipelines.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_wave, sha256_of
@@ -105,3 +111,72 @@ def test_set_password_stores_a_slow_hash_that_verifies(tmp_path, monkeypatch, ca
     assert not access.verify_password("wrong", stored)
     answers = iter(["short", "short"])
     assert main(["set-password"]) == 2
+
+
+def _as_unprivileged_account(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in a forked child that has dropped to the `nobody` account (tests run as root,
+    for whom file modes do not bite); the child inherits this interpreter and its imports."""
+    from pipelines import cli as cli_module
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        code = 70
+        try:
+            os.close(read)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            with os.fdopen(write, "w") as out, contextlib.redirect_stderr(out), \
+                    contextlib.redirect_stdout(out):
+                try:
+                    code = cli_module.main(argv) or 0
+                except SystemExit as exc:
+                    code = exc.code if isinstance(exc.code, int) else 1
+                except BaseException:
+                    traceback.print_exc()
+                    code = 71
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as got:
+        text = got.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), text
+
+
+NOBODY = 65534
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or os.geteuid() != 0,
+                    reason="需要以 root 运行测试才能切换到无权限账户")
+def test_an_account_without_write_rights_cannot_change_the_warehouse(db_copy):
+    """The CLI against a server's warehouse by an account that may read but not write it (the
+    file and its folder belong to the service account): every data change is refused with a
+    Chinese message, and the file is byte for byte unchanged."""
+    folder = Path(tempfile.mkdtemp(prefix="ceping-rights-"))
+    try:
+        folder.chmod(0o755)
+        db = folder / "warehouse.duckdb"
+        shutil.copy(db_copy, db)
+        db.chmod(0o644)
+        before = sha256_of(db)
+        backup = folder / "backup.duckdb"
+        shutil.copy(db_copy, backup)
+        backup.chmod(0o644)
+        wave_file = folder / "wave.csv"
+        wave_file.write_bytes(csv_bytes(sample_wave()))
+        wave_file.chmod(0o644)
+        attempts = {
+            "ingest": ["ingest", str(wave_file), "--wave", "2025", "--replace", "--db", str(db)],
+            "rollback": ["rollback", "--wave", "2025", "--db", str(db)],
+            "restore": ["restore", str(backup), "--db", str(db)],
+        }
+        for what, argv in attempts.items():
+            code, text = _as_unprivileged_account(argv)
+            assert code == 1, (what, code, text)
+            assert "没有权限" in text and "Traceback" not in text, (what, text)
+        assert sha256_of(db) == before
+        assert sorted(p.name for p in folder.iterdir()) == ["backup.duckdb", "warehouse.duckdb",
+                                                            "wave.csv"]
+    finally:
+        shutil.rmtree(folder)
