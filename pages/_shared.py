@@ -196,14 +196,19 @@ def sample_badge(wh: Warehouse) -> None:
 
 def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> None:
     """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG; under
-    it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached)."""
-    st.altair_chart(spec, theme=None, width="stretch")
+    it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached).
+
+    The spec is turned into Vega-Lite once, without Altair's JSON-schema validation (the chart
+    builders are validated by the tests) and outside st.altair_chart, which converts under one
+    process-wide lock: with many sessions, that lock and the validation were most of a page view."""
+    title = _title_of(spec) or "图表"
+    spec = spec.to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+    st.vega_lite_chart(spec=spec, theme=None, width="stretch")
     if not download:
         return
-    title = _title_of(spec) or "图表"
     subtitle = f"{wave_display(selected_wave()) if selected_wave() else ''} · {city_label()}"
-    # a key from the title (plus `key` where a page repeats a title), not from the spec: turning a
-    # large spec into a dict costs as much as drawing it
+    # a key from the title (plus `key` where a page repeats a title), not from the spec: hashing a
+    # large spec costs as much as drawing it
     key = hashlib.sha1(f"{title}\x1f{subtitle}\x1f{key}".encode()).hexdigest()[:12]
     name = re.sub(r"[\\/:*?\"<>|\s]+", "_", title)[:40]
     with st.popover("下载图片", icon=":material/image:"):
