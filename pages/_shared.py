@@ -12,6 +12,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 import streamlit as st
+from altair.utils.schemapi import disable_debug_mode
 
 from pipelines import charts  # noqa: F401  (registers the chart theme)
 from pipelines import result_store
@@ -26,6 +27,11 @@ from pipelines.funnel import Funnel, funnel
 from pipelines.risk import delisting_progress
 from pipelines.scoring import WaveScores
 from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
+
+# Altair validates every schema object as it is built (debug mode): a county map's inline data is
+# then checked value by value on each page view. The chart builders are validated by the tests and
+# exports (to_dict validates); the dashboard skips it.
+disable_debug_mode()
 
 DB_ENV = "CEPING_DB"
 BOUNDARIES_ENV = "CEPING_GEOJSON"
@@ -133,8 +139,13 @@ def overview_summary(wave: str) -> Overview:
     return _guard(_overview, wave)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _progress(path: str, version: str, wave: str) -> pl.DataFrame:
+    return delisting_progress(_listing(path, version, wave), _risk(path, version, wave), wave)
+
+
 def progress(wave: str) -> pl.DataFrame:
-    return delisting_progress(listing(wave), risk(wave), wave)
+    return _guard(_progress, wave)
 
 
 @st.cache_resource

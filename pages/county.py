@@ -66,7 +66,7 @@ left, right = st.columns(2)
 with left:
     chart(charts.interval_chart(items, "题目", title="各题得分与95%区间"))
 with right:
-    responses = wh.responses(wave).filter(pl.col("county_code") == chosen)
+    responses = wh.responses(wave, county=chosen)
     if responses["township"].null_count() < responses.height:
         towns = survey_score_by(responses, defs, "township")
         chart(charts.interval_chart(towns.rename({"township": "乡镇（街道）"}), "乡镇（街道）",

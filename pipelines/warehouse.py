@@ -139,6 +139,7 @@ class Warehouse:
         self.path = path
         self._read_only = False
         self._write_lock = threading.Lock()
+        self._memo: dict[tuple, tuple[int, object]] = {}  # (what, args) → (data version, value)
 
     @classmethod
     def open(cls, path: Path | str = DEFAULT_DB, *, read_only: bool = False) -> "Warehouse":
@@ -202,10 +203,24 @@ class Warehouse:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def _memoised(self, key: tuple, compute):
+        """`compute()` once per data version: every page view asks for the wave list and cache
+        keys, and a national wave list counts 11 million rows."""
+        version = self.data_version()
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (version, value)
+        return value
+
     def content_version(self, wave: str) -> str:
         """What results for `wave` depend on: the loads of every wave up to it (the order the
         scored history uses) and the official decisions and inspections. Publishing a later wave
         leaves it unchanged, so earlier results stay cached."""
+        return self._memoised(("content_version", wave), lambda: self._content_version(wave))
+
+    def _content_version(self, wave: str) -> str:
         cur = self.cursor()
         loads = cur.execute("select wave, survey_load_id, indicators_load_id from waves "
                             "where wave <= ? order by wave", [wave]).fetchall()
@@ -220,11 +235,12 @@ class Warehouse:
             "c.urban_share from counties c join cities t using (city_code) "
             "order by c.county_code").pl()
 
-    def responses(self, wave: str) -> pl.DataFrame:
-        """The active survey rows of a wave (empty when the wave has none)."""
-        return self.cursor().sql("select * exclude (load_id) from current_responses "
-                                 "where wave = ? order by county_code, respondent_id",
-                                 params=[wave]).pl()
+    def responses(self, wave: str, county: str | None = None) -> pl.DataFrame:
+        """The active survey rows of a wave (empty when the wave has none), or of one county."""
+        where, params = ("wave = ?", [wave]) if county is None else \
+            ("wave = ? and county_code = ?", [wave, county])
+        return self.cursor().sql(f"select * exclude (load_id) from current_responses where {where} "
+                                 "order by county_code, respondent_id", params=params).pl()
 
     def indicators(self, wave: str) -> pl.DataFrame:
         """The active indicator rows of a wave, long: county_code, indicator_id, value."""
@@ -250,6 +266,9 @@ class Warehouse:
 
     def waves(self) -> pl.DataFrame:
         """One row per wave: respondents, counties covered, indicator rows, last change."""
+        return self._memoised(("waves",), self._waves)
+
+    def _waves(self) -> pl.DataFrame:
         return self.cursor().sql("""
             select w.wave,
                    (select count(*) from responses r where r.load_id = w.survey_load_id)
