@@ -13,6 +13,7 @@ export UV_NO_PROGRESS := 1
 .PHONY: run test uv deps system-font system-browser system-r warehouse sample bench
 
 run: deps system-font warehouse
+	@$(UV) run --locked python -m compileall -q app.py pages pipelines
 	$(UV) run --locked python -m pipelines.serve
 
 test: deps system-font system-browser system-r

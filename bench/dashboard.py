@@ -83,7 +83,10 @@ def run_once(db: Path) -> tuple[float, dict[str, float]]:
 def main(runs: int = 3, scales: tuple[str, ...] = ("sample", "national")) -> None:
     """Per scale: cold starts with the results computed by the first visitor (a fresh copy of the
     warehouse, as after a publish) and with the results already stored beside the warehouse (a
-    restart; pipelines/result_store.py), then page switches on the stored runs."""
+    restart; pipelines/result_store.py), then page switches on the stored runs. The app's code is
+    byte-compiled first, as `make run` does."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "app.py", "pages", "pipelines"],
+                   cwd=Path(__file__).resolve().parent.parent, check=True)
     for scale in scales:
         source = scaled_warehouse(scale)
         computed, stored, switches = [], [], {k: [] for k in PAGES}
