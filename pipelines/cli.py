@@ -130,27 +130,21 @@ def _warm(db: Path) -> None:
     from pipelines import result_store
 
     started = time.perf_counter()
-    wh = _open(db, read_only=True)
-    try:
+    with _open(db, read_only=True) as wh:
         waves = wh.waves()["wave"].to_list()
         if waves:
             result_store.warm(Path(db), wh, load_definitions(), waves[-1],
                               result_store.dashboard_draws())
             print(f"已预先计算{wave_display(waves[-1])}的得分与风险（{time.perf_counter() - started:.1f} 秒）")
-    finally:
-        wh.close()
 
 
 def _ingest(args: argparse.Namespace) -> int:
     from pipelines.ingest import ingest_file
 
     defs = load_definitions()
-    wh = _open(args.db)
-    try:
+    with _open(args.db) as wh:
         result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
                              progress=sys.stderr.isatty())
-    finally:
-        wh.close()
     for warning in result.warnings:
         print(f"提示：{warning}", file=sys.stderr)
     print(result.summary())
@@ -158,11 +152,8 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _waves(args: argparse.Namespace) -> int:
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         waves = wh.waves()
-    finally:
-        wh.close()
     if waves.height == 0:
         print("数据仓库中还没有任何期次。")
         return 0
@@ -174,11 +165,8 @@ def _waves(args: argparse.Namespace) -> int:
 
 
 def _loads(args: argparse.Namespace) -> int:
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         loads = wh.loads(args.wave)
-    finally:
-        wh.close()
     status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已撤回"}
     for row in loads.iter_rows(named=True):
         print(f"#{row['load_id']:<4} {row['wave']:<8} {row['kind']:<11} {status[row['status']]:<6} "
@@ -188,11 +176,8 @@ def _loads(args: argparse.Namespace) -> int:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    wh = _open(args.db)
-    try:
+    with _open(args.db) as wh:
         load_id = wh.rollback_wave(args.wave, args.kind)
-    finally:
-        wh.close()
     print(f"已将{wave_display(args.wave)}恢复为导入编号 {load_id} 的版本")
     return 0
 
@@ -201,11 +186,8 @@ def _score(args: argparse.Namespace) -> int:
     from pipelines.report import score_table, write_table
 
     defs = load_definitions()
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         table, labels = score_table(wh, defs, args.wave)
-    finally:
-        wh.close()
     write_table(table, labels, args.format, sys.stdout,
                 title=f"{wave_display(args.wave)}各区县综合得分（{defs.scheme.confidence_level:.0%} 置信区间）")
     return 0
@@ -219,11 +201,8 @@ def _risk(args: argparse.Namespace) -> int:
         print("参数有误：--draws 至少为 1000", file=sys.stderr)
         return 2
     defs = load_definitions()
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         table = risk_table(scored_history(wh, defs, args.wave), defs, draws=args.draws)
-    finally:
-        wh.close()
     write_table(table.sort("score", nulls_last=True), RISK_LABELS, args.format, sys.stdout,
                 title=f"{wave_display(args.wave)}挂牌风险：本期 = 真实水平是否在后3/后10名；"
                       "下期 = 下一期公布排名落入后3/后10名的概率", shown=RISK_SHOWN)
@@ -244,14 +223,11 @@ def _listing(args: argparse.Namespace) -> int:
     from pipelines.risk import delisting_progress
 
     defs = load_definitions()
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         history = scored_history(wh, defs, args.wave)
         result = listing_result(wh, defs, history)
         table = listing_table(result, wh.counties(), args.wave)
         counties = wh.counties()
-    finally:
-        wh.close()
     write_table(table, LISTING_LABELS, args.format, sys.stdout,
                 title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
                 shown=("county_name", "wave", "level", "action", "reason", "official"))
@@ -300,11 +276,8 @@ def _restore(args: argparse.Namespace) -> int:
 def _audit_log(args: argparse.Namespace) -> int:
     from pipelines.report import write_table
 
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         log = wh.audit_log()
-    finally:
-        wh.close()
     labels = {"at": "时间", "by_user": "操作人", "action": "操作", "wave": "期次", "detail": "内容",
               "sha256": "文件SHA-256"}
     write_table(log, labels, args.format, sys.stdout, title="数据变更记录（新的在前）")
@@ -346,12 +319,9 @@ def _export(args: argparse.Namespace) -> int:
             print(f"输出目录 {out.parent} 不存在", file=sys.stderr)
             return 1
     defs = load_definitions()
-    wh = _open(args.db, read_only=True)
-    try:
+    with _open(args.db, read_only=True) as wh:
         started = time.perf_counter()
         pack = meeting_pack(wh, defs, args.wave, args.city, draws=args.draws)
-    finally:
-        wh.close()
     if args.pptx is not None:
         _write_atomically(args.pptx, build_deck(pack))
         print(f"已生成会议材料 {args.pptx}")

@@ -68,17 +68,16 @@ create table if not exists inspections (
 create table if not exists header_maps (
     source varchar not null, kind varchar not null, header varchar not null, target varchar,
     primary key (source, kind, header));
-create table if not exists audit (
-    changed_at timestamptz not null, by_user varchar not null, action varchar not null, wave varchar,
-    detail varchar, sha256 varchar);
 create or replace view current_indicators as
     select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
 """
 
 LOAD_KINDS = {"survey": "survey_load_id", "indicators": "indicators_load_id"}
 KIND_LABELS = {"survey": "调查数据", "indicators": "工作指标表"}
-AUDIT_DDL = ("create table if not exists audit (changed_at timestamptz not null, by_user varchar not null, "
-             "action varchar not null, wave varchar, detail varchar, sha256 varchar)")
+# also run when a read-write connection opens: warehouses built before auditing gain the table
+AUDIT_DDL = ("create table if not exists audit (changed_at timestamptz not null, "
+             "by_user varchar not null, action varchar not null, wave varchar, detail varchar, "
+             "sha256 varchar)")
 
 
 
@@ -92,7 +91,6 @@ def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
 def _audit(cur: duckdb.DuckDBPyConnection, by: str, action: str, wave: str | None,
            detail: str | None, sha256: str | None = None) -> None:
     """One audit row, inside the caller's transaction when there is one."""
-    cur.sql(AUDIT_DDL)
     cur.execute("insert into audit values (?, ?, ?, ?, ?, ?)",
                 [now(), by, action, wave, detail, sha256])
 
@@ -161,12 +159,20 @@ class Warehouse:
             raise WarehouseError(f"无法打开数据仓库 {path}：{exc}") from None
         except duckdb.Error as exc:
             raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
+        if not read_only:
+            con.sql(AUDIT_DDL)
         warehouse = cls(con, path)
         warehouse._read_only = read_only
         return warehouse
 
     def close(self) -> None:
         self._con.close()
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
@@ -185,6 +191,7 @@ class Warehouse:
         """Create tables and one answer column per questionnaire item (idempotent)."""
         cur = self.cursor()
         cur.sql(_SCHEMA)
+        cur.sql(AUDIT_DDL)
         for item in questionnaire.items:
             cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
         # `r.*` expands when the view is created: create it after the item columns exist
@@ -425,8 +432,6 @@ class Warehouse:
     def audit_log(self) -> pl.DataFrame:
         """Every data change, newest first: when, who, what, which wave, details, file SHA-256."""
         cur = self.cursor()
-        if not self._read_only:
-            cur.sql(AUDIT_DDL)
         try:
             return cur.sql("select changed_at as at, by_user, action, wave, detail, sha256 from audit "
                            "order by changed_at desc").pl()
