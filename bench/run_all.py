@@ -10,7 +10,7 @@ HERE = Path(__file__).resolve().parent
 
 if __name__ == "__main__":
     for script in sorted(HERE.glob("*.py")):
-        if script.name == "run_all.py":
+        if script.name == "run_all.py" or script.name.startswith("_"):  # helpers, not benchmarks
             continue
         print(f"\n== {script.name} ==", flush=True)
         subprocess.run([sys.executable, str(script)], check=True)
