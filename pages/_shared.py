@@ -148,6 +148,16 @@ def progress(wave: str) -> pl.DataFrame:
     return _guard(_progress, wave)
 
 
+def warm_after_publish() -> str:
+    """Store the newest wave's results right after a publish, so the first leader to open the
+    dashboard gets them at once; returns a note for the analyst when they cannot be computed yet."""
+    try:
+        result_store.warm_latest(warehouse_path(), warehouse(), definitions())
+    except Exception as exc:  # optional work after the publish has committed: report, go on
+        return f"（最新一期暂时无法预先计算：{exc}）"
+    return ""
+
+
 @st.cache_resource
 def _read_boundaries(path: str, mtime: float) -> dict | None:
     import json

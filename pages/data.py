@@ -7,7 +7,7 @@ import datetime
 import polars as pl
 import streamlit as st
 
-from pages._shared import definitions, is_analyst, sample_badge, warehouse
+from pages._shared import definitions, is_analyst, sample_badge, warehouse, warm_after_publish
 from pipelines.ingest import check_bytes, column_mapping, ingest_bytes
 from pipelines.preview import indicator_preview, survey_preview
 from pipelines.problems import IngestError
@@ -124,7 +124,9 @@ with upload:
             except (IngestError, WarehouseError) as exc:
                 st.error(str(exc))
             else:
-                st.session_state["flash"] = result.summary() + " 各页面已按新数据更新。"
+                with st.spinner("正在为各页面预先计算最新一期的得分与风险……"):
+                    note = warm_after_publish()
+                st.session_state["flash"] = result.summary() + " 各页面已按新数据更新。" + note
                 if kind == "survey":
                     st.session_state["pending_wave"] = checked.wave
                 st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1

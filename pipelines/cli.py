@@ -8,6 +8,7 @@ error), never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -123,19 +124,24 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warm(db: Path) -> None:
-    """Score the latest wave and its risk table now, so the dashboard's first page is instant."""
+def _warm(db: Path, wh: Warehouse | None = None) -> None:
+    """Score the latest wave and its risk table now, so the dashboard's first page is instant (after
+    a build or an ingest). A wave that cannot be scored yet is reported, not an error: the data are
+    in, and the dashboard will say what is missing."""
     import time
 
     from pipelines import result_store
 
     started = time.perf_counter()
-    with _open(db, read_only=True) as wh:
-        waves = wh.waves()["wave"].to_list()
-        if waves:
-            result_store.warm(Path(db), wh, load_definitions(), waves[-1],
-                              result_store.dashboard_draws())
-            print(f"已预先计算{wave_display(waves[-1])}的得分与风险（{time.perf_counter() - started:.1f} 秒）")
+    with (_open(db, read_only=True) if wh is None else contextlib.nullcontext(wh)) as opened:
+        try:
+            wave = result_store.warm_latest(Path(db), opened, load_definitions())
+        except Exception as exc:  # optional work after the data are safely in: never fail for it
+            print(f"提示：暂未预先计算最新一期的得分与风险（{exc}）；看板首次打开时再计算。",
+                  file=sys.stderr)
+            return
+    if wave is not None:
+        print(f"已预先计算{wave_display(wave)}的得分与风险（{time.perf_counter() - started:.1f} 秒）")
 
 
 def _ingest(args: argparse.Namespace) -> int:
@@ -145,9 +151,11 @@ def _ingest(args: argparse.Namespace) -> int:
     with _open(args.db) as wh:
         result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
                              progress=sys.stderr.isatty())
-    for warning in result.warnings:
-        print(f"提示：{warning}", file=sys.stderr)
-    print(result.summary())
+        for warning in result.warnings:
+            print(f"提示：{warning}", file=sys.stderr)
+        print(result.summary(), flush=True)
+        if result.status != "unchanged":
+            _warm(args.db, wh)
     return 0
 
 

@@ -112,3 +112,15 @@ def warm(db: Path, wh, defs, wave: str, draws: int) -> None:
     scored = history(db, wh, defs, version, wave)
     risk(db, lambda: scored, defs, version, wave, draws)
     listing(db, wh, defs, lambda: scored, version, wave)
+
+
+def warm_latest(db: Path, wh, defs) -> str | None:
+    """`warm` the newest wave (the dashboard's default view) after a publish, so the first leader
+    to open the dashboard does not wait for the scoring and the simulation. Returns the wave, or
+    None when there is none yet; a wave that cannot be scored yet (e.g. its indicator table is
+    still missing) raises the warehouse's or the estimator's error, for the caller to report."""
+    waves = wh.waves()["wave"].to_list()
+    if not waves:
+        return None
+    warm(db, wh, defs, waves[-1], dashboard_draws())
+    return waves[-1]

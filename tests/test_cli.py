@@ -32,12 +32,35 @@ def test_ingest_then_waves(db_copy, tmp_path):
     done = cli("ingest", str(file), "--wave", "2026", "--db", str(db_copy))
     assert done.returncode == 0, done.stderr
     assert "已导入2026年度调查数据" in done.stdout
+    assert "暂未预先计算" in done.stderr   # no indicator table for 2026 yet: said, not an error
     waves = cli("waves", "--db", str(db_copy))
     assert waves.returncode == 0 and "2026年度" in waves.stdout
     again = cli("ingest", str(file), "--wave", "2026", "--db", str(db_copy))
     assert again.returncode == 0 and "未做任何更改" in again.stdout
     loads = cli("loads", "--wave", "2026", "--db", str(db_copy))
     assert "2026年调查.csv" in loads.stdout and "使用中" in loads.stdout
+
+
+def test_an_ingest_stores_the_newest_waves_results_for_the_dashboard(db_copy, tmp_path):
+    """After a publish the first leader to open the dashboard reads stored results: the CLI warms
+    the newest wave under the very key the dashboard asks for."""
+    from pipelines import result_store
+    from pipelines.definitions import load_definitions
+
+    file = tmp_path / "2025重报.csv"
+    file.write_bytes(csv_bytes(sample_wave("2025"), "gb18030"))
+    done = cli("ingest", str(file), "--wave", "2025", "--replace", "--db", str(db_copy))
+    assert done.returncode == 0, done.stderr
+    assert "已替换2025年度调查数据" in done.stdout and "已预先计算2025年度的得分与风险" in done.stdout
+
+    def not_stored():
+        raise AssertionError("the dashboard would have to compute this")
+
+    with Warehouse.open(db_copy, read_only=True) as wh:
+        version = wh.content_version("2025")
+        risk = result_store.risk(db_copy, not_stored, load_definitions(), version, "2025",
+                                 result_store.dashboard_draws())
+    assert risk.height == 88
 
 
 def test_rejected_file_exits_non_zero_with_rows_and_columns(db_copy, tmp_path):

@@ -195,3 +195,27 @@ def test_cli_risk_and_listing(built_db, capsys):
     text = capsys.readouterr().out
     assert "重新挂牌" in text and "摘帽" in text and "正式决定" in text
     assert main(["risk", "--wave", "2030", "--db", str(built_db)]) == 1
+
+
+def test_a_wave_with_counties_not_yet_surveyed_has_no_rank_for_them(built_db, history, defs):
+    """A partial wave (only some counties' survey rows in) must not break the risk table: the
+    counties without a score get no rank and no chance of the bottom k, the others are ranked."""
+    from pipelines.scoring import score_frames
+
+    wh = Warehouse.open(built_db, read_only=True)
+    try:
+        responses, indicators, counties = wh.responses("2025"), wh.indicators("2025"), \
+            wh.counties()
+    finally:
+        wh.close()
+    surveyed = counties["county_code"].head(30).to_list()
+    partial = score_frames(responses.filter(pl.col("county_code").is_in(surveyed)), indicators,
+                           counties, defs, wave="2025")
+    table = risk_table([*history[:-1], partial], defs, draws=500, rank_cs_replications=200)
+    missing = table.filter(~pl.col("county_code").is_in(surveyed))
+    assert missing.height == 58
+    assert missing["rank"].null_count() == 58 and missing["rank_low"].null_count() == 58
+    assert (missing["p_bottom3"] == 0).all()
+    present = table.filter(pl.col("county_code").is_in(surveyed))
+    assert sorted(present["rank"].to_list()) == list(range(1, 31))
+    assert abs(present["p_bottom3"].sum() - 3) < 1e-9
