@@ -131,7 +131,7 @@ def sensitivity(scores: WaveScores, weights: dict[str, float],
                      alternative.points(model.survey_mean, model.indicator_raw).sum(axis=1))
     before = scores.composite["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     return scores.composite.select("county_code", "county_name", "city_name").with_columns(
-        pl.Series("rank_before", rank_scores(before)).cast(pl.Int64),
-        pl.Series("rank_after", rank_scores(after)).cast(pl.Int64),
+        pl.Series("rank_before", rank_scores(before)).fill_nan(None).cast(pl.Int64),
+        pl.Series("rank_after", rank_scores(after)).fill_nan(None).cast(pl.Int64),
         pl.Series("score_before", before), pl.Series("score_after", after),
     ).with_columns((pl.col("rank_before") - pl.col("rank_after")).alias("moved_up"))

@@ -219,3 +219,9 @@ def test_a_wave_with_counties_not_yet_surveyed_has_no_rank_for_them(built_db, hi
     present = table.filter(pl.col("county_code").is_in(surveyed))
     assert sorted(present["rank"].to_list()) == list(range(1, 31))
     assert abs(present["p_bottom3"].sum() - 3) < 1e-9
+    # the pages' views of the same wave: the ranking table and the scheme's sensitivity analysis
+    from pipelines.dashboard import ranking_view, sensitivity
+
+    assert ranking_view(table, partial, (3, 10)).height == 88
+    moved = sensitivity(partial, {c.id: c.weight for c in defs.scheme.components})
+    assert moved["rank_before"].null_count() == 58 and moved["rank_after"].null_count() == 58
