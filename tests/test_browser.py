@@ -202,7 +202,7 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         page.get_by_role("button", name="发布").click()
         page.get_by_text("已导入").first.wait_for(timeout=60_000)
         _no_exception(page)
-        page.get_by_text("工作指标表").first.click()
+        page.get_by_text("工作指标表", exact=True).first.click()   # the radio, not the flash note
         _settle(page)
         assert page.get_by_text("2026年调查.csv").count() == 0   # no stale file from the survey
         sheet = tmp_path / "2026年指标.csv"
