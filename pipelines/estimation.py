@@ -209,8 +209,9 @@ def _design_order(design: Design, domain: np.ndarray) -> np.ndarray | None:
 def _domain_blocks(domain: np.ndarray, size: int) -> list[tuple[int, int]]:
     """Row ranges of about `size` rows that start and end on domain boundaries (sorted rows)."""
     starts = _starts(domain)
-    cuts = [0]
-    for start in starts[np.searchsorted(starts, np.arange(size, domain.size, size))]:
+    after = np.searchsorted(starts, np.arange(size, domain.size, size))  # first domain at or
+    cuts = [0]                                                            # after each mark
+    for start in starts[after[after < starts.size]]:
         if start > cuts[-1]:
             cuts.append(int(start))
     cuts.append(domain.size)

@@ -199,10 +199,9 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
 
     def fill(block: tuple[slice, np.random.Generator]) -> None:
         rows, rng = block
-        part = sample[rows]
+        part = sample[rows]                                 # a view: filled in place
         part[:, known] = mean + sd * rng.standard_normal((part.shape[0], mean.size))
         part[rng.random(part.shape) < vetoes] = -np.inf   # vetoed: score 0
-        sample[rows] = part
 
     map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
     return bottom_probabilities(sample, bottoms)

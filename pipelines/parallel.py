@@ -15,7 +15,7 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_THREADS = 4
-THREADED_ELEMENTS = 1_000_000  # below this much array work, starting threads costs more than it saves
+THREADED_ELEMENTS = 1_000_000  # below this, starting threads costs more than it saves
 
 
 def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list[R]:

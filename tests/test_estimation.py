@@ -151,3 +151,27 @@ def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
                 assert_close(fresh[column], committed[column], f"{name}:{column}")
             else:
                 assert fresh[column].to_list() == committed[column].to_list(), f"{name}:{column}"
+
+
+def test_large_domains_are_estimated_in_blocks_of_whole_domains():
+    """Blocks never split a domain: one domain bigger than a block, many small ones and unsorted
+    rows all give the same estimates as estimating each domain on its own."""
+    from pipelines.estimation import CHUNK_ROWS, _domain_blocks
+
+    assert _domain_blocks(np.zeros(CHUNK_ROWS * 3, dtype=np.int64), CHUNK_ROWS) == \
+        [(0, CHUNK_ROWS * 3)]
+    rng = np.random.default_rng(3)
+    n = CHUNK_ROWS * 2 + 5_000
+    domain = np.where(np.arange(n) < CHUNK_ROWS + 7_000, 0, rng.integers(1, 40, n))
+    frame = pl.DataFrame({"y": rng.normal(50, 10, n), "w": rng.uniform(0.5, 2, n),
+                          "h": rng.integers(0, 3, n), "d": domain}).sample(fraction=1.0,
+                                                                           shuffle=True, seed=1)
+    together = svymean(frame, "y", weight="w", strata="h", by="d").sort("d")
+    overall = svymean(frame, "y", weight="w", strata="h")
+    assert overall.height == 1 and np.isfinite(overall["se"][0])
+    for d in (0, 1, 17):
+        alone = frame.with_columns(pl.when(pl.col("d") == d).then(pl.col("y")).alias("y"))
+        one = svymean(alone, "y", weight="w", strata="h")   # the domain within the full design
+        row = together.filter(pl.col("d") == d)
+        assert abs(row["mean"][0] - one["mean"][0]) < 1e-9
+        assert abs(row["se"][0] - one["se"][0]) < 1e-9
