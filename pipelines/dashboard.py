@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.change import wave_change
-from pipelines.ranking import rank_scores
+from pipelines.ranking import rank_column, rank_scores
 from pipelines.scoring import WaveScores
 from pipelines.waves import wave_display
 
@@ -81,7 +81,7 @@ def county_histories(history: list[WaveScores]) -> pl.DataFrame:
         frames.append(composite.select(
             "county_code", pl.lit(scores.wave).alias("wave"),
             pl.lit(wave_display(scores.wave)).alias("wave_label"), "score", "ci_low", "ci_high",
-            pl.Series("rank", ranks).fill_nan(None).cast(pl.Int64),
+            rank_column("rank", ranks),
             pl.lit(composite.height).alias("counties"), "veto_reason"))
     return pl.concat(frames)
 
@@ -131,7 +131,7 @@ def sensitivity(scores: WaveScores, weights: dict[str, float],
                      alternative.points(model.survey_mean, model.indicator_raw).sum(axis=1))
     before = scores.composite["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
     return scores.composite.select("county_code", "county_name", "city_name").with_columns(
-        pl.Series("rank_before", rank_scores(before)).fill_nan(None).cast(pl.Int64),
-        pl.Series("rank_after", rank_scores(after)).fill_nan(None).cast(pl.Int64),
+        rank_column("rank_before", rank_scores(before)),
+        rank_column("rank_after", rank_scores(after)),
         pl.Series("score_before", before), pl.Series("score_after", after),
     ).with_columns((pl.col("rank_before") - pl.col("rank_after")).alias("moved_up"))

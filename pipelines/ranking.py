@@ -34,6 +34,12 @@ def rank_scores(score: np.ndarray, ties: str = "min") -> np.ndarray:
     return ranks
 
 
+def rank_column(name: str, ranks: np.ndarray) -> pl.Series:
+    """Ranks (from `rank_scores` or a simulation) as an integer column, null where a county has
+    none: a county without a score, e.g. not yet surveyed in a partly uploaded wave."""
+    return pl.Series(name, ranks).fill_nan(None).cast(pl.Int64)
+
+
 def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
     """Among the k lowest: at or below the k-th lowest score, so ties at the line are all in (as
     `min` ranks); a missing score is never in."""
@@ -129,10 +135,10 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
                        coverage: float, stepdown: bool,
                        z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Simultaneous bounds for θ_i − θ_j over the pairs (i[m], j[m]) from the p × R bootstrap
-    errors `z`: kind "lower" (one-sided
-    lower), "upper", or "symmetric"; stepdown drops rejected pairs and recomputes the critical
-    value until nothing new is rejected (csranks' `csdiffmeans`). Only the listed pairs are
-    touched: a population's marginal set needs 2(p − 1) of them, not a p × p matrix."""
+    errors `z`: kind "lower" (one-sided lower), "upper", or "symmetric"; stepdown drops rejected
+    pairs and recomputes the critical value until nothing new is rejected (csranks'
+    `csdiffmeans`). Only the listed pairs are touched: a population's marginal set needs 2(p − 1)
+    of them, not a p × p matrix."""
     diff = x[i] - x[j]
     var = np.diag(sigma)
     sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
@@ -216,9 +222,10 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
     z = _bootstrap_errors(sigma, replications, seed)   # shared by the populations' sets
     lower = np.empty(p, dtype=np.int64)
     upper = np.empty(p, dtype=np.int64)
-    kind = "lower" if stepdown else "symmetric"  # csranks: two-sided with stepdown uses
-    groups = [np.arange(p)] if simultaneous else [np.array([k]) for k in range(p)]  # one-sided
-    for indices in groups:                                                # bounds on both orders
+    # csranks: two-sided sets with stepdown use one-sided lower bounds on both orders of a pair
+    kind = "lower" if stepdown else "symmetric"
+    groups = [np.arange(p)] if simultaneous else [np.array([k]) for k in range(p)]
+    for indices in groups:
         if simultaneous:
             i, j = _all_pairs(p)
         else:

@@ -15,8 +15,9 @@ import polars as pl
 from pipelines.definitions import Definitions
 from pipelines.forecast import history_of, next_wave_probabilities
 from pipelines.listing import ListingResult, PublishedWave, run_listing
-from pipelines.ranking import (DRAWS, component_levers, cut_line_gaps, rank_confidence_sets,
-                               rank_scores, risk_band, simulate_ranks, tau_worst_sets)
+from pipelines.ranking import (DRAWS, component_levers, cut_line_gaps, rank_column,
+                               rank_confidence_sets, rank_scores, risk_band, simulate_ranks,
+                               tau_worst_sets)
 from pipelines.scoring import WaveScores, score_wave
 from pipelines.warehouse import Warehouse, WarehouseError
 
@@ -58,9 +59,9 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
         .group_by("county_code", maintain_order=True).first()
     table = composite.select("county_code", "county_name", "city_name", "score", "se", "ci_low",
                              "ci_high", "veto", "veto_reason").with_columns(
-        _whole("rank", rank_scores(score, scheme.ties)),   # no score (no survey rows): no rank
-        _whole("rank_low", np.where(np.isnan(score), np.nan, simulation.rank_low)),
-        _whole("rank_high", np.where(np.isnan(score), np.nan, simulation.rank_high)),
+        rank_column("rank", rank_scores(score, scheme.ties)),
+        rank_column("rank_low", np.where(np.isnan(score), np.nan, simulation.rank_low)),
+        rank_column("rank_high", np.where(np.isnan(score), np.nan, simulation.rank_high)),
         pl.Series("rank_cs_low", cs_low), pl.Series("rank_cs_high", cs_high),
         pl.Series("p_bottom3", simulation.p_bottom[k3]),
         pl.Series("p_bottom10", simulation.p_bottom[k10]),
@@ -74,11 +75,6 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
                          pl.col("points_per_sd").alias("top_lever_points")),
            on="county_code", how="left", maintain_order="left")
     return table.select(*RISK_COLUMNS, *[c for c in table.columns if c not in RISK_COLUMNS])
-
-
-def _whole(name: str, values: np.ndarray) -> pl.Series:
-    """Integer ranks, null where a county has none."""
-    return pl.Series(name, values).fill_nan(None).cast(pl.Int64)
 
 
 def listing_result(wh: Warehouse, defs: Definitions, history: list[WaveScores]) -> ListingResult:
