@@ -14,6 +14,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.build import build_warehouse  # noqa: E402
+from pipelines.sample_province import SAMPLE_DIR  # noqa: E402
 from pipelines.scaled_province import SCALES, generate_scaled  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
@@ -32,10 +33,11 @@ def scaled_files(scale: str) -> Path:
 
 def geography_warehouse(scale: str) -> Path:
     """A warehouse holding only the scale's counties and margins (no waves): the starting point
-    of an ingest benchmark."""
+    of an ingest benchmark ("sample" is the bundled sample province's geography)."""
     db = CACHE / f"{scale}-geography.duckdb"
     if not db.exists():
-        source, geography = scaled_files(scale), CACHE / f"{scale}-geography"
+        source = SAMPLE_DIR if scale == "sample" else scaled_files(scale)
+        geography = CACHE / f"{scale}-geography"
         geography.mkdir(parents=True, exist_ok=True)
         for name in ("counties.csv", "margins.csv", "province.toml"):
             if (source / name).exists():

@@ -15,14 +15,12 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._data import CACHE, geography_warehouse, wave_file  # noqa: E402
+from bench._data import geography_warehouse, wave_file  # noqa: E402
 from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
-from pipelines.build import build_warehouse  # noqa: E402
 from pipelines.definitions import load_definitions  # noqa: E402
 from pipelines.ingest import ingest_file  # noqa: E402
 from pipelines.sample_province import SAMPLE_DIR  # noqa: E402
@@ -37,20 +35,9 @@ CASES = {  # name → (scale of the geography, wave, file)
 }
 
 
-def sample_geography() -> Path:
-    db = CACHE / "sample-bundle-geography.duckdb"
-    if not db.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in ("counties.csv", "province.toml"):
-                shutil.copy(SAMPLE_DIR / name, Path(tmp) / name)
-            CACHE.mkdir(exist_ok=True)
-            build_warehouse(db, Path(tmp))
-    return db
-
-
 def load_once(case: str, tmp: Path) -> int:
     scale, wave, file = CASES[case]
-    empty = sample_geography() if scale == "sample" else geography_warehouse(scale)
+    empty = geography_warehouse(scale)
     db = tmp / "run.duckdb"
     db.unlink(missing_ok=True)
     shutil.copy(empty, db)

@@ -223,8 +223,8 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
     builders are validated by the tests) and outside st.altair_chart, which converts under one
     process-wide lock: with many sessions, that lock and the validation were most of a page view."""
     title = _title_of(spec) or "图表"
-    spec = spec.to_dict(validate=False)  # data are inline values (pipelines/charts.py)
-    st.vega_lite_chart(spec=spec, theme=None, width="stretch")
+    vega = spec.to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+    st.vega_lite_chart(spec=vega, theme=None, width="stretch")
     if not download:
         return
     subtitle = f"{wave_display(selected_wave()) if selected_wave() else ''} · {city_label()}"
@@ -235,7 +235,7 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
     with st.popover("下载图片", icon=":material/image:"):
         for scale, label in ((1, "标准（1920×1080）"), (2, "高清（3840×2160）")):
             st.download_button(
-                label, data=functools.partial(figure_png, spec, title=title, subtitle=subtitle,
+                label, data=functools.partial(figure_png, vega, title=title, subtitle=subtitle,
                                               scale=scale),
                 file_name=f"{name}{'' if scale == 1 else '@2x'}.png", mime="image/png",
                 key=f"png_{key}_{scale}", on_click="ignore")

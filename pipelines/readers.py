@@ -182,9 +182,9 @@ def _check_unquoted_field_counts(text: str, delimiter: str, file_name: str) -> N
     """Fast path: when the whole file holds exactly the header's delimiter count times its line
     count, a short line could only hide beside a long one, and Polars refuses long lines
     (`_read_csv` then reports them line by line)."""
-    header_fields = _first_line(text).count(delimiter)
+    header_delimiters = _first_line(text).count(delimiter)
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
-    if text and text.count(delimiter) == header_fields * lines:
+    if text and text.count(delimiter) == header_delimiters * lines:
         return
     _line_by_line_field_counts(text, delimiter, file_name)
 

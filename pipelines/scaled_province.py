@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 from pathlib import Path
 
-from pipelines.sample_province import (AREAS, SEXES, County, _answer, _cell_probabilities,
+from pipelines.sample_province import (SEXES, County, _answer, _cell_probabilities,
                                        _COUNTY_FIRST, _CITY_FIRST, _draw_respondents, _indicators,
                                        _make_townships, _margins, _poststratified_weights,
                                        _SECOND, _SURVEY_HEADERS, _TOWN_FIRST)

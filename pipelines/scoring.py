@@ -488,11 +488,11 @@ def _composite_interval(model: ScoreModel, points: np.ndarray,
         survey_se = np.sqrt(model.survey_part_variance())
         n_draws = next(iter(replicate_points.values())).shape[0]
         t_draws = np.empty((n_draws, df.size))
+        usable_df = np.where(df >= 1, df, 1)
 
         def fill(block: tuple[slice, np.random.Generator]) -> None:
             rows, rng = block
-            t_draws[rows] = rng.standard_t(np.where(df >= 1, df, 1),
-                                           size=(rows.stop - rows.start, df.size))
+            t_draws[rows] = rng.standard_t(usable_df, size=(rows.stop - rows.start, df.size))
 
         map_blocks(fill, draw_blocks(n_draws, seed + 1, 500), t_draws.size)
         total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws

@@ -233,8 +233,7 @@ class Warehouse:
                             "where wave <= ? order by wave", [wave]).fetchall()
         official = [cur.sql(f"select count(*), cast(max(recorded_at) as varchar) from {table}")
                     .fetchall()[0] for table in ("decisions", "inspections")]
-        return repr((loads, official, self.cursor().sql(
-            "select count(*) from counties").fetchall()[0][0]))
+        return repr((loads, official, cur.sql("select count(*) from counties").fetchall()[0][0]))
 
     def counties(self) -> pl.DataFrame:
         return self.cursor().sql(
