@@ -6,6 +6,7 @@ draw whatever the number of cores."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -15,19 +16,35 @@ import numpy as np
 T = TypeVar("T")
 R = TypeVar("R")
 MAX_THREADS = 4
-THREADED_ELEMENTS = 1_000_000  # below this, starting threads costs more than it saves
+THREADED_ELEMENTS = 100_000  # below this, handing blocks to threads costs more than it saves
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_in_worker = threading.local()
+
+
+def _workers() -> ThreadPoolExecutor:
+    """One pool for the process: starting threads per call costs ~1.5 ms, more than a small
+    job saves."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=min(MAX_THREADS, os.cpu_count() or 1),
+                                       thread_name_prefix="blocks",
+                                       initializer=lambda: setattr(_in_worker, "flag", True))
+        return _pool
 
 
 def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list[R]:
     """`fn` over the blocks, in threads when there are several and the whole job touches at least
-    THREADED_ELEMENTS array elements; results in block order."""
+    THREADED_ELEMENTS array elements; results in block order. A block that itself maps blocks
+    runs them in its own thread (a pool waiting on itself could deadlock)."""
     blocks = list(blocks)
-    workers = min(MAX_THREADS, os.cpu_count() or 1, len(blocks)) \
-        if elements >= THREADED_ELEMENTS else 1
-    if workers <= 1:
+    threaded = len(blocks) > 1 and elements >= THREADED_ELEMENTS and (os.cpu_count() or 1) > 1 \
+        and not getattr(_in_worker, "flag", False)
+    if not threaded:
         return [fn(block) for block in blocks]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, blocks))
+    return list(_workers().map(fn, blocks))
 
 
 def draw_blocks(n_draws: int, seed: int, chunk: int) -> list[tuple[slice, np.random.Generator]]:

@@ -105,7 +105,7 @@ def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
         block = draws[rows]
         known = (~np.isnan(block)).sum(axis=1, keepdims=True)
         lines = sorted({min(k, n_counties) - 1 for k in bottoms})
-        low = np.partition(block, lines, axis=1) if known.min() >= max(lines) + 1 \
+        low = _partition_at(block, lines) if known.min() >= max(lines) + 1 \
             else np.sort(block, axis=1)                    # NaN last either way
         return np.stack([(block <= np.take_along_axis(
             low, np.clip(np.minimum(k, known) - 1, 0, None), axis=1)).sum(axis=0)
@@ -113,6 +113,16 @@ def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
 
     hits = sum(map_blocks(count_block, _draw_slices(n_draws, chunk), draws.size))
     return {k: hits[i] / n_draws for i, k in enumerate(bottoms)}
+
+
+def _partition_at(values: np.ndarray, kth: list[int]) -> np.ndarray:
+    """np.partition(values, kth, axis=1) for ascending `kth`, as one partition at the largest and
+    then ever shorter heads (NumPy's vectorised select is several times faster for one kth than
+    for a list)."""
+    out = np.partition(values, kth[-1], axis=1)
+    for k, above in zip(reversed(kth[:-1]), reversed(kth[1:])):
+        out[:, :above] = np.partition(out[:, :above], k, axis=1)   # all below the last pivot
+    return out
 
 
 def _draw_slices(n_draws: int, chunk: int) -> list[slice]:
@@ -127,8 +137,11 @@ def _bootstrap_errors(sigma: np.ndarray, replications: int, seed: int) -> np.nda
     population so that a pair's two rows are contiguous."""
     var = np.diag(sigma)
     root = np.linalg.cholesky(sigma + 1e-12 * np.eye(var.size) * max(var.max(), 1e-12))
+    # single precision: the bounds need the errors' quantiles to a few digits, and the stepdown
+    # rounds stream these replicates through memory many times (half the bytes, half the time)
     return np.ascontiguousarray(
-        (np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T).T)
+        (np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T).T,
+        dtype=np.float32)
 
 
 def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.ndarray, kind: str,
@@ -146,17 +159,22 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
     high = np.full(i.size, np.inf)
     active = np.ones(i.size, dtype=bool)
     replications = z.shape[1]
+
+    def largest(part: np.ndarray) -> np.ndarray:
+        """Per replication, the largest standardised error over the pairs `part` (in place)."""
+        scaled = z[i[part]]
+        scaled -= z[j[part]]
+        scaled *= (1 / sd[part, None]).astype(z.dtype)
+        if kind == "upper":
+            return -scaled.min(axis=0)
+        if kind == "symmetric":
+            np.abs(scaled, out=scaled)
+        return scaled.max(axis=0)
+
     while active.any():
         live = np.flatnonzero(active)
-        statistic = np.full(replications, -np.inf)
-        for start in range(0, live.size, 4_000):   # bounded memory for many pairs
-            part = live[start:start + 4_000]
-            scaled = (z[i[part]] - z[j[part]]) / sd[part, None]
-            if kind == "upper":
-                scaled = -scaled
-            elif kind == "symmetric":
-                scaled = np.abs(scaled)
-            statistic = np.maximum(statistic, scaled.max(axis=0))
+        parts = [live[start:start + 4_000] for start in range(0, live.size, 4_000)]  # bounded
+        statistic = np.max(map_blocks(largest, parts, live.size * replications), axis=0)  # memory
         critical = _quantile(statistic, coverage)
         if kind in ("lower", "symmetric"):
             low[live] = diff[live] - sd[live] * critical
@@ -167,6 +185,65 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
             break
         active &= ~rejected
     return low, high
+
+
+def _marginal_counts(x: np.ndarray, sigma: np.ndarray, k: int, coverage: float,
+                     z: np.ndarray) -> tuple[int, int]:
+    """csranks' marginal set of population k (`_difference_bounds` with kind "lower" and stepdown
+    over its 2(p − 1) pairs (k, j) and (j, k)): how many populations k is significantly above and
+    below."""
+    others = np.delete(np.arange(x.size), k)
+    above, below = _paired_lower_bounds(x, sigma, np.full(others.size, k), others, coverage, z)
+    return int((above > 0).sum()), int((below > 0).sum())
+
+
+def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.ndarray,
+                         coverage: float, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_difference_bounds(kind="lower", stepdown=True)` over the pairs (i, j) and (j, i) at once:
+    the lower bounds for θ_i − θ_j and for θ_j − θ_i. The (j, i) errors are exactly the negated
+    (i, j) ones, so each pair is standardised once per stepdown round instead of twice."""
+    var = np.diag(sigma)
+    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    diff = x[i] - x[j]
+    low = np.full(i.size, -np.inf), np.full(i.size, -np.inf)     # (i, j) and (j, i)
+    live = np.ones(i.size, dtype=bool), np.ones(i.size, dtype=bool)
+
+    def standardised(part: np.ndarray | slice) -> np.ndarray:
+        scaled = z[i[part]]
+        scaled -= z[j[part]]
+        scaled *= (1 / sd[part, None]).astype(z.dtype)
+        return scaled
+
+    def largest(scaled: np.ndarray, part: np.ndarray | slice) -> np.ndarray:
+        """Per replication, the largest standardised error over the live pairs of `part`."""
+        out = np.full(z.shape[1], -np.inf, dtype=z.dtype)
+        for sign, rows in ((1, live[0][part]), (-1, live[1][part])):
+            if rows.any():
+                chosen = scaled if rows.all() else scaled[rows]
+                out = np.maximum(out, chosen.max(axis=0) if sign > 0 else -chosen.min(axis=0))
+        return out
+
+    # the standardised errors are kept across stepdown rounds when they fit in 16 MB
+    stored = standardised(slice(None)) if i.size * z.shape[1] <= 4_000_000 else None
+    while live[0].any() or live[1].any():
+        if stored is not None:
+            parts = [slice(start, start + 2_000) for start in range(0, i.size, 2_000)]
+            statistic = np.max(map_blocks(lambda part: largest(stored[part], part), parts,
+                                          stored.size), axis=0)
+        else:
+            pending = np.flatnonzero(live[0] | live[1])
+            parts = [pending[start:start + 2_000] for start in range(0, pending.size, 2_000)]
+            statistic = np.max(map_blocks(lambda part: largest(standardised(part), part), parts,
+                                          pending.size * z.shape[1]), axis=0)
+        critical = _quantile(statistic, coverage)
+        low[0][live[0]] = diff[live[0]] - sd[live[0]] * critical
+        low[1][live[1]] = -diff[live[1]] - sd[live[1]] * critical
+        rejected = live[0] & (low[0] > 0), live[1] & (low[1] > 0)
+        if not (rejected[0].any() or rejected[1].any()):
+            break
+        live[0][rejected[0]] = False
+        live[1][rejected[1]] = False
+    return low
 
 
 def _quantile(values: np.ndarray, q: float) -> float:
@@ -222,6 +299,11 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
     z = _bootstrap_errors(sigma, replications, seed)   # shared by the populations' sets
     lower = np.empty(p, dtype=np.int64)
     upper = np.empty(p, dtype=np.int64)
+    if stepdown and not simultaneous:
+        for k in range(p):
+            n_plus, n_minus = _marginal_counts(x, sigma, k, coverage, z)
+            lower[k], upper[k] = n_minus + 1, p - n_plus
+        return lower, upper
     # csranks: two-sided sets with stepdown use one-sided lower bounds on both orders of a pair
     kind = "lower" if stepdown else "symmetric"
     groups = [np.arange(p)] if simultaneous else [np.array([k]) for k in range(p)]
@@ -257,10 +339,16 @@ def tau_worst_sets(x: np.ndarray, sigma: np.ndarray, taus: tuple[int, ...], *,
         critical = float(special.ndtri(1 - (1 - coverage) / (p * (p - 1))))
         n_plus, _ = _bonferroni_counts(x, np.sqrt(np.diag(sigma)), critical)
     else:
-        i, j = _all_pairs(p)
-        low, _ = _difference_bounds(x, sigma, i, j, "lower", coverage, stepdown,
-                                    _bootstrap_errors(sigma, replications, seed))
-        n_plus = np.bincount(i[low > 0], minlength=p)  # populations it is significantly above
+        z = _bootstrap_errors(sigma, replications, seed)
+        if stepdown:
+            i, j = np.triu_indices(p, 1)
+            low_ij, low_ji = _paired_lower_bounds(x, sigma, i, j, coverage, z)
+            n_plus = np.bincount(i[low_ij > 0], minlength=p) \
+                + np.bincount(j[low_ji > 0], minlength=p)   # how many it is significantly above
+        else:
+            i, j = _all_pairs(p)
+            low, _ = _difference_bounds(x, sigma, i, j, "lower", coverage, stepdown, z)
+            n_plus = np.bincount(i[low > 0], minlength=p)
     return {tau: p - n_plus >= p - tau + 1 for tau in taus}
 
 

@@ -16,14 +16,14 @@ Uncertainty, in the order a reader would check it:
   component is itself normalised, the whole composite is taken from the replicates;
 - intervals are t intervals on the county's design degrees of freedom (PSUs − strata) while the
   composite is linear in the survey means; with random components they are percentile intervals
-  of replicates (survey part as t draws), which keeps the skew of a small count (simulated coverage
-  of the sample composite: tests/test_coverage.py);
+  of replicates (survey part at evenly spaced t quantiles), which keeps the skew of a small count
+  (simulated coverage of the sample composite: tests/test_coverage.py);
 - a veto (一票否决) sets the score to 0 with no uncertainty and records why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +31,7 @@ import polars as pl
 
 from pipelines.definitions import Component, Definitions, Scheme
 from pipelines.estimation import (domain_codes, estimates_frame, make_design, mean_covariance,
-                                  rake, t_interval)
+                                  rake, t_interval, t_quantiles)
 from pipelines.parallel import draw_blocks, map_blocks
 from pipelines.warehouse import Warehouse, WarehouseError
 from pipelines.waves import wave_display
@@ -49,20 +49,35 @@ def item_points(responses: pl.DataFrame, defs: Definitions) -> pl.DataFrame:
 
     Blank answers are item non-response; 说不清 answers are excluded or scored as the scheme says.
     """
-    exprs = []
-    for item in defs.questionnaire.items:
-        scoring = defs.scheme.items.get(item.id)
-        if scoring is None:
-            continue
-        mapping = {code: float(points) for code, points in scoring.points.items()}
+    item_ids = [item.id for item in defs.questionnaire.items if item.id in defs.scheme.items]
+    points = item_point_matrix(responses, defs, item_ids)
+    return responses.with_columns(pl.Series(POINTS_PREFIX + item_id, points[:, j], nan_to_null=True)
+                                  for j, item_id in enumerate(item_ids))
+
+
+def item_point_matrix(responses: pl.DataFrame, defs: Definitions,
+                      item_ids: Sequence[str]) -> np.ndarray:
+    """Rows × items points (NaN = not part of that item's estimate), by a lookup table per item:
+    answer codes are small integers, so indexing a table is one pass where a replace is a join."""
+    by_id = {item.id: item for item in defs.questionnaire.items}
+    columns = [by_id[item_id].column for item_id in item_ids]
+    if not columns:
+        return np.empty((responses.height, 0))
+    codes = responses.select(pl.col(columns).cast(pl.Int32, strict=False).fill_null(2**30)) \
+        .to_numpy()                                       # a blank answer is no known code
+    out = np.empty(codes.shape[::-1])               # items × rows, as mean_covariance sums them
+    for j, item_id in enumerate(item_ids):
+        item, scoring = by_id[item_id], defs.scheme.items[item_id]
+        mapping = {int(code): float(points) for code, points in scoring.points.items()}
         if scoring.dont_know == "score":
             for answer in item.answers:
                 if answer.dont_know:
-                    mapping[answer.code] = float(scoring.dont_know_points or 0.0)
-        exprs.append(pl.col(item.column).cast(pl.Int64)
-                     .replace_strict(mapping, default=None, return_dtype=pl.Float64)
-                     .alias(POINTS_PREFIX + item.id))
-    return responses.with_columns(exprs)
+                    mapping[int(answer.code)] = float(scoring.dont_know_points or 0.0)
+        low, high = min(mapping, default=0), max(mapping, default=0)
+        table = np.full(high - low + 3, np.nan)       # both ends: any other answer
+        table[np.fromiter(mapping, dtype=np.int64) - low + 1] = list(mapping.values())
+        np.take(table, codes[:, j] - (low - 1), mode="clip", out=out[j])
+    return out.T
 
 
 def scored_items(scheme: Scheme) -> list[str]:
@@ -185,7 +200,10 @@ class ScoreModel:
         comp = self._indicator_components()[k]
         count = self.indicator_count[:, k]
         known = ~np.isnan(count)
-        draws = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=(n_draws, count.size))
+        # single precision: 7 digits are far finer than the draws' spread, and the float32
+        # generator is about 1.5 times faster
+        draws = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=(n_draws, count.size),
+                                   dtype=np.float32)
         raw = np.where(known, draws / self.exposure[:, k], np.nan)
         return normalise(raw, comp) * comp.weight / 100
 
@@ -241,14 +259,28 @@ class WaveScores:
     level: float
 
 
-def _county_design_columns(responses: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
-    """Strata are nested in counties; PSUs are used when the file has them, else respondents."""
+def _county_design_columns(responses: pl.DataFrame,
+                           county: np.ndarray | None = None) -> tuple[pl.DataFrame, str | None]:
+    """Strata are nested in counties (`__stratum`: an integer code per county × stratum; `county`
+    is each row's county index when the caller has it); PSUs are used when the file has them, else
+    respondents."""
+    if county is None:
+        county, _ = _dense_codes(responses["county_code"])
+    stratum, _ = _dense_codes(responses["stratum"].fill_null(""))
     frame = responses.with_columns(
-        (pl.col("county_code") + "|" + pl.col("stratum").fill_null("")).alias("__stratum"))
+        pl.Series("__stratum", county * (int(stratum.max(initial=0)) + 1) + stratum))
     has_psu = "psu" in frame.columns and frame["psu"].null_count() < frame.height
     if has_psu:
         frame = frame.with_columns(pl.col("psu").fill_null(pl.col("respondent_id")))
     return frame, "psu" if has_psu else None
+
+
+def _dense_codes(series: pl.Series) -> tuple[np.ndarray, list[str]]:
+    """0..k−1 per distinct value of a string column without nulls, in order of first appearance
+    (deterministic), and the values in code order."""
+    values = series.unique(maintain_order=True)
+    return series.cast(pl.Enum(values)).to_physical().to_numpy().astype(np.int64), \
+        values.to_list()
 
 
 def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl.DataFrame,
@@ -264,27 +296,25 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     county_codes = counties["county_code"].to_list()
     n_counties = len(county_codes)
 
-    frame, psu = _county_design_columns(item_points(responses, defs))
+    domain = responses["county_code"].cast(pl.Enum(county_codes), strict=False)
+    if domain.null_count():
+        unknown = responses.filter(domain.is_null())["county_code"].unique().to_list()
+        raise ValueError(f"调查数据中有不在区县名单中的代码：{'、'.join(map(str, unknown[:5]))}")
+    domain_codes = domain.to_physical().to_numpy().astype(np.int64)
+    frame, psu = _county_design_columns(responses, domain_codes)
     if settings.rake_to_margins and margins is not None and margins.height:
         frame = _rake_to_county_margins(frame, margins)
-    domain = frame.select(pl.col("county_code").replace_strict(
-        county_codes, list(range(n_counties)), default=None, return_dtype=pl.Int64)).to_series()
-    if domain.null_count():
-        unknown = frame.filter(domain.is_null())["county_code"].unique().to_list()
-        raise ValueError(f"调查数据中有不在区县名单中的代码：{'、'.join(map(str, unknown[:5]))}")
-    domain_codes = domain.to_numpy()
     design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
                          lonely_psu=settings.lonely_psu)
 
     item_ids = scored_items(scheme)
-    y = frame.select(pl.col(POINTS_PREFIX + i).fill_null(np.nan) for i in item_ids).to_numpy()
+    y = item_point_matrix(frame, defs, item_ids)
     est = mean_covariance(design, y, domain_codes, n_counties, pairs=True)
     everyone = mean_covariance(design, np.ones((frame.height, 1)), domain_codes, n_counties,
                                pairs=False)
 
     items_frame = estimates_frame(est, pl.DataFrame({"county_code": county_codes}), item_ids,
-                                  level, variable_column="item_id") \
-        .with_columns(pl.col("item_id").cast(pl.String))
+                                  level, variable_column="item_id")
 
     survey_comps = [c for c in scheme.components if c.source == "survey"]
     combine = np.zeros((len(survey_comps), len(item_ids)))
@@ -317,12 +347,14 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
 
     points = model.fixed_points()                                   # C × K
     replicate_points = _replicate_points(model, replicates, seed)
+    replicate_var = {key: draws.var(axis=0, ddof=1) for key, draws in replicate_points.items()}
     df = everyone.df[:, 0]
-    components_frame = _components_frame(model, points, replicate_points, df, level)
+    components_frame = _components_frame(model, points, replicate_points, replicate_var, df,
+                                         level)
     raw_score = points.sum(axis=1)
-    score_se = _composite_se(model, replicate_points)
+    score_se = _composite_se(model, replicate_var)
     low, high = _composite_interval(model, points, replicate_points, raw_score, score_se, df,
-                                    level, seed)
+                                    level)
     score = np.where(vetoed, 0.0, raw_score)
     composite = counties.select("county_code", "county_name", "city_code", "city_name").with_columns(
         pl.Series("score", score), pl.Series("se", np.where(vetoed, 0.0, score_se)),
@@ -370,21 +402,22 @@ def _rake_to_county_margins(frame: pl.DataFrame, margins: pl.DataFrame) -> pl.Da
 
 
 def _indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> dict[str, np.ndarray]:
-    """indicator id → values in county order (NaN where missing)."""
+    """indicator id → values in county order (NaN where missing; the first row of a repeated
+    county × indicator counts)."""
     if indicators.height == 0:
         return {}
-    index = indicators.select(
-        pl.col("county_code").replace_strict(list(county_codes), range(len(county_codes)),
-                                             default=-1, return_dtype=pl.Int64),
-        "indicator_id", pl.col("value").cast(pl.Float64).fill_null(np.nan))
-    index = index.filter(pl.col("county_code") >= 0).unique(["county_code", "indicator_id"],
-                                                             keep="first", maintain_order=True)
-    out = {}
-    for (name,), part in index.partition_by("indicator_id", as_dict=True).items():
-        values = np.full(len(county_codes), np.nan)
-        values[part["county_code"].to_numpy()] = part["value"].to_numpy()
-        out[name] = values
-    return out
+    county = indicators["county_code"].cast(pl.Enum(list(county_codes)), strict=False) \
+        .to_physical().fill_null(-1).to_numpy().astype(np.int64)
+    names = indicators["indicator_id"].cast(pl.String).fill_null("")
+    indicator, labels = _dense_codes(names)
+    value = indicators["value"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+    known = county >= 0
+    n = len(county_codes)
+    key = indicator[known] * n + county[known]
+    _, first = np.unique(key, return_index=True)
+    wide = np.full((int(indicator.max()) + 1, n), np.nan)
+    wide.reshape(-1)[key[first]] = value[known][first]
+    return {label: wide[code] for code, label in enumerate(labels) if label}
 
 
 def _vetoes(scheme: Scheme, wide: dict[str, np.ndarray], survey_comps: list[Component],
@@ -437,72 +470,96 @@ def _replicate_points(model: ScoreModel, n_draws: int, seed: int,
 
 
 def column_quantiles(draws: np.ndarray, probs: Sequence[float]) -> np.ndarray:
-    """np.quantile(draws, probs, axis=0) (linear interpolation) by a partial sort of each county's
-    draws, in threads over blocks of counties: about twice as fast on 2,000 × 2,850 replicates."""
-    n = draws.shape[0]
-    positions = [p * (n - 1) for p in probs]
-    below = [int(np.floor(p)) for p in positions]
-    above = [min(b + 1, n - 1) for b in below]
-    kth = sorted(set(below) | set(above))
+    """np.quantile(draws, probs, axis=0) (linear interpolation), county by county."""
+    return block_quantiles(lambda columns: np.ascontiguousarray(draws[:, columns].T),
+                           draws.shape[1], probs, draws.size)
+
+
+def block_quantiles(rows_of: Callable[[slice], np.ndarray], n_columns: int,
+                    probs: Sequence[float], elements: int) -> np.ndarray:
+    """Quantiles (as np.quantile; NaN for a county with a NaN draw) of each row of
+    `rows_of(columns)`: a fresh counties × draws array for a block of counties, which is reordered
+    in place. Blocks run in threads and are built where they are used, so no replicates × counties
+    temporary is made. Each quantile takes one partition at its lower order statistic (NumPy's
+    vectorised select is several times faster for one kth than for a list) and the minimum of the
+    rest as the next one."""
 
     def block(columns: slice) -> np.ndarray:
-        ordered = np.partition(np.ascontiguousarray(draws[:, columns].T), kth, axis=1)
-        return np.stack([ordered[:, b] + (p - b) * (ordered[:, a] - ordered[:, b])
-                         for p, b, a in zip(positions, below, above)])
+        rows = rows_of(columns)
+        n = rows.shape[1]
+        out = []
+        for p in probs:
+            position = p * (n - 1)
+            below = int(np.floor(position))
+            rows.partition(below, axis=1)              # any order of a row is the same sample
+            low = rows[:, below]
+            high = rows[:, below + 1:].min(axis=1) if below + 1 < n else low
+            out.append(low + (position - below) * (high - low))
+        quantiles = np.stack(out)
+        quantiles[:, np.isnan(rows).any(axis=1)] = np.nan
+        return quantiles
 
-    blocks = [slice(start, start + 512) for start in range(0, draws.shape[1], 512)]
-    out = np.concatenate(map_blocks(block, blocks, draws.size), axis=1)
-    out[:, np.isnan(draws).any(axis=0)] = np.nan   # as np.quantile: a county without an estimate
-    return out
+    blocks = [slice(start, start + 512) for start in range(0, n_columns, 512)]
+    if not blocks:
+        return np.empty((len(probs), 0))
+    return np.concatenate(map_blocks(block, blocks, elements), axis=1)
 
 
-def _composite_se(model: ScoreModel, replicate_points: dict[object, np.ndarray]) -> np.ndarray:
+def _composite_se(model: ScoreModel, replicate_var: dict[object, np.ndarray]) -> np.ndarray:
     """Survey part (b'Σb, or its replicates) plus the independent random indicator parts."""
-    if "survey" in replicate_points:
-        variance = replicate_points["survey"].var(axis=0, ddof=1)
+    if "survey" in replicate_var:
+        variance = replicate_var["survey"]
     else:
         variance = model.survey_part_variance()
-    for key, draws in replicate_points.items():
+    for key, var in replicate_var.items():
         if key != "survey" and model.components[key].source == "indicator":
-            variance = variance + draws.var(axis=0, ddof=1)
+            variance = variance + var
     return np.sqrt(variance)
 
 
 def _composite_interval(model: ScoreModel, points: np.ndarray,
                         replicate_points: dict[object, np.ndarray], score: np.ndarray,
-                        se: np.ndarray, df: np.ndarray, level: float,
-                        seed: int) -> tuple[np.ndarray, np.ndarray]:
+                        se: np.ndarray, df: np.ndarray,
+                        level: float) -> tuple[np.ndarray, np.ndarray]:
     """A t interval when the composite is linear in the survey means; otherwise the percentile
-    interval of replicates: the survey part as t draws (or its own replicates), plus the random
-    components' replicates, plus the fixed points."""
+    interval of replicates: the survey part at t quantiles (or its own replicates), plus the random
+    components' replicates, plus the fixed points (summed block by block of counties)."""
     if not replicate_points:
         return t_interval(score, se, df, level)
-    random_keys = [k for k in replicate_points if k != "survey"]
     fixed = [k for k, c in enumerate(model.components)
              if c.source != "survey" and k not in replicate_points]
-    total = points[:, fixed].sum(axis=1)[None, :] + sum(replicate_points[k] for k in random_keys
-                                                       if model.components[k].source != "survey")
-    if "survey" in replicate_points:
-        total = total + replicate_points["survey"]
-    else:
+    shift = points[:, fixed].sum(axis=1)
+    random = [draws for k, draws in replicate_points.items()
+              if k == "survey" or model.components[k].source != "survey"]
+    n_draws = random[0].shape[0]
+    grid = None
+    if "survey" not in replicate_points:
+        # The survey part's t distribution is sampled at n evenly spaced quantiles (stratified
+        # sampling: its empirical distribution is exact, with no Monte Carlo noise), each paired
+        # with one replicate of the random components, which are independent draws: the sum's
+        # percentiles estimate those of the convolution without t draws.
+        shift = shift + model.survey_mean @ model.survey_weights()
         survey_se = np.sqrt(model.survey_part_variance())
-        n_draws = next(iter(replicate_points.values())).shape[0]
-        t_draws = np.empty((n_draws, df.size))
-        usable_df = np.where(df >= 1, df, 1)
+        distinct_df, county_df = np.unique(np.where(df >= 1, df, 1), return_inverse=True)
+        grid = t_quantiles(distinct_df[:, None], (np.arange(n_draws)[None, :] + 0.5) / n_draws)
 
-        def fill(block: tuple[slice, np.random.Generator]) -> None:
-            rows, rng = block
-            t_draws[rows] = rng.standard_t(usable_df, size=(rows.stop - rows.start, df.size))
+    def rows_of(columns: slice) -> np.ndarray:
+        rows = np.ascontiguousarray(random[0][:, columns].T)
+        for draws in random[1:]:
+            rows += draws[:, columns].T
+        rows += shift[columns, None]
+        if grid is not None:
+            rows += survey_se[columns, None] * grid[county_df[columns]]
+        return rows
 
-        map_blocks(fill, draw_blocks(n_draws, seed + 1, 500), t_draws.size)
-        total = total + model.survey_mean @ model.survey_weights() + survey_se * t_draws
     tail = (1 - level) / 2
-    low, high = column_quantiles(total, (tail, 1 - tail))
+    low, high = block_quantiles(rows_of, shift.size, (tail, 1 - tail), n_draws * shift.size)
     return low, high
 
 
 def _components_frame(model: ScoreModel, points: np.ndarray,
-                      replicate_points: dict[object, np.ndarray], df: np.ndarray,
+                      replicate_points: dict[object, np.ndarray],
+                      replicate_var: dict[object, np.ndarray], df: np.ndarray,
                       level: float) -> pl.DataFrame:
     columns: dict[str, list[np.ndarray]] = {name: [] for name in (
         "raw", "score", "se", "ci_low", "ci_high", "points", "points_se")}
@@ -511,7 +568,7 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
         weight = comp.weight / 100
         score = points[:, k] / weight
         if k in replicate_points:
-            se = replicate_points[k].std(axis=0, ddof=1) / weight
+            se = np.sqrt(replicate_var[k]) / weight
         elif comp.source == "survey":
             se = np.sqrt(model.survey_cov[:, s, s])
         else:
@@ -531,15 +588,17 @@ def _components_frame(model: ScoreModel, points: np.ndarray,
         for name, values in zip(columns, (raw, score, se, low, high, points[:, k], se * weight)):
             columns[name].append(np.asarray(values, dtype=np.float64))
     n_counties, comps = len(model.counties), model.components
-    return pl.DataFrame({
-        "county_code": np.tile(np.asarray(model.counties, dtype=object), len(comps)),
-        "component_id": np.repeat([c.id for c in comps], n_counties),
-        "label": np.repeat([c.label for c in comps], n_counties),
-        "source": np.repeat([c.source for c in comps], n_counties),
-        "weight": np.repeat([c.weight for c in comps], n_counties),
-        **{name: np.concatenate(parts) for name, parts in columns.items()},
-    }).with_columns(pl.col("county_code", "component_id", "label", "source").cast(pl.String),
-                    pl.col(pl.Float64).fill_nan(None))
+    county = np.tile(np.arange(n_counties), len(comps))
+    component = np.repeat(np.arange(len(comps)), n_counties)
+    return pl.DataFrame([
+        pl.Series("county_code", model.counties, dtype=pl.String).gather(county),
+        *(pl.Series(name, [getattr(c, name.removeprefix("component_")) for c in comps],
+                    dtype=pl.String).gather(component)
+          for name in ("component_id", "label", "source")),
+        pl.Series("weight", np.array([c.weight for c in comps])).gather(component),
+        *(pl.Series(name, np.concatenate(parts), nan_to_null=True)
+          for name, parts in columns.items()),
+    ])
 
 
 def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
@@ -549,13 +608,12 @@ def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
     Survey components are taken as they are (relative normalisations need all counties)."""
     scheme = defs.scheme
     level = level or scheme.confidence_level
-    frame, psu = _county_design_columns(item_points(responses, defs))
-    frame = frame.filter(pl.col(by).is_not_null())
+    frame, psu = _county_design_columns(responses.filter(pl.col(by).is_not_null()))
     design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
                          lonely_psu=scheme.estimation.lonely_psu)
     domain, keys = domain_codes(frame, [by])
     item_ids = scored_items(scheme)
-    y = frame.select(pl.col(POINTS_PREFIX + i).fill_null(np.nan) for i in item_ids).to_numpy()
+    y = item_point_matrix(frame, defs, item_ids)
     est = mean_covariance(design, y, domain, keys.height, pairs=True)
     coefficients = np.zeros(len(item_ids))
     survey = [c for c in scheme.components if c.source == "survey"]

@@ -245,8 +245,11 @@ class Warehouse:
         """The active survey rows of a wave (empty when the wave has none), or of one county."""
         where, params = ("wave = ?", [wave]) if county is None else \
             ("wave = ? and county_code = ?", [wave, county])
+        # one chunk per column: DuckDB hands over a chunk per row group, and a frame whose new
+        # columns are chunked differently re-aligns every column on each later select
         return self.cursor().sql(f"select * exclude (load_id) from current_responses where {where} "
-                                 "order by county_code, respondent_id", params=params).pl()
+                                 "order by county_code, respondent_id", params=params).pl() \
+            .rechunk()
 
     def indicators(self, wave: str) -> pl.DataFrame:
         """The active indicator rows of a wave, long: county_code, indicator_id, value."""

@@ -175,3 +175,33 @@ def test_large_domains_are_estimated_in_blocks_of_whole_domains():
         row = together.filter(pl.col("d") == d)
         assert abs(row["mean"][0] - one["mean"][0]) < 1e-9
         assert abs(row["se"][0] - one["se"][0]) < 1e-9
+
+
+def test_t_quantiles_agree_with_scipy_on_both_sides_of_the_expansion():
+    from scipy import special
+
+    from pipelines.estimation import CORNISH_FISHER_DF, t_quantiles
+
+    probs = np.concatenate([[1e-4, 0.0005, 0.025, 0.5, 0.975, 0.9995, 1 - 1e-4],
+                            (np.arange(2000) + 0.5) / 2000])
+    df = np.array([1, 2, 7, 30, CORNISH_FISHER_DF - 1, CORNISH_FISHER_DF, 150, 399, 1e5])
+    ours = t_quantiles(df[None, :], probs[:, None])
+    exact = special.stdtrit(df[None, :], probs[:, None])
+    assert ours.shape == (probs.size, df.size)
+    assert np.abs(ours - exact).max() < 5e-8
+    assert np.array_equal(ours[:, df < CORNISH_FISHER_DF], exact[:, df < CORNISH_FISHER_DF])
+    assert np.isnan(t_quantiles(np.array([np.nan, 0.0]), 0.975)).all()
+
+
+def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one():
+    from pipelines.estimation import domain_codes
+
+    rng = np.random.default_rng(11)
+    for values in (rng.integers(-5, 40, 500), rng.integers(0, 10**9, 50), np.array([7])):
+        frame = pl.DataFrame({"k": values, "s": values.astype(str)})
+        codes, keys = domain_codes(frame, ["k"])
+        assert np.array_equal(keys["k"].to_numpy(), np.unique(values))
+        assert np.array_equal(keys["k"].to_numpy()[codes], values)
+        assert keys["k"].dtype == pl.Int64
+        slow_codes, slow_keys = domain_codes(frame, ["s"])     # strings: the join path
+        assert np.array_equal(slow_keys["s"].to_numpy()[slow_codes], values.astype(str))

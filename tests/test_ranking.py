@@ -14,7 +14,7 @@ import pytest
 from pipelines.cli import main
 from pipelines.forecast import backtest, history_of, predict_next
 from pipelines.ranking import (component_levers, cut_line_gaps, rank_confidence_sets, rank_scores,
-                               simulate_ranks, tau_worst_set)
+                               simulate_ranks, tau_worst_set, tau_worst_sets)
 from pipelines.risk import risk_table, scored_history, what_if
 from pipelines.warehouse import Warehouse
 
@@ -86,6 +86,44 @@ def test_csranks_live(tmp_path):
     fresh = pl.read_csv(tmp_path / "csranks_expected.csv", null_values="NA")
     committed = pl.read_csv(CS_DIR / "csranks_expected.csv", null_values="NA")
     assert fresh.equals(committed)
+
+
+def test_partition_at_several_lines_agrees_with_a_full_sort():
+    from pipelines.ranking import _partition_at
+
+    rng = np.random.default_rng(5)
+    values = rng.integers(0, 30, size=(200, 88)).astype(float)   # with ties
+    for kth in ([2, 9], [0, 1, 2], [9], [4, 40, 87]):
+        ours = _partition_at(values, kth)
+        assert np.array_equal(np.sort(ours, axis=1), np.sort(values, axis=1))
+        assert np.array_equal(ours[:, kth], np.sort(values, axis=1)[:, kth])
+
+
+def test_marginal_and_tau_worst_sets_take_the_same_stepdown_as_the_pairwise_bounds():
+    """The sets standardise each unordered pair once (the (j, k) errors are the negated (k, j)
+    ones); they must give exactly what the stepdown over every ordered pair gives."""
+    from pipelines.ranking import _bootstrap_errors, _difference_bounds, _marginal_counts
+
+    rng = np.random.default_rng(3)
+    for p in (2, 5, 30):
+        x = rng.normal(80, 2, p)
+        root = rng.normal(0, 0.4, (p, p))
+        for sigma in (np.diag(rng.uniform(0.1, 2.0, p)), root @ root.T + 0.2 * np.eye(p)):
+            z = _bootstrap_errors(sigma, 500, seed=p)
+            for k in range(p):
+                others = np.delete(np.arange(p), k)
+                i = np.concatenate([np.full(p - 1, k), others])
+                j = np.concatenate([others, np.full(p - 1, k)])
+                low, _ = _difference_bounds(x, sigma, i, j, "lower", 0.95, True, z)
+                above = int((low[:p - 1] > 0).sum())
+                below = int((low[p - 1:] > 0).sum())
+                assert _marginal_counts(x, sigma, k, 0.95, z) == (above, below)
+            i, j = np.nonzero(~np.eye(p, dtype=bool))               # τ-worst: every pair
+            low, _ = _difference_bounds(x, sigma, i, j, "lower", 0.95, True, z)
+            n_plus = np.bincount(i[low > 0], minlength=p)
+            for tau in (1, 2):
+                sets = tau_worst_sets(x, sigma, (tau,), replications=500, seed=p)
+                assert np.array_equal(sets[tau], p - n_plus >= p - tau + 1)
 
 
 def test_simultaneous_sets_are_wider_than_marginal_and_contain_the_estimated_rank():

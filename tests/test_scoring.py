@@ -220,6 +220,27 @@ def test_cli_score_csv_json_and_table(built_db, capsys):
     assert "没有调查数据" in capsys.readouterr().err
 
 
+def test_item_points_follow_the_scheme_for_every_answer_code(sample_wh, defs):
+    from pipelines.scoring import POINTS_PREFIX, item_points
+
+    responses = sample_wh.responses("2025")
+    item = defs.questionnaire.items[0]
+    codes = [-3, 0, *item.codes, 99, None]     # unknown codes, blanks and every real answer
+    probe = pl.concat([responses.head(len(codes)).with_columns(
+        pl.Series(item.column, codes, dtype=pl.Int16)), responses])
+    points = item_points(probe, defs)
+    for item in defs.questionnaire.items:
+        scoring = defs.scheme.items.get(item.id)
+        if scoring is None:
+            continue
+        mapping = {code: float(value) for code, value in scoring.points.items()}
+        if scoring.dont_know == "score":
+            mapping |= {a.code: float(scoring.dont_know_points or 0) for a in item.answers
+                        if a.dont_know}
+        expected = [mapping.get(code) for code in probe[item.column].to_list()]
+        assert points[POINTS_PREFIX + item.id].to_list() == expected, item.id
+
+
 def test_column_quantiles_match_numpy_including_missing_counties():
     from pipelines.scoring import column_quantiles
 
@@ -231,3 +252,8 @@ def test_column_quantiles_match_numpy_including_missing_counties():
     reference = np.quantile(draws, [0.025, 0.5, 0.975], axis=0)
     assert np.array_equal(np.isnan(ours), np.isnan(reference))
     assert np.nanmax(np.abs(ours - reference)) < 1e-12
+    for n in (1, 2, 3, 40):                   # the ends, ties and very few draws
+        few = rng.integers(0, 4, size=(n, 30)).astype(float)
+        probs = (0.0, 0.025, 0.5, 0.975, 1.0)
+        assert np.allclose(column_quantiles(few, probs), np.quantile(few, probs, axis=0),
+                           rtol=0, atol=1e-12)
