@@ -1,6 +1,7 @@
 """Ingest of one survey wave with full validation (read, decode, validate, screen personal data,
-archive, write in one transaction) at the three scales: rows per second, median of several runs, and
-the peak memory of one run in a fresh process.
+archive, write in one transaction) at the three scales: rows per second, median of several runs, the
+part of it spent writing into DuckDB (compressed archive, rows, commit), and the peak memory of one
+run in a fresh process.
 
 Run: uv run python bench/ingest_wave.py [runs]      (make bench runs every benchmark)
 
@@ -13,8 +14,10 @@ holding only the scale's geography. Generated data are kept under bench/.cache/.
 from __future__ import annotations
 
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +38,22 @@ CASES = {  # name → (scale of the geography, wave, file)
 }
 
 
+WRITES: list[float] = []   # seconds in Warehouse.write_load (DuckDB: archive, rows, commit)
+
+
+def _timed_write_load(original):
+    def write_load(self, record, rows):
+        started = time.perf_counter()
+        try:
+            return original(self, record, rows)
+        finally:
+            WRITES.append(time.perf_counter() - started)
+    return write_load
+
+
+Warehouse.write_load = _timed_write_load(Warehouse.write_load)
+
+
 def load_once(case: str, tmp: Path) -> int:
     scale, wave, file = CASES[case]
     empty = geography_warehouse(scale)
@@ -49,17 +68,20 @@ def load_once(case: str, tmp: Path) -> int:
 
 
 def main(runs: int) -> None:
-    print(f"{'file':<26}{'rows':>11}{'MB':>7}{'median':>9}{'rows/s':>11}{'peak MB':>9}")
+    print(f"{'file':<26}{'rows':>11}{'MB':>7}{'median':>9}{'rows/s':>11}{'of which write':>15}"
+          f"{'peak MB':>9}")
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         for case, (_, _, file) in CASES.items():
             rows = load_once(case, tmp)  # also generates the file on first use
+            WRITES.clear()
             seconds = median_time(lambda: load_once(case, tmp), runs if rows < 500_000
                                   else max(3, runs // 2), warm_up=False)
+            writing = statistics.median(WRITES)
             peak = peak_memory_mb(__file__, case)
             size = file().stat().st_size / 2**20
             print(f"{case:<26}{rows:>11,}{size:>7.0f}{seconds:>8.2f}s{rows / seconds:>11,.0f}"
-                  f"{peak:>9,.0f}", flush=True)
+                  f"{writing:>14.2f}s{peak:>9,.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from pipelines.definitions import Definitions
 from pipelines.limits import safe_file_name
+from pipelines.parallel import in_background
 from pipelines.problems import IngestError, Problem
 from pipelines.readers import RawTable, read_table
 from pipelines.validation import Validated, validate_indicators, validate_survey
-from pipelines.warehouse import LoadRecord, Warehouse, current_user
+from pipelines.warehouse import ARCHIVE_CODEC, LoadRecord, Warehouse, current_user, pack_archive
 from pipelines.waves import wave_display, wave_error
 
 KINDS = {"survey": "调查数据", "indicators": "工作指标"}
@@ -68,13 +69,16 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
     steps.set_postfix_str("读取与校验")
+    packed = in_background(pack_archive, data)   # the usual archive, compressed meanwhile
     raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
     steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(data, raw, validated)
     record = LoadRecord(
         kind=kind, wave=wave, source_name=file_name, source_sha256=sha256,
-        archive_sha256=hashlib.sha256(archive).hexdigest(), archive_bytes=archive,
+        archive_sha256=sha256 if archive is data else hashlib.sha256(archive).hexdigest(),
+        archive_bytes=packed.result() if archive is data else pack_archive(archive),
+        archive_size=len(archive), archive_codec=ARCHIVE_CODEC,
         sanitized=sanitized, file_format=raw.file_format, encoding=raw.encoding,
         n_columns=len(raw.frame.columns),
         dropped_columns="、".join(f"{h}（{k}）" for h, k in validated.dropped_columns.items()),

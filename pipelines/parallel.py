@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
@@ -45,6 +45,12 @@ def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list
     if not threaded:
         return [fn(block) for block in blocks]
     return list(_workers().map(fn, blocks))
+
+
+def in_background(fn: Callable[..., R], *args: object) -> Future[R]:
+    """Start `fn(*args)` on the process's pool (for work that releases the GIL, such as
+    compression or hashing, done while the calling thread goes on)."""
+    return _workers().submit(fn, *args)
 
 
 def draw_blocks(n_draws: int, seed: int, chunk: int) -> list[tuple[slice, np.random.Generator]]:

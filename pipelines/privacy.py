@@ -35,6 +35,9 @@ def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]
     passed their own type checks (a respondent id is not a phone number) and are not screened by
     name, only by value."""
     found: dict[str, str] = {}
+    # one random sample of rows serves every column's quick screen (sampling each column on its
+    # own walked a million cells per column)
+    rows = frame.sample(_SCREEN_SAMPLE, seed=0) if frame.height > 5 * _SCREEN_SAMPLE else None
     for column in frame.columns:
         key = normalise_header(column)
         if column not in keep:
@@ -44,22 +47,28 @@ def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]
                     break
         if column in found:
             continue
-        values = frame.get_column(column).drop_nulls()
-        if values.len() == 0:
+        column_values = frame.get_column(column)
+        if column_values.null_count() == column_values.len():
             continue
+        sample = None if rows is None else rows.get_column(column).drop_nulls()
+        if sample is not None and sample.len() < _SCREEN_SAMPLE // 2:
+            sample = None        # a mostly empty column: sample its filled cells instead
+        if sample is None:
+            values = column_values.drop_nulls()
+            sample = values.sample(min(values.len(), _SCREEN_SAMPLE), seed=0)
         for kind, pattern in _VALUE_PATTERNS.items():
-            if _pattern_share(values, pattern) >= _SHARE_THRESHOLD:
+            if _pattern_share(column_values, pattern, sample) >= _SHARE_THRESHOLD:
                 found[column] = kind
                 break
-        if column not in found and column not in keep and _looks_like_names(values):
+        if column not in found and column not in keep and _looks_like_names(sample):
             found[column] = "姓名"
     return found
 
 
-def _looks_like_names(values: pl.Series) -> bool:
-    """Most cells are surname + 1–2 characters and they rarely repeat (a name per respondent)."""
-    sample = values.sample(min(values.len(), _SCREEN_SAMPLE), seed=0)
-    return (_pattern_share(sample, _NAME_PATTERN) >= _SHARE_THRESHOLD
+def _looks_like_names(sample: pl.Series) -> bool:
+    """Most cells (of a sample of filled cells) are surname + 1–2 characters and they rarely
+    repeat (a name per respondent)."""
+    return (_share(sample, _NAME_PATTERN) >= _SHARE_THRESHOLD
             and sample.n_unique() >= _NAME_DISTINCT_SHARE * sample.len())
 
 
@@ -67,15 +76,16 @@ _SCREEN_SAMPLE = 20_000
 _CLEARLY_BELOW = 0.3
 
 
-def _pattern_share(values: pl.Series, pattern: str) -> float:
-    """Share of cells matching `pattern`. A large column is screened on a random sample first: a
-    sample share under 0.3 (the threshold is 0.5; 20,000 cells put the sample within ±0.01) clears
-    it without scanning a million cells; anything closer is counted exactly."""
-    def share(cells: pl.Series) -> float:
-        return float(cells.str.replace_all(r"\s", "").str.contains(pattern).mean() or 0.0)
+def _share(cells: pl.Series, pattern: str) -> float:
+    return float(cells.str.replace_all(r"\s", "").str.contains(pattern).mean() or 0.0)
 
-    if values.len() > 5 * _SCREEN_SAMPLE:
-        if share(values.sample(_SCREEN_SAMPLE, seed=0)) < _CLEARLY_BELOW:
-            return 0.0
-    return share(values)
+
+def _pattern_share(values: pl.Series, pattern: str, sample: pl.Series) -> float:
+    """Share of the filled cells of `values` matching `pattern`. A large column is screened on a
+    random sample of its filled cells first: a sample share under 0.3 (the threshold is 0.5;
+    10,000–20,000 cells put the sample within ±0.015) clears it without scanning a million cells;
+    anything closer is counted exactly."""
+    if values.len() > 5 * _SCREEN_SAMPLE and _share(sample, pattern) < _CLEARLY_BELOW:
+        return 0.0
+    return _share(values.drop_nulls(), pattern)
 

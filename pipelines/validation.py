@@ -58,13 +58,47 @@ def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: s
 def _report_repeats(problems: ProblemList, frame: pl.DataFrame, key: str, column: str,
                     message) -> None:
     """Report every row whose `key` already appeared; `__first` in the row is that first row."""
-    keys = frame[key].drop_nulls()
-    if keys.n_unique() == keys.len():
+    keys = frame[key]
+    nulls = keys.null_count()
+    if keys.n_unique() - (1 if nulls else 0) == keys.len() - nulls:   # no copy without nulls
         return
     first_row = frame.filter(pl.col(key).is_not_null()).group_by(key).agg(
         pl.col(ROW).min().alias("__first"))
     with_first = frame.join(first_row, on=key, how="left")
     _report(problems, with_first, pl.col(ROW) != pl.col("__first"), column, message)
+
+
+class _RowChecks:
+    """Row rules collected while a file's columns are parsed, then counted together in one pass
+    over the final frame (Polars evaluates the masks in parallel, where one filter per rule walked
+    the whole frame each time) and reported in the order they were added: only a rule that fails
+    filters out the rows it names."""
+
+    def __init__(self, problems: ProblemList) -> None:
+        self.problems = problems
+        self.rules: list[tuple[str, object, str | None, object]] = []
+
+    def add(self, mask: pl.Expr, column: str | None, message) -> None:
+        self.rules.append(("mask", mask, column, message))
+
+    def add_repeats(self, key: str, column: str, message) -> None:
+        self.rules.append(("repeats", key, column, message))
+
+    def report(self, frame: pl.DataFrame) -> None:
+        if not self.rules:
+            return
+        counts = frame.select(
+            (what.sum() if kind == "mask"
+             else pl.col(what).count() - pl.col(what).drop_nulls().n_unique()).alias(f"r{i}")
+            for i, (kind, what, _, _) in enumerate(self.rules)).row(0)
+        for (kind, what, column, message), count in zip(self.rules, counts):
+            if not count:
+                continue
+            if kind == "mask":
+                _report(self.problems, frame, what, column, message)
+            else:
+                _report_repeats(self.problems, frame, what, column, message)
+        self.rules.clear()
 
 
 def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: list[str],
@@ -139,36 +173,36 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     problems.raise_if_any()
 
     frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for h, t in mapped.items()]))
+    checks = _RowChecks(problems)
     out: dict[str, pl.Expr] = {}
+    parsed: list[pl.Expr] = []   # every parsed column in one with_columns, evaluated in parallel
 
     # respondent id: present and unique
     rid, rid_header = pl.col("respondent_id"), header_of["respondent_id"]
-    _report(problems, frame, rid.is_null(), rid_header, lambda r: "受访者编号为空")
-    _report_repeats(problems, frame, "respondent_id", rid_header,
-                    lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
+    checks.add(rid.is_null(), rid_header, lambda r: "受访者编号为空")
+    checks.add_repeats("respondent_id", rid_header,
+                       lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
 
     # county: code and/or name, both must be known and agree
-    frame = _resolve_county(frame, header_of, counties, problems)
+    frame = _resolve_county(frame, header_of, counties, checks)
     out["county_code"] = pl.col("__county_code")
 
     # wave column must agree with the wave being loaded
     if "wave" in header_of:
-        frame = frame.with_columns(_normalised_waves(frame["wave"]).alias("__wave"))
-        _report(problems, frame, pl.col("__wave").is_null() | (pl.col("__wave") != wave),
-                header_of["wave"],
-                lambda r: f"调查期次“{r['wave'] or ''}”与本次导入的期次“{wave}”不符")
+        parsed.append(_normalised_waves(frame["wave"]).alias("__wave"))
+        checks.add(pl.col("__wave").is_null() | (pl.col("__wave") != wave), header_of["wave"],
+                   lambda r: f"调查期次“{r['wave'] or ''}”与本次导入的期次“{wave}”不符")
 
     # weight: positive finite number; absent column = equal weights
     if "weight" in header_of:
         h = header_of["weight"]
-        value = pl.col("weight").cast(pl.Float64, strict=False)
-        frame = frame.with_columns(value.alias("__weight"))
-        _report(problems, frame, pl.col("weight").is_null(), h, lambda r: "权重为空")
-        _report(problems, frame, pl.col("weight").is_not_null() & pl.col("__weight").is_null(), h,
-                lambda r: f"权重“{r['weight']}”不是数字")
-        _report(problems, frame, pl.col("__weight").is_not_null()
-                & (~pl.col("__weight").is_finite() | (pl.col("__weight") <= 0)), h,
-                lambda r: f"权重必须为正数，实际为 {r['weight']}")
+        parsed.append(pl.col("weight").cast(pl.Float64, strict=False).alias("__weight"))
+        checks.add(pl.col("weight").is_null(), h, lambda r: "权重为空")
+        checks.add(pl.col("weight").is_not_null() & pl.col("__weight").is_null(), h,
+                   lambda r: f"权重“{r['weight']}”不是数字")
+        checks.add(pl.col("__weight").is_not_null()
+                   & (~pl.col("__weight").is_finite() | (pl.col("__weight") <= 0)), h,
+                   lambda r: f"权重必须为正数，实际为 {r['weight']}")
         out["weight"] = pl.col("__weight")
     else:
         warnings.append("文件没有权重列，按等权重（每人权重为1）处理")
@@ -177,12 +211,12 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     # age: integer within the questionnaire's range (blank allowed)
     if "age" in header_of:
         h = header_of["age"]
-        frame = frame.with_columns(pl.col("age").cast(pl.Float64, strict=False).alias("__age"))
-        _report(problems, frame, pl.col("age").is_not_null() & (pl.col("__age").is_null()
-                                                               | (pl.col("__age") % 1 != 0)), h,
-                lambda r: f"年龄“{r['age']}”不是整数")
-        _report(problems, frame, (pl.col("__age") < q.min_age) | (pl.col("__age") > q.max_age), h,
-                lambda r: f"年龄 {r['age']} 超出 {q.min_age}–{q.max_age} 岁的范围")
+        parsed.append(pl.col("age").cast(pl.Float64, strict=False).alias("__age"))
+        checks.add(pl.col("age").is_not_null() & (pl.col("__age").is_null()
+                                                  | (pl.col("__age") % 1 != 0)), h,
+                   lambda r: f"年龄“{r['age']}”不是整数")
+        checks.add((pl.col("__age") < q.min_age) | (pl.col("__age") > q.max_age), h,
+                   lambda r: f"年龄 {r['age']} 超出 {q.min_age}–{q.max_age} 岁的范围")
         out["age"] = pl.col("__age").cast(pl.Int16, strict=False)
 
     # coded columns (sex, urban/rural): any listed spelling
@@ -192,12 +226,12 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
         codes = q.columns[col_id].codes
         lookup = {v.casefold(): canon for canon, variants in codes.items()
                   for v in (canon, *variants)}
-        frame = frame.with_columns(pl.col(col_id).str.to_lowercase()
-                                   .replace_strict(lookup, default=None).alias(f"__{col_id}"))
+        parsed.append(_per_distinct(frame[col_id], lambda v, m=lookup: m.get(v.lower()),
+                                    pl.String).alias(f"__{col_id}"))
         allowed = "、".join(codes)
-        _report(problems, frame, pl.col(col_id).is_not_null() & pl.col(f"__{col_id}").is_null(),
-                header_of[col_id],
-                lambda r, c=col_id, a=allowed: f"“{r[c]}”不是有效取值（应为{a}）")
+        checks.add(pl.col(col_id).is_not_null() & pl.col(f"__{col_id}").is_null(),
+                   header_of[col_id],
+                   lambda r, c=col_id, a=allowed: f"“{r[c]}”不是有效取值（应为{a}）")
         out[col_id] = pl.col(f"__{col_id}")
 
     # optional columns absent from the file are stored as missing
@@ -209,9 +243,11 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
 
     # answers: integer codes of the questionnaire; blank = item non-response
     for item in q.items:
-        frame, expr = _check_answers(frame, item, header_of[item.column], problems)
-        out[item.column] = expr
+        parsed.append(_answer_checks(item, header_of[item.column], checks))
+        out[item.column] = pl.col(f"__{item.column}").cast(pl.Int16, strict=False)
 
+    frame = frame.with_columns(parsed)
+    checks.report(frame)
     problems.raise_if_any()
     typed = frame.select(
         pl.lit(wave).alias("wave"), pl.col("respondent_id"),
@@ -220,48 +256,53 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     return Validated(typed, warnings, dropped, mapped)
 
 
-def _check_answers(frame: pl.DataFrame, item: Item, header: str, problems: ProblemList,
-                   ) -> tuple[pl.DataFrame, pl.Expr]:
+def _per_distinct(cells: pl.Series, fn, dtype: pl.DataType) -> pl.Series:
+    """`fn` of each cell, computed once per distinct value: a coded column of a million cells
+    holds a handful of spellings."""
+    distinct = cells.drop_nulls().unique().to_list()
+    return cells.replace_strict({value: fn(value) for value in distinct}, default=None,
+                                return_dtype=dtype)
+
+
+def _answer_checks(item: Item, header: str, checks: _RowChecks) -> pl.Expr:
+    """The parsed answer column `__<column>` (Float64) and its rules."""
     parsed = f"__{item.column}"
-    frame = frame.with_columns(pl.col(item.column).cast(pl.Float64, strict=False).alias(parsed))
-    _report(problems, frame, pl.col(item.column).is_not_null()
-            & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
-            lambda r: f"答案“{r[item.column]}”不是整数代码")
+    checks.add(pl.col(item.column).is_not_null()
+               & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
+               lambda r: f"答案“{r[item.column]}”不是整数代码")
     allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
-    _report(problems, frame, pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
-            & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header,
-            lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
-    return frame, pl.col(parsed).cast(pl.Int16, strict=False)
+    checks.add(pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
+               & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header,
+               lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
+    return pl.col(item.column).cast(pl.Float64, strict=False).alias(parsed)
 
 
 def _resolve_county(frame: pl.DataFrame, header_of: dict[str, str], counties: pl.DataFrame,
-                    problems: ProblemList) -> pl.DataFrame:
-    """Add `__county_code`; report unknown codes/names and code–name disagreements."""
-    names = counties.select("county_code", pl.col("county_name").alias("__known_name"))
+                    checks: _RowChecks) -> pl.DataFrame:
+    """Add `__county_code`; add the rules for unknown codes/names and code–name disagreements."""
     if "county_code" in header_of:
         h = header_of["county_code"]
-        frame = frame.with_columns(pl.col("county_code").str.replace(r"\.0$", "")
-                                   .alias("__county_code"))
-        frame = frame.join(names, left_on="__county_code", right_on="county_code", how="left",
-                           maintain_order="left")
-        _report(problems, frame, pl.col("__county_code").is_null(), h, lambda r: "区县代码为空")
-        _report(problems, frame, pl.col("__county_code").is_not_null()
-                & pl.col("__known_name").is_null(), h,
-                lambda r: f"未知的区县代码“{r['county_code']}”（不在本省区县名单中）")
+        code = pl.col("county_code").str.strip_suffix(".0")
+        frame = frame.with_columns(code.alias("__county_code"), code.replace_strict(
+            counties["county_code"], counties["county_name"], default=None,
+            return_dtype=pl.String).alias("__known_name"))
+        checks.add(pl.col("__county_code").is_null(), h, lambda r: "区县代码为空")
+        checks.add(pl.col("__county_code").is_not_null() & pl.col("__known_name").is_null(), h,
+                   lambda r: f"未知的区县代码“{r['county_code']}”（不在本省区县名单中）")
         if "county_name" in header_of:
-            _report(problems, frame, pl.col("__known_name").is_not_null()
-                    & pl.col("county_name").is_not_null()
-                    & (pl.col("county_name") != pl.col("__known_name")), header_of["county_name"],
-                    lambda r: f"区县名称“{r['county_name']}”与代码 {r['__county_code']}"
-                              f"（{r['__known_name']}）不符")
+            checks.add(pl.col("__known_name").is_not_null() & pl.col("county_name").is_not_null()
+                       & (pl.col("county_name") != pl.col("__known_name")),
+                       header_of["county_name"],
+                       lambda r: f"区县名称“{r['county_name']}”与代码 {r['__county_code']}"
+                                 f"（{r['__known_name']}）不符")
         return frame
     h = header_of["county_name"]
     by_name = counties.select(pl.col("county_name").alias("__name_key"),
                               pl.col("county_code").alias("__county_code"))
     frame = frame.join(by_name, left_on="county_name", right_on="__name_key", how="left",
                        maintain_order="left")
-    _report(problems, frame, pl.col("__county_code").is_null(), h,
-            lambda r: f"未知的区县名称“{r['county_name'] or ''}”（不在本省区县名单中）")
+    checks.add(pl.col("__county_code").is_null(), h,
+               lambda r: f"未知的区县名称“{r['county_name'] or ''}”（不在本省区县名单中）")
     return frame
 
 
@@ -294,18 +335,20 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     problems.raise_if_any()
 
     frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]))
-    frame = _resolve_county(frame, header_of, counties, problems)
+    checks = _RowChecks(problems)
+    frame = _resolve_county(frame, header_of, counties, checks)
     if "period" in header_of:
         frame = frame.with_columns(_normalised_waves(frame["period"]).alias("__period"))
-        _report(problems, frame, pl.col("__period").is_null() | (pl.col("__period") != wave),
-                header_of["period"],
-                lambda r: f"统计期“{r['period'] or ''}”与本次导入的期次“{wave}”不符")
+        checks.add(pl.col("__period").is_null() | (pl.col("__period") != wave),
+                   header_of["period"],
+                   lambda r: f"统计期“{r['period'] or ''}”与本次导入的期次“{wave}”不符")
     else:
         warnings.append(f"表中没有期次列，按导入时选择的期次“{wave}”处理")
 
     code_header = header_of.get("county_code", header_of.get("county_name"))
-    _report_repeats(problems, frame, "__county_code", code_header,
-                    lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
+    checks.add_repeats("__county_code", code_header,
+                       lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
+    checks.report(frame)
     present = set(frame.get_column("__county_code").drop_nulls().to_list())
     for row in counties.filter(~pl.col("county_code").is_in(list(present))).iter_rows(named=True):
         problems.add(f"缺少区县 {row['county_code']}（{row['county_name']}）的指标行")
@@ -319,26 +362,27 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
                   if ind.kind == "flag" else text.cast(pl.Float64, strict=False))
         frame = frame.with_columns(parsed.alias(f"__{ind_id}"))
         v = pl.col(f"__{ind_id}")
-        _report(problems, frame, pl.col(ind_id).is_not_null() & (v.is_null() | ~v.is_finite()), h,
-                lambda r, i=ind_id, k=ind.kind: f"“{r[i]}”不是有效的"
-                + ("是/否取值" if k == "flag" else "数值"))
+        checks.add(pl.col(ind_id).is_not_null() & (v.is_null() | ~v.is_finite()), h,
+                   lambda r, i=ind_id, k=ind.kind: f"“{r[i]}”不是有效的"
+                   + ("是/否取值" if k == "flag" else "数值"))
         if ind.kind == "count":
-            _report(problems, frame, v < 0, h, lambda r, i=ind_id: f"人数/件数不能为负数：{r[i]}")
-            _report(problems, frame, (v >= 0) & (v % 1 != 0), h,
-                    lambda r, i=ind_id: f"人数/件数应为整数：{r[i]}")
+            checks.add(v < 0, h, lambda r, i=ind_id: f"人数/件数不能为负数：{r[i]}")
+            checks.add((v >= 0) & (v % 1 != 0), h,
+                       lambda r, i=ind_id: f"人数/件数应为整数：{r[i]}")
         elif ind.kind == "rate":
-            _report(problems, frame, (v < 0) | (v > 100), h,
-                    lambda r, i=ind_id: f"比率应在 0–100% 之间，实际为 {r[i]}")
+            checks.add((v < 0) | (v > 100), h,
+                       lambda r, i=ind_id: f"比率应在 0–100% 之间，实际为 {r[i]}")
         elif ind.kind in ("per_thousand", "amount", "index"):
-            _report(problems, frame, v < 0, h, lambda r, i=ind_id: f"不能为负数：{r[i]}")
+            checks.add(v < 0, h, lambda r, i=ind_id: f"不能为负数：{r[i]}")
         elif ind.kind == "change_pct":
-            _report(problems, frame, v < -100, h,
-                    lambda r, i=ind_id: f"同比变化不能低于 -100%：{r[i]}")
+            checks.add(v < -100, h,
+                       lambda r, i=ind_id: f"同比变化不能低于 -100%：{r[i]}")
         missing = frame.filter(pl.col(ind_id).is_null()).height
         if missing:
             warnings.append(f"指标“{ind.label}”有 {missing} 个区县为空")
         values.append(frame.select(pl.col("__county_code").alias("county_code"),
                                    pl.lit(ind_id).alias("indicator_id"), v.alias("value")))
+    checks.report(frame)
     problems.raise_if_any()
     long = pl.concat(values).with_columns(pl.lit(wave).alias("wave")).select(
         "wave", "county_code", "indicator_id", "value")
