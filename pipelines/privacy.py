@@ -56,18 +56,19 @@ def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]
         if sample is None:
             values = column_values.drop_nulls()
             sample = values.sample(min(values.len(), _SCREEN_SAMPLE), seed=0)
+        cells = _Cells(column_values, sample)
         for kind, pattern in _VALUE_PATTERNS.items():
-            if _pattern_share(column_values, pattern, sample) >= _SHARE_THRESHOLD:
+            if cells.share(pattern) >= _SHARE_THRESHOLD:
                 found[column] = kind
                 break
-        if column not in found and column not in keep and _looks_like_names(sample):
+        if column not in found and column not in keep and _looks_like_names(cells.sample):
             found[column] = "姓名"
     return found
 
 
 def _looks_like_names(sample: pl.Series) -> bool:
-    """Most cells (of a sample of filled cells) are surname + 1–2 characters and they rarely
-    repeat (a name per respondent)."""
+    """Most cells (of a sample of filled cells, white space removed) are surname + 1–2
+    characters and they rarely repeat (a name per respondent)."""
     return (_share(sample, _NAME_PATTERN) >= _SHARE_THRESHOLD
             and sample.n_unique() >= _NAME_DISTINCT_SHARE * sample.len())
 
@@ -77,15 +78,28 @@ _CLEARLY_BELOW = 0.3
 
 
 def _share(cells: pl.Series, pattern: str) -> float:
-    return float(cells.str.replace_all(r"\s", "").str.contains(pattern).mean() or 0.0)
+    return float(cells.str.contains(pattern).mean() or 0.0)
 
 
-def _pattern_share(values: pl.Series, pattern: str, sample: pl.Series) -> float:
-    """Share of the filled cells of `values` matching `pattern`. A large column is screened on a
-    random sample of its filled cells first: a sample share under 0.3 (the threshold is 0.5;
-    10,000–20,000 cells put the sample within ±0.015) clears it without scanning a million cells;
-    anything closer is counted exactly."""
-    if values.len() > 5 * _SCREEN_SAMPLE and _share(sample, pattern) < _CLEARLY_BELOW:
-        return 0.0
-    return _share(values.drop_nulls(), pattern)
+def _without_spaces(cells: pl.Series) -> pl.Series:
+    return cells.str.replace_all(r"\s", "")
 
+
+class _Cells:
+    """A column's filled cells with white space removed, for the share of cells matching a
+    pattern. A large column is screened on a random sample of its filled cells first: a sample
+    share under 0.3 (the threshold is 0.5; 10,000–20,000 cells put the sample within ±0.015)
+    clears it without scanning a million cells; anything closer is counted exactly. Each form is
+    cleaned once, whatever the number of patterns."""
+
+    def __init__(self, values: pl.Series, sample: pl.Series) -> None:
+        self.values, self.large = values, values.len() > 5 * _SCREEN_SAMPLE
+        self.sample = _without_spaces(sample)
+        self._all: pl.Series | None = None
+
+    def share(self, pattern: str) -> float:
+        if self.large and _share(self.sample, pattern) < _CLEARLY_BELOW:
+            return 0.0
+        if self._all is None:
+            self._all = _without_spaces(self.values.drop_nulls())
+        return _share(self._all, pattern)
