@@ -35,6 +35,15 @@ def _workers() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool() -> None:
+    """A forked child inherits the pool object but none of its threads: start afresh."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list[R]:
     """`fn` over the blocks, in threads when there are several and the whole job touches at least
     THREADED_ELEMENTS array elements; results in block order. A block that itself maps blocks

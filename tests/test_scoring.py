@@ -257,3 +257,24 @@ def test_column_quantiles_match_numpy_including_missing_counties():
         probs = (0.0, 0.025, 0.5, 0.975, 1.0)
         assert np.allclose(column_quantiles(few, probs), np.quantile(few, probs, axis=0),
                            rtol=0, atol=1e-12)
+
+
+def test_a_forked_child_gets_its_own_thread_pool():
+    """The pool's threads do not survive a fork: a child that maps blocks must not wait on them."""
+    import os
+    import signal
+
+    from pipelines.parallel import in_background, map_blocks
+
+    assert map_blocks(lambda x: x * 2, range(4), 10**6) == [0, 2, 4, 6]   # the parent's pool
+    pid = os.fork()
+    if pid == 0:                                                         # the child
+        signal.alarm(20)                       # a child waiting on dead threads is killed
+        try:
+            ok = map_blocks(lambda x: x + 1, range(4), 10**6) == [1, 2, 3, 4] \
+                and in_background(sum, [1, 2]).result(timeout=20) == 3
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
