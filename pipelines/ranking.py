@@ -161,10 +161,8 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
     replications = z.shape[1]
 
     def largest(part: np.ndarray) -> np.ndarray:
-        """Per replication, the largest standardised error over the pairs `part` (in place)."""
-        scaled = z[i[part]]
-        scaled -= z[j[part]]
-        scaled *= (1 / sd[part, None]).astype(z.dtype)
+        """Per replication, the largest standardised error over the pairs `part`."""
+        scaled = _standardised_errors(z, i, j, sd, part)
         if kind == "upper":
             return -scaled.min(axis=0)
         if kind == "symmetric":
@@ -185,6 +183,15 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
             break
         active &= ~rejected
     return low, high
+
+
+def _standardised_errors(z: np.ndarray, i: np.ndarray, j: np.ndarray, sd: np.ndarray,
+                         part: np.ndarray | slice) -> np.ndarray:
+    """(z_i − z_j) / sd_ij for the pairs `part`, one row per pair, in z's precision."""
+    scaled = z[i[part]]
+    scaled -= z[j[part]]
+    scaled *= (1 / sd[part, None]).astype(z.dtype)
+    return scaled
 
 
 def _marginal_counts(x: np.ndarray, sigma: np.ndarray, k: int, coverage: float,
@@ -208,12 +215,6 @@ def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.
     low = np.full(i.size, -np.inf), np.full(i.size, -np.inf)     # (i, j) and (j, i)
     live = np.ones(i.size, dtype=bool), np.ones(i.size, dtype=bool)
 
-    def standardised(part: np.ndarray | slice) -> np.ndarray:
-        scaled = z[i[part]]
-        scaled -= z[j[part]]
-        scaled *= (1 / sd[part, None]).astype(z.dtype)
-        return scaled
-
     def largest(scaled: np.ndarray, part: np.ndarray | slice) -> np.ndarray:
         """Per replication, the largest standardised error over the live pairs of `part`."""
         out = np.full(z.shape[1], -np.inf, dtype=z.dtype)
@@ -224,7 +225,8 @@ def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.
         return out
 
     # the standardised errors are kept across stepdown rounds when they fit in 16 MB
-    stored = standardised(slice(None)) if i.size * z.shape[1] <= 4_000_000 else None
+    stored = _standardised_errors(z, i, j, sd, slice(None)) \
+        if i.size * z.shape[1] <= 4_000_000 else None
     while live[0].any() or live[1].any():
         if stored is not None:
             parts = [slice(start, start + 2_000) for start in range(0, i.size, 2_000)]
@@ -233,8 +235,9 @@ def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.
         else:
             pending = np.flatnonzero(live[0] | live[1])
             parts = [pending[start:start + 2_000] for start in range(0, pending.size, 2_000)]
-            statistic = np.max(map_blocks(lambda part: largest(standardised(part), part), parts,
-                                          pending.size * z.shape[1]), axis=0)
+            statistic = np.max(map_blocks(
+                lambda part: largest(_standardised_errors(z, i, j, sd, part), part), parts,
+                pending.size * z.shape[1]), axis=0)
         critical = _quantile(statistic, coverage)
         low[0][live[0]] = diff[live[0]] - sd[live[0]] * critical
         low[1][live[1]] = -diff[live[1]] - sd[live[1]] * critical
