@@ -115,8 +115,7 @@ def decode_text(data: bytes, file_name: str) -> tuple[str, str]:
 
 def _utf8_payload(data: bytes) -> bytes | None:
     """The bytes after any BOM when they are valid UTF-8, else None. Polars checks a large file
-    several times faster than Python decodes it, and a UTF-8 file is then parsed as it is: no
-    text object of the whole file, and ASCII delimiters can be counted in the bytes."""
+    several times faster than Python decodes it, and a UTF-8 file is then parsed as it is."""
     payload = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
     try:
         pl.Series([payload], dtype=pl.Binary).cast(pl.String)
@@ -125,10 +124,10 @@ def _utf8_payload(data: bytes) -> bytes | None:
     return payload
 
 
-def _first_line(text: str | bytes) -> str | bytes:
-    """The text up to the first line break, without copying the rest of a large file."""
-    end = text.find("\n" if isinstance(text, str) else b"\n")
-    return text if end < 0 else text[:end]
+def _first_line(content: bytes) -> bytes:
+    """The bytes up to the first line break, without copying the rest of a large file."""
+    end = content.find(b"\n")
+    return content if end < 0 else content[:end]
 
 
 def _sniff_delimiter(header_line: str) -> str:
@@ -138,49 +137,37 @@ def _sniff_delimiter(header_line: str) -> str:
 
 
 def _read_csv(data: bytes, file_name: str) -> RawTable:
-    payload = _utf8_payload(data)
-    if payload is not None:
-        content: str | bytes = payload            # checked as bytes, parsed as they are
-        encoding = "UTF-8"
-    else:
-        content, encoding = decode_text(data, file_name)
-    if ("\x00" if isinstance(content, str) else b"\x00") in content:
+    """Every check runs on the file as UTF-8 bytes (a GBK file is decoded and re-encoded once,
+    as Polars needs anyway), where an ASCII delimiter, quote or NUL byte never occurs inside a
+    character; a str of the whole file is made only on the paths that report rows."""
+    content = _utf8_payload(data)
+    encoding = "UTF-8"
+    if content is None:
+        text, encoding = decode_text(data, file_name)
+        content = text.encode("utf-8")
+    if b"\x00" in content:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
-    header_line = _first_line(content)
-    if isinstance(header_line, bytes):
-        header_line = header_line.decode("utf-8")
-    delimiter = _sniff_delimiter(header_line)
+    delimiter = _sniff_delimiter(_first_line(content).decode("utf-8"))
     _check_field_counts(content, delimiter, file_name)
     try:
-        frame = pl.read_csv(payload if payload is not None else content.encode("utf-8"),
-                            separator=delimiter, infer_schema=False, raise_if_empty=True)
+        frame = pl.read_csv(content, separator=delimiter, infer_schema=False, raise_if_empty=True)
     except pl.exceptions.NoDataError:
         raise _fail(file_name, "文件为空") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-        if not _has_quotes(content):  # a long line passed the fast count check: name the lines
-            _line_by_line_field_counts(_as_text(content), delimiter, file_name)
+        if b'"' not in content:  # a long line passed the fast count check: name the lines
+            _line_by_line_field_counts(content.decode("utf-8"), delimiter, file_name)
         raise _fail(file_name, f"CSV 无法解析（{str(exc).splitlines()[0]}）") from None
     return RawTable(_clean_frame(frame), "CSV", encoding)
 
 
-def _has_quotes(content: str | bytes) -> bool:
-    return ('"' if isinstance(content, str) else b'"') in content
-
-
-def _as_text(content: str | bytes) -> str:
-    """Text of the file (UTF-8 bytes are decoded only on the paths that need a str)."""
-    return content if isinstance(content, str) else content.decode("utf-8")
-
-
-def _check_field_counts(content: str | bytes, delimiter: str, file_name: str) -> None:
+def _check_field_counts(content: bytes, delimiter: str, file_name: str) -> None:
     """Polars pads short rows silently; a short or long row usually means a truncated or broken file.
     Without quote characters a row's field count is its delimiter count + 1, counted for all lines
-    at once (in the bytes of a UTF-8 file: ASCII never occurs inside a UTF-8 character); a file
-    with quotes goes through the csv module, which knows quoted delimiters."""
-    if not _has_quotes(content):
+    at once; a file with quotes goes through the csv module, which knows quoted delimiters."""
+    if b'"' not in content:
         _check_unquoted_field_counts(content, delimiter, file_name)
         return
-    text = _as_text(content)
+    text = content.decode("utf-8")
     problems = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
@@ -207,17 +194,16 @@ def _check_field_counts(content: str | bytes, delimiter: str, file_name: str) ->
         raise IngestError(file_name, problems)
 
 
-def _check_unquoted_field_counts(content: str | bytes, delimiter: str, file_name: str) -> None:
+def _check_unquoted_field_counts(content: bytes, delimiter: str, file_name: str) -> None:
     """Fast path: when the whole file holds exactly the header's delimiter count times its line
     count, a short line could only hide beside a long one, and Polars refuses long lines
     (`_read_csv` then reports them line by line)."""
-    mark, newline = (delimiter, "\n") if isinstance(content, str) else \
-        (delimiter.encode("ascii"), b"\n")
+    mark = delimiter.encode("ascii")
     header_delimiters = _first_line(content).count(mark)
-    lines = content.count(newline) + (0 if content.endswith(newline) else 1)
+    lines = content.count(b"\n") + (0 if content.endswith(b"\n") else 1)
     if content and content.count(mark) == header_delimiters * lines:
         return
-    _line_by_line_field_counts(_as_text(content), delimiter, file_name)
+    _line_by_line_field_counts(content.decode("utf-8"), delimiter, file_name)
 
 
 def _line_by_line_field_counts(text: str, delimiter: str, file_name: str) -> None:

@@ -22,11 +22,9 @@ ROW = "__row"
 
 
 def _normalised_waves(cells: pl.Series) -> pl.Series:
-    """Wave labels as written (2025, 2025年, 2025年度 …) → canonical, parsed once per distinct
-    value: a column of a million cells usually holds one."""
-    distinct = cells.drop_nulls().unique().to_list()
-    mapping = {value: normalise_wave_cell(value) for value in distinct}
-    return cells.replace_strict(mapping, default=None, return_dtype=pl.String)
+    """Wave labels as written (2025, 2025年, 2025年度 …) → canonical (a column of a million cells
+    usually holds one distinct value)."""
+    return _per_distinct(cells, normalise_wave_cell, pl.String)
 ROWS_PER_RULE = 20
 FLAG_VALUES = {"1": 1.0, "0": 0.0, "是": 1.0, "否": 0.0, "有": 1.0, "无": 0.0, "没有": 0.0}
 
@@ -57,11 +55,8 @@ def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: s
 
 def _report_repeats(problems: ProblemList, frame: pl.DataFrame, key: str, column: str,
                     message) -> None:
-    """Report every row whose `key` already appeared; `__first` in the row is that first row."""
-    keys = frame[key]
-    nulls = keys.null_count()
-    if keys.n_unique() - (1 if nulls else 0) == keys.len() - nulls:   # no copy without nulls
-        return
+    """Report every row whose `key` already appeared (`_RowChecks` calls it only when some
+    did); `__first` in the row is that first row."""
     first_row = frame.filter(pl.col(key).is_not_null()).group_by(key).agg(
         pl.col(ROW).min().alias("__first"))
     with_first = frame.join(first_row, on=key, how="left")

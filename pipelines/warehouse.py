@@ -481,15 +481,13 @@ class Warehouse:
 
     def archived_file(self, load_id: int) -> tuple[str, bytes]:
         """The archived bytes of a load's file (sanitized when personal data was dropped)."""
-        cur = self.cursor()
-        try:
-            row = _first(cur.execute(
-                "select l.source_name, f.content, f.codec, f.size_bytes from loads l join "
-                "raw_files f on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]))
-        except duckdb.BinderException:   # a warehouse from before compression, opened read-only
-            row = _first(cur.execute(
-                "select l.source_name, f.content, null, f.size_bytes from loads l join raw_files f "
-                "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]))
+        result = self.cursor().execute(
+            "select l.source_name, f.* from loads l join raw_files f "
+            "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id])
+        names = [column[0] for column in result.description]
+        row = _first(result)
         if row is None:
             raise WarehouseError(f"没有编号为 {load_id} 的导入记录")
-        return row[0], unpack_archive(row[1], row[2], row[3])
+        found = dict(zip(names, row))   # no codec: from before compression, opened read-only
+        return found["source_name"], unpack_archive(found["content"], found.get("codec"),
+                                                    found["size_bytes"])

@@ -10,6 +10,7 @@ import pytest
 from pipelines.ingest import ingest_bytes
 from pipelines.problems import IngestError
 from pipelines.validation import ROWS_PER_RULE
+from pipelines.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_indicators, sample_wave, sha256_of
 
 NEW_WAVE = "2026"
@@ -253,6 +254,29 @@ def test_audit_records_file_checksum_user_and_counts(wh, defs):
     assert row["source_sha256"] == hashlib.sha256(data).hexdigest()
     assert row["loaded_by"] == "分析员甲" and row["n_rows"] == small_wave().height
     assert wh.archived_file(row["load_id"])[1] == data
+
+
+def test_archives_are_compressed_and_read_back_from_older_warehouses_too(wh, defs, tmp_path):
+    """Archives are stored LZ4-compressed; a warehouse from before compression (no codec
+    column, archives as received) still gives its files back when opened read-only."""
+    import duckdb
+
+    data = csv_bytes(small_wave())
+    load_id = ingest_bytes(wh, defs, data, "压缩.csv", NEW_WAVE).load_id
+    stored, codec = wh.cursor().execute(
+        "select octet_length(content), codec from raw_files f join loads l "
+        "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]).fetchall()[0]
+    assert codec == "lz4" and stored < len(data) and wh.archived_file(load_id)[1] == data
+
+    older = tmp_path / "older.duckdb"                     # the tables as they were before
+    with duckdb.connect(str(older)) as con:
+        con.sql("create table raw_files (sha256 varchar primary key, size_bytes bigint not null, "
+                "content blob not null, sanitized boolean not null)")
+        con.sql("create table loads (load_id integer, source_name varchar, archive_sha256 varchar)")
+        con.execute("insert into raw_files values ('x', ?, ?, false)", [len(data), data])
+        con.sql("insert into loads values (7, '旧.csv', 'x')")
+    with Warehouse.open(older, read_only=True) as old:
+        assert old.archived_file(7) == ("旧.csv", data)
 
 
 # ---------------------------------------------------------------------------------------------
