@@ -39,7 +39,7 @@ def history(scale: str):
 
 def main(runs: int) -> None:
     defs = load_definitions()
-    print(f"{'scale':<24}{'risk table':>12}{'this wave':>12}{'next wave':>12}{'peak MB':>9}")
+    print(f"{'scale':<28}{'risk table':>12}{'this wave':>12}{'next wave':>12}{'peak MB':>9}")
     for scale in SCALES:
         scores = history(scale)
         n_runs = runs if scale != "national" else max(3, runs // 2)
@@ -48,7 +48,7 @@ def main(runs: int) -> None:
         past = history_of(scores)
         later = median_time(lambda: next_wave_probabilities(past, draws=DRAWS, seed=2), n_runs)
         label = f"{scale} ({len(scores[-1].model.counties):,} × {len(scores)} waves)"
-        print(f"{label:<24}{full:>11.2f}s{now:>11.2f}s{later:>11.2f}s"
+        print(f"{label:<28}{full:>11.2f}s{now:>11.2f}s{later:>11.2f}s"
               f"{peak_memory_mb(__file__, scale):>9,.0f}", flush=True)
 
 

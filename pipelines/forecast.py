@@ -195,13 +195,24 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
     known = ~np.isnan(forecast.mean)
     mean, sd = forecast.mean[known], np.sqrt(forecast.variance[known])
     vetoes = veto_rate(history)
-    sample = np.full((draws, forecast.mean.size), np.inf)  # no forecast: never at the bottom
+    every_county = bool(known.all())
+    shape = (draws, forecast.mean.size)
+    # no forecast: never at the bottom
+    sample = np.empty(shape) if every_county else np.full(shape, np.inf)
 
     def fill(block: tuple[slice, np.random.Generator]) -> None:
         rows, rng = block
         part = sample[rows]                                 # a view: filled in place
-        part[:, known] = mean + sd * rng.standard_normal((part.shape[0], mean.size))
-        part[rng.random(part.shape) < vetoes] = -np.inf   # vetoed: score 0
+        if every_county:                                    # in place, without a copy
+            rng.standard_normal(out=part)
+            part *= sd
+            part += mean
+        else:
+            part[:, known] = mean + sd * rng.standard_normal((part.shape[0], mean.size))
+        # vetoed (score 0), each county in each draw with chance `vetoes`: as many cells as a
+        # binomial count, placed uniformly, instead of a uniform draw for every cell
+        cells = part.reshape(-1)
+        cells[rng.choice(cells.size, rng.binomial(cells.size, vetoes), replace=False)] = -np.inf
 
     map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
     return bottom_probabilities(sample, bottoms)

@@ -56,6 +56,19 @@ def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list
     return list(_workers().map(fn, blocks))
 
 
+def alongside(fn: Callable[..., R], *args: object) -> Future[R]:
+    """`in_background`, for work the caller will wait on: run at once in the calling thread
+    when that is itself a worker (the pool could be full of callers waiting)."""
+    if not getattr(_in_worker, "flag", False):
+        return in_background(fn, *args)
+    done: Future[R] = Future()
+    try:
+        done.set_result(fn(*args))
+    except BaseException as exc:
+        done.set_exception(exc)
+    return done
+
+
 def in_background(fn: Callable[..., R], *args: object) -> Future[R]:
     """Start `fn(*args)` on the process's pool (for work that releases the GIL, such as
     compression or hashing, done while the calling thread goes on)."""

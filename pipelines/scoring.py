@@ -204,6 +204,14 @@ class ScoreModel:
         # generator is about 1.5 times faster
         draws = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=(n_draws, count.size),
                                    dtype=np.float32)
+        if comp.normalisation in (None, "goalposts"):
+            # points are affine in the count, clipped: done in place, without float64 copies
+            scale, shift = _affine_points(comp, self.exposure[:, k], known)
+            draws *= scale
+            draws += shift
+            if comp.normalisation == "goalposts":
+                np.clip(draws, 0.0, comp.weight, out=draws)
+            return draws
         raw = np.where(known, draws / self.exposure[:, k], np.nan)
         return normalise(raw, comp) * comp.weight / 100
 
@@ -218,24 +226,44 @@ class ScoreModel:
                   if c.source == "indicator" and not c.poisson]
         base = self.fixed_points()[:, steady].sum(axis=1)
         out = np.empty((n_draws, len(self.counties)))
+        vetoed = np.flatnonzero(self.vetoed)
+        sd = np.sqrt(self.survey_part_variance())
+        centre = self.survey_mean @ self.survey_weights() + base
 
         def fill(block: tuple[slice, np.random.Generator]) -> None:
             rows, rng = block
             size = rows.stop - rows.start
+            total = out[rows]                           # a view: filled in place
             if self.random_survey():
                 survey = self.points(self.draw_survey(size, rng), self.indicator_raw[None])
-                total = survey[..., [k for k, c in enumerate(self.components)
-                                     if c.source == "survey"]].sum(axis=-1)
+                total[:] = survey[..., [k for k, c in enumerate(self.components)
+                                        if c.source == "survey"]].sum(axis=-1) + base
             else:
-                mean = self.survey_mean @ self.survey_weights()
-                sd = np.sqrt(self.survey_part_variance())
-                total = mean + sd * rng.standard_normal((size, mean.size))
+                rng.standard_normal(out=total)
+                total *= sd
+                total += centre
             for k in self.random_indicators():
-                total = total + self.draw_indicator_points(k, size, rng)
-            out[rows] = np.where(self.vetoed[None, :], 0.0, total + base)
+                total += self.draw_indicator_points(k, size, rng)
+            total[:, vetoed] = 0.0
 
         map_blocks(fill, draw_blocks(n_draws, seed, chunk), out.size)
         return out
+
+
+def _affine_points(comp: Component, exposure: np.ndarray,
+                   known: np.ndarray) -> tuple[np.ndarray, np.float32]:
+    """(scale per county, shift): a count's points before clipping, count × scale + shift, for a
+    component normalised by fixed goalposts or not at all (`normalise` × weight / 100, with the
+    rate count / exposure); NaN scale where the count is unknown."""
+    per_point = comp.weight / 100
+    if comp.normalisation == "goalposts":
+        per_point *= 100 / (comp.hi - comp.lo)
+        origin = comp.lo if comp.direction != "lower" else comp.hi
+    else:
+        origin = 0.0 if comp.direction != "lower" else 100.0
+    sign = -1.0 if comp.direction == "lower" else 1.0
+    scale = np.where(known, sign * per_point / exposure, np.nan).astype(np.float32)
+    return scale, np.float32(-sign * origin * per_point)
 
 
 def _psd_sqrt(cov: np.ndarray) -> np.ndarray:

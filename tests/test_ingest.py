@@ -54,6 +54,22 @@ def test_csv_encodings_with_chinese_headers_are_detected(wh, defs, encoding, lab
     assert encoding_seen["encoding"][0] == label
 
 
+@pytest.mark.parametrize("cell", [" 女", "女\t", "\u3000女", "女\u00a0", "\u2003女\u3000"])
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_csv_cells_are_trimmed_and_blank_cells_are_missing(cell, line_end):
+    """Reference: the cells as written, trimmed of white space, blank ones missing; whether the
+    file holds white space decides only whether trimming runs, never the result."""
+    from pipelines.readers import read_table
+
+    rows = [("编号", "性别", "城乡"), ("1", cell, "城镇"), ("2", "男", "  "), ("3", "女", "")]
+    text = line_end.join(",".join(row) for row in rows) + line_end
+    plain = line_end.join(",".join(v.strip() for v in row) for row in rows) + line_end
+    for content in (text, plain):
+        frame = read_table(content.encode("utf-8"), "空白.csv").frame
+        assert frame["性别"].to_list() == ["女", "男", "女"], repr(content)
+        assert frame["城乡"].to_list() == ["城镇", None, None], repr(content)
+
+
 def test_xlsx_is_accepted(wh, defs):
     frame = small_wave()
     buffer = io.BytesIO()
@@ -257,16 +273,22 @@ def test_audit_records_file_checksum_user_and_counts(wh, defs):
 
 
 def test_archives_are_compressed_and_read_back_from_older_warehouses_too(wh, defs, tmp_path):
-    """Archives are stored LZ4-compressed; a warehouse from before compression (no codec
-    column, archives as received) still gives its files back when opened read-only."""
+    """Archives are stored Zstandard-compressed; one stored LZ4-compressed (as by the previous
+    version) and a warehouse from before compression (no codec column, archives as received)
+    still give their files back."""
     import duckdb
+    import pyarrow as pa
 
     data = csv_bytes(small_wave())
     load_id = ingest_bytes(wh, defs, data, "压缩.csv", NEW_WAVE).load_id
     stored, codec = wh.cursor().execute(
         "select octet_length(content), codec from raw_files f join loads l "
         "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id]).fetchall()[0]
-    assert codec == "lz4" and stored < len(data) and wh.archived_file(load_id)[1] == data
+    assert codec == "zstd" and stored < len(data) and wh.archived_file(load_id)[1] == data
+    wh.cursor().execute("update raw_files set content = ?, codec = 'lz4' where sha256 = "
+                        "(select archive_sha256 from loads where load_id = ?)",
+                        [pa.compress(data, codec="lz4", asbytes=True), load_id])
+    assert wh.archived_file(load_id)[1] == data
 
     older = tmp_path / "older.duckdb"                     # the tables as they were before
     with duckdb.connect(str(older)) as con:

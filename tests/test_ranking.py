@@ -12,9 +12,11 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.forecast import backtest, history_of, predict_next
-from pipelines.ranking import (component_levers, cut_line_gaps, rank_confidence_sets, rank_scores,
-                               simulate_ranks, tau_worst_set, tau_worst_sets)
+from pipelines.forecast import (History, backtest, history_of, next_wave_probabilities,
+                                predict_next, veto_rate)
+from pipelines.ranking import (bottom_probabilities, component_levers, cut_line_gaps,
+                               rank_confidence_sets, rank_scores, simulate_ranks, tau_worst_set,
+                               tau_worst_sets)
 from pipelines.risk import risk_table, scored_history, what_if
 from pipelines.warehouse import Warehouse
 
@@ -53,6 +55,37 @@ def test_simulated_bottom_probabilities_count_ties_at_the_line_and_sum_to_k():
     tied = np.zeros((10, 6))
     tied[:, 3:] = 1.0
     assert simulate_ranks(tied, (2,)).p_bottom[2].tolist() == [1, 1, 1, 0, 0, 0]
+
+
+@pytest.mark.parametrize("counties", [8, 300])
+def test_simulated_rank_quantiles_match_per_draw_min_ranks(counties):
+    """Reference: SciPy's `min` ranks of every draw, their quantiles taken by sorting, on draws
+    with ties (rounded scores, vetoed zeros, a county stuck at −0.0), negative scores and
+    infinities, for a county count that fills its index bits exactly and one that does not."""
+    from scipy.stats import rankdata
+    rng = np.random.default_rng(4)
+    draws = np.round(rng.normal(np.linspace(-2, 3, counties), 1.0, size=(2003, counties)), 1)
+    draws[:, 0] = 0.0
+    draws[:, 1] = -0.0
+    draws[::5, 2] = np.inf
+    draws[::7, 3] = -np.inf
+    sim = simulate_ranks(draws, (3, 10), chunk=500)
+    expected = np.sort(rankdata(-draws, method="min", axis=1), axis=0)
+    for p, got in ((0.025, sim.rank_low), (0.5, sim.rank_median), (0.975, sim.rank_high)):
+        index = max(int(np.ceil(p * draws.shape[0] - 1e-9)) - 1, 0)
+        assert got.tolist() == expected[index].tolist(), p
+    for values in (draws, np.abs(draws)):             # signed scores, and scores ≥ 0 only
+        reference = bottom_probabilities(values, (3, 10))
+        got = simulate_ranks(values, (3, 10), chunk=500).p_bottom
+        assert all(got[k].tolist() == reference[k].tolist() for k in (3, 10))
+    unknown = draws.copy()
+    unknown[::3, 4] = np.nan                           # no score in a third of the draws
+    unknown[:, 5] = np.nan                             # never a score
+    reference = bottom_probabilities(unknown, (3, 10))
+    got = simulate_ranks(unknown, (3, 10), chunk=500)
+    assert all(got.p_bottom[k].tolist() == reference[k].tolist() for k in (3, 10))
+    assert got.p_bottom[3][5] == 0
+    assert got.rank_low[5] >= counties - 2       # last, tied with the other missing and −∞ scores
 
 
 @pytest.mark.parametrize("example", ["doc", "league"])
@@ -204,6 +237,25 @@ def test_next_wave_model_beats_same_rank_as_now_on_the_sample_history(history):
     for k in (3, 10):
         part = result.filter(pl.col("bottom") == k)
         assert part["brier_model"].sum() < part["brier_naive"].sum()
+
+
+def test_next_wave_vetoes_strike_any_county_at_the_historical_rate():
+    """A county far above the others reaches the bottom 3 only through a veto, so its P(bottom 3)
+    estimates the chance of a veto per county and draw, which must be the history's rate."""
+    counties, waves = 20, 6
+    rng = np.random.default_rng(5)
+    deviation = np.linspace(-3, 3, counties)[:, None] + rng.normal(0, 0.3, (counties, waves))
+    deviation[0] += 100.0
+    vetoed = np.zeros((counties, waves), dtype=bool)
+    vetoed[5, 2] = vetoed[9, 4] = True
+    past = History([f"c{i}" for i in range(counties)], [str(w) for w in range(waves)], deviation,
+                   np.full((counties, waves), 0.09), np.full((counties, waves), 300),
+                   deviation + 80, vetoed)
+    draws = 40_000
+    p = next_wave_probabilities(past, draws=draws, seed=3, bottoms=(3,))[3][0]
+    rate = veto_rate(past)
+    assert rate == pytest.approx(2.5 / 121)
+    assert abs(p - rate) < 4 * np.sqrt(rate * (1 - rate) / draws), (p, rate)
 
 
 def test_short_history_is_shrunk_to_the_province(history):

@@ -160,6 +160,32 @@ def test_poisson_counts_carry_noise_and_small_counts_more_relative_noise(scores_
     assert_close(composite["se"] ** 2, survey_se**2 + composite["poisson_se"] ** 2, "se adds up")
 
 
+@pytest.mark.parametrize("normalisation,direction", [
+    ("goalposts", "higher"), ("goalposts", "lower"), (None, "higher"), (None, "lower"),
+    ("minmax", "lower")])
+def test_poisson_points_are_the_normalised_rates_of_the_gamma_draws(scores_2025, normalisation,
+                                                                     direction):
+    """Reference: the same Gamma draws (same generator state) divided by the exposure and put
+    through `normalise`; a county with an unknown count has no points."""
+    model = scores_2025.model
+    k = model.random_indicators()[0]
+    comp = dataclasses.replace(model._indicator_components()[k], normalisation=normalisation,
+                               direction=direction, lo=1.0, hi=9.0)
+    components = tuple(comp if c.id == comp.id else c for c in model.components)
+    count = model.indicator_count.copy()
+    count[3, k] = np.nan
+    varied = dataclasses.replace(model, components=components, indicator_count=count)
+    got = varied.draw_indicator_points(k, 300, np.random.default_rng(8))
+    known = ~np.isnan(count[:, k])
+    gamma = np.random.default_rng(8).standard_gamma(np.where(known, count[:, k], 0.0) + 0.5,
+                                                    size=(300, known.size), dtype=np.float32)
+    rate = np.where(known, gamma / model.exposure[:, k], np.nan)
+    expected = normalise(rate, comp) * comp.weight / 100
+    assert np.isnan(got[:, 3]).all() and np.isnan(expected[:, 3]).all()
+    assert np.nanmax(np.abs(got - expected)) < 1e-5 * comp.weight
+    assert 0 < np.nanstd(got) and (normalisation != "goalposts" or np.nanmax(got) <= comp.weight)
+
+
 def test_draws_are_reproducible_and_agree_with_the_intervals(scores_2025):
     model = scores_2025.model
     a, b = model.draw(4000, seed=5), model.draw(4000, seed=5)
