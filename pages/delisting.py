@@ -11,7 +11,7 @@ from pipelines.dashboard import county_histories, county_history
 from pipelines.tables import comparison_table
 from pipelines.waves import wave_display
 
-PER_PAGE = 12
+PER_PAGE = 8   # a county is a table and a chart: 8 draw in about a second
 
 wh = warehouse()
 wave = require_wave()
@@ -41,11 +41,13 @@ for row in current.iter_rows(named=True):
         conditions = result.conditions.filter((pl.col("county_code") == row["county_code"])
                                               & (pl.col("wave") == wave))
         if conditions.height:
-            cols[0].dataframe(conditions.select(
+            # a static table: a handful of rows, and a page of them draws far faster than as
+            # interactive grids
+            cols[0].table(conditions.select(
                 pl.col("condition").alias("条件"), pl.col("value").alias("当前"),
                 pl.col("target").alias("要求"),
                 pl.when(pl.col("met")).then(pl.lit("✓ 已满足")).otherwise(pl.lit("✗ 未满足"))
-                .alias("状态")), hide_index=True, width="stretch")
+                .alias("状态")), hide_index=True, border="horizontal")
         else:
             cols[0].caption("本期新挂牌：自下一期起核对摘帽条件。")
         cols[0].caption(f"预计摘帽：{row['expected_exit']}；下期仍在后10名的概率 "
