@@ -45,6 +45,27 @@ def dashboard_env(monkeypatch, db_copy):
     return db_copy
 
 
+@pytest.fixture(autouse=True)
+def one_runtime_for_all_sessions(monkeypatch):
+    """Each AppTest run installs a mock Runtime in a process-wide slot and clears it when done, so
+    with sessions in threads one session's end could clear the slot while another's script
+    starts ("Runtime hasn't been created!" in the script thread, and a view that never ran). A
+    real server has one Runtime: keep the last mock for any session that finds the slot empty."""
+    from streamlit.runtime import Runtime
+
+    last: list[Runtime] = []
+
+    def instance(cls) -> Runtime:
+        if cls._instance is not None:
+            last[:] = [cls._instance]
+            return cls._instance
+        if last:
+            return last[0]
+        raise RuntimeError("Runtime hasn't been created!")
+
+    monkeypatch.setattr(Runtime, "instance", classmethod(instance))
+
+
 def test_twenty_sessions_read_while_a_wave_is_published(dashboard_env, defs):
     from pages._shared import _open_warehouse
 
@@ -79,6 +100,9 @@ def test_twenty_sessions_read_while_a_wave_is_published(dashboard_env, defs):
                 if at.exception:
                     with lock:
                         errors.append(f"session {k} {page}: {at.exception[0].value}")
+                if not at.title:                    # the page's script did not run
+                    with lock:
+                        errors.append(f"session {k} {page}: nothing drawn")
                 if page == "pages/ranking.py" and at.dataframe and \
                         len(at.dataframe[0].value) != 88:
                     with lock:
