@@ -56,23 +56,19 @@ def map_blocks(fn: Callable[[T], R], blocks: Iterable[T], elements: int) -> list
     return list(_workers().map(fn, blocks))
 
 
-def alongside(fn: Callable[..., R], *args: object) -> Future[R]:
-    """`in_background`, for work the caller will wait on: run at once in the calling thread
-    when that is itself a worker (the pool could be full of callers waiting)."""
+def in_background(fn: Callable[..., R], *args: object) -> Future[R]:
+    """Start `fn(*args)` on the process's pool (for work that releases the GIL, such as
+    compression or parsing, done while the calling thread goes on); run at once in the calling
+    thread when that is itself a worker, since the caller waits on the result and a pool full of
+    waiting callers would never run it."""
     if not getattr(_in_worker, "flag", False):
-        return in_background(fn, *args)
+        return _workers().submit(fn, *args)
     done: Future[R] = Future()
     try:
         done.set_result(fn(*args))
     except BaseException as exc:
         done.set_exception(exc)
     return done
-
-
-def in_background(fn: Callable[..., R], *args: object) -> Future[R]:
-    """Start `fn(*args)` on the process's pool (for work that releases the GIL, such as
-    compression or hashing, done while the calling thread goes on)."""
-    return _workers().submit(fn, *args)
 
 
 def draw_blocks(n_draws: int, seed: int, chunk: int) -> list[tuple[slice, np.random.Generator]]:

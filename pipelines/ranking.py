@@ -372,6 +372,7 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
             lower[k], upper[k] = n_minus + 1, p - n_plus
         return lower, upper
     # csranks: two-sided sets with stepdown use one-sided lower bounds on both orders of a pair
+    # (simultaneous here; the marginal ones are `_marginal_counts` above)
     kind = "lower" if stepdown else "symmetric"
     groups = [np.arange(p)] if simultaneous else [np.array([k]) for k in range(p)]
     for indices in groups:
@@ -380,9 +381,6 @@ def rank_confidence_sets(x: np.ndarray, sigma: np.ndarray, *, coverage: float = 
         else:
             others = np.delete(np.arange(p), indices[0])
             i, j = np.full(others.size, indices[0]), others
-            if stepdown:
-                i, j = np.concatenate([i, others]), np.concatenate([j, np.full_like(others,
-                                                                                   indices[0])])
         low, high = _difference_bounds(x, sigma, i, j, kind, coverage, stepdown, z)
         mine = np.zeros(p, dtype=bool)
         mine[indices] = True

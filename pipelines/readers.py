@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.limits import Limits, limits
-from pipelines.parallel import alongside
+from pipelines.parallel import in_background
 from pipelines.problems import IngestError, Problem
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
@@ -95,8 +95,9 @@ def _check_shape(frame: pl.DataFrame, file_name: str, caps: Limits) -> None:
     in_bytes = frame.select(pl.all().str.len_bytes().max()).row(0, named=True)
     suspects = [c for c, longest in in_bytes.items() if longest is not None
                 and longest > caps.cell_chars]
-    lengths = frame.select(pl.col(suspects).str.len_chars().max())
-    for column, longest in lengths.row(0, named=True).items() if suspects else ():
+    lengths = frame.select(pl.col(suspects).str.len_chars().max()).row(0, named=True) \
+        if suspects else {}
+    for column, longest in lengths.items():
         if longest is not None and longest > caps.cell_chars:
             row = frame.with_row_index("__r").filter(
                 pl.col(column).str.len_chars() > caps.cell_chars)["__r"][0] + FIRST_DATA_ROW
@@ -159,7 +160,7 @@ def _read_csv(data: bytes, file_name: str) -> RawTable:
         frame = _parse_csv(content, delimiter, file_name)
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
-    parsing = alongside(_parse_csv, content, delimiter, file_name)
+    parsing = in_background(_parse_csv, content, delimiter, file_name)
     delimiters = content.count(delimiter.encode("ascii"))
     trim = _cells_may_need_trimming(content)
     frame = parsing.result()
@@ -185,10 +186,10 @@ _WHITESPACE_BYTES = (b" ", b"\t", b"\x0b", b"\x0c", b"\xc2", b"\xe1", b"\xe2")
 
 
 def _cells_may_need_trimming(content: bytes) -> bool:
-    """False when no cell can begin or end with white space: the file holds no white space
-    character at all (line feeds end lines; carriage returns only before them, where the CSV
-    reader drops them), and no quotes, inside which a line break belongs to a cell."""
-    if b'"' in content or any(byte in content for byte in _WHITESPACE_BYTES):
+    """For a file without quotes (a line break inside quotes would belong to a cell): False when
+    no cell can begin or end with white space, as the file holds no white space character at all
+    (line feeds end lines; carriage returns only before them, where the CSV reader drops them)."""
+    if any(byte in content for byte in _WHITESPACE_BYTES):
         return True
     if b"\xe3" in content and "\u3000".encode() in content:
         return True

@@ -89,7 +89,7 @@ ARCHIVE_CODEC = "zstd"
 
 def pack_archive(data: bytes) -> bytes:
     """The stored form of an archived file (see ARCHIVE_CODEC): writing 113 MB of a national
-    wave into the warehouse took longer than compressing it and writing a fifth of it."""
+    wave into the warehouse took longer than compressing it and writing a tenth of it."""
     import pyarrow as pa   # not at import: the dashboard's start does not need it
 
     return pa.compress(data, codec=ARCHIVE_CODEC, asbytes=True)
