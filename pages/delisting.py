@@ -11,6 +11,14 @@ from pipelines.dashboard import county_histories, county_history
 from pipelines.tables import comparison_table
 from pipelines.waves import wave_display
 
+
+def unbroken(label: str) -> str:
+    """`label` kept on one line: a static table's columns shrink to their narrowest unbreakable
+    piece, which in Chinese is one character ("已满" / "足"); word joiners and a no-break space
+    leave no break opportunity inside it."""
+    return "\u2060".join(label).replace("\u2060 \u2060", "\u00a0")
+
+
 PER_PAGE = 8   # a county is a table and a chart: 8 draw in about a second
 
 wh = warehouse()
@@ -44,10 +52,11 @@ for row in current.iter_rows(named=True):
             # a static table: a handful of rows, and a page of them draws far faster than as
             # interactive grids
             cols[0].table(conditions.select(
-                pl.col("condition").alias("条件"), pl.col("value").alias("当前"),
-                pl.col("target").alias("要求"),
-                pl.when(pl.col("met")).then(pl.lit("✓ 已满足")).otherwise(pl.lit("✗ 未满足"))
-                .alias("状态")), hide_index=True, border="horizontal")
+                pl.when(pl.col("met")).then(pl.lit(unbroken("✓ 已满足")))
+                .otherwise(pl.lit(unbroken("✗ 未满足"))).alias("状态"),
+                pl.col("condition").alias("条件"),
+                pl.col("value").alias("当前"), pl.col("target").alias("要求")),
+                hide_index=True, border="horizontal")
         else:
             cols[0].caption("本期新挂牌：自下一期起核对摘帽条件。")
         cols[0].caption(f"预计摘帽：{row['expected_exit']}；下期仍在后10名的概率 "
