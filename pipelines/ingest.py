@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from pipelines.definitions import Definitions
 from pipelines.limits import safe_file_name
 from pipelines.parallel import in_background
 from pipelines.problems import IngestError, Problem
-from pipelines.readers import RawTable, read_table
+from pipelines.readers import IntegerColumns, RawTable, read_table
 from pipelines.validation import Validated, validate_indicators, validate_survey
 from pipelines.warehouse import ARCHIVE_CODEC, LoadRecord, Warehouse, current_user, pack_archive
 from pipelines.waves import wave_display, wave_error
@@ -57,6 +58,9 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
                                               f"未知的数据类型“{kind}”（应为 survey 或 indicators）")])
     if message := wave_error(wave):
         raise IngestError(file_name, [Problem(file_name, None, None, message)])
+    # the usual archive, compressed on another core from here on: while this one hashes the
+    # file, and then reads it (left unused when the file turns out to be loaded already)
+    packed = in_background(pack_archive, data)
     sha256 = hashlib.sha256(data).hexdigest()
     if (existing := wh.find_load(sha256, wave, kind)) is not None:
         return LoadResult("unchanged", wave, kind, existing, 0, time.perf_counter() - started)
@@ -69,11 +73,11 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
     steps.set_postfix_str("读取与校验")
-    packed = in_background(pack_archive, data)   # the usual archive, compressed meanwhile
     raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
     steps.update(2)
     steps.set_postfix_str("写入")
-    archive, sanitized = _archive_bytes(data, raw, validated)
+    archive, sanitized = _archive_bytes(
+        data, raw, validated, lambda: _apply_renames(read_table(data, file_name), renames))
     record = LoadRecord(
         kind=kind, wave=wave, source_name=file_name, source_sha256=sha256,
         archive_sha256=sha256 if archive is data else hashlib.sha256(archive).hexdigest(),
@@ -126,13 +130,36 @@ def _apply_renames(raw: RawTable, renames: dict[str, str] | None) -> RawTable:
     itself); headers mapped to nothing are dropped from the check."""
     if not renames:
         return raw
-    frame = raw.frame
-    keep = {h: t for h, t in renames.items() if h in frame.columns and t}
-    unused = [h for h, t in renames.items() if h in frame.columns and not t]
+    keep, dropped = _renamed_headers(raw.frame.columns, renames)
+    return dataclasses.replace(raw, frame=raw.frame.drop(dropped).rename(keep))
+
+
+def _renamed_headers(headers: list[str], renames: dict[str, str]) -> tuple[dict[str, str],
+                                                                          list[str]]:
+    """(header → the field the analyst chose, headers left out: mapped to nothing, or clashing
+    with a chosen field's name)."""
+    keep = {h: t for h, t in renames.items() if h in headers and t}
+    unused = [h for h, t in renames.items() if h in headers and not t]
     taken = set(keep.values())
-    clashes = [h for h in frame.columns if h not in keep and h in taken]
-    frame = frame.drop(unused + clashes).rename(keep)
-    return dataclasses.replace(raw, frame=frame)
+    return keep, unused + [h for h in headers if h not in keep and h in taken]
+
+
+def _integer_headers(defs: Definitions, renames: dict[str, str] | None) -> IntegerColumns:
+    """The headers of a survey file that the check will take as answer codes or ages (the same
+    mapping as `validate_survey`'s, after the analyst's renames): see `IntegerColumns`."""
+    from pipelines.headers import build_alias_index, match_headers
+    from pipelines.validation import header_targets, integer_fields
+
+    index = build_alias_index(header_targets(defs, "survey"))
+    wanted = integer_fields(defs)
+
+    def pick(headers: list[str]) -> list[str]:
+        keep, dropped = _renamed_headers(headers, renames or {})
+        named = {keep.get(h, h): h for h in headers if h not in dropped}
+        mapped, _, _ = match_headers(list(named), index)
+        return [named[h] for h, target in mapped.items() if target in wanted]
+
+    return pick
 
 
 def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
@@ -151,10 +178,24 @@ def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, w
 
 
 def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
-                       kind: str, renames: dict[str, str] | None = None):
-    raw = _apply_renames(read_table(data, file_name), renames)
+                       kind: str, renames: dict[str, str] | None = None,
+                       ) -> tuple[RawTable, Validated]:
+    """A survey file's answer and age columns are read as integers when they all are; a file
+    that fails a check is read again as text, so every problem quotes its cell as written."""
     validate = validate_survey if kind == "survey" else validate_indicators
+    integers = _integer_headers(defs, renames) if kind == "survey" else None
+    raw = _apply_renames(read_table(data, file_name, integers), renames)
+    try:
+        return raw, validate(raw, file_name, wave, defs, wh.counties())
+    except IngestError:
+        if _all_text(raw):
+            raise
+    raw = _apply_renames(read_table(data, file_name), renames)
     return raw, validate(raw, file_name, wave, defs, wh.counties())
+
+
+def _all_text(raw: RawTable) -> bool:
+    return all(dtype == pl.String for dtype in raw.frame.schema.values())
 
 
 def ingest_file(wh: Warehouse, defs: Definitions, path: Path, wave: str, kind: str = "survey",
@@ -168,11 +209,14 @@ def ingest_file(wh: Warehouse, defs: Definitions, path: Path, wave: str, kind: s
     return ingest_bytes(wh, defs, data, path.name, wave, kind, **options)
 
 
-def _archive_bytes(data: bytes, raw: RawTable, validated: Validated) -> tuple[bytes, bool]:
+def _archive_bytes(data: bytes, raw: RawTable, validated: Validated,
+                   as_text: Callable[[], RawTable]) -> tuple[bytes, bool]:
     """The raw file as received, unless personal-data columns were dropped: then a UTF-8 CSV of
     the file without them (personal data must never be stored, not even in the archive)."""
     if not validated.dropped_columns:
         return data, False
+    if not _all_text(raw):
+        raw = as_text()   # the cells as written ("03", not 3)
     kept = raw.frame.drop(list(validated.dropped_columns))
     return kept.write_csv(line_terminator="\n").encode("utf-8"), True
 

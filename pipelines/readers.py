@@ -1,17 +1,20 @@
 """Reading an uploaded table (CSV in any of the encodings bureaus send, XLSX, Parquet) into text columns.
 
 Everything is read as text: types are checked later, cell by cell, so that a bad cell is reported
-with its row and column instead of failing the whole read. Row numbers are the ones a person sees
+with its row and column instead of failing the whole read. The one exception is a speed-up for
+large survey files: columns the caller names (answer codes, ages) are parsed as small integers
+when every cell in them is one, which the checks then take as they are; a file with any other
+cell in those columns is read as text throughout. Row numbers are the ones a person sees
 in Excel or a text editor: the header is row 1, the first data row is row 2.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import zipfile
 import zlib
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,12 +30,22 @@ FIRST_DATA_ROW = 2
 
 @dataclass(frozen=True)
 class RawTable:
-    frame: pl.DataFrame  # every column text (pl.String), headers as in the file
+    frame: pl.DataFrame  # text (pl.String), headers as in the file; see `IntegerColumns`
     file_format: str  # CSV / XLSX / Parquet
     encoding: str | None
 
 
-def read_table(data: bytes, file_name: str) -> RawTable:
+# the file's headers → those whose cells should all be whole numbers (a CSV's are then parsed as
+# pl.Int16 when all of them are: no text is built for them, and no number parsed from it later)
+IntegerColumns = Callable[[list[str]], Collection[str]]
+
+
+class _NotUtf8(Exception):
+    """A file taken for UTF-8 (its header line is) has other bytes further on."""
+
+
+def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | None = None,
+               ) -> RawTable:
     """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese.
     The caps of pipelines/limits.py apply before anything large is built in memory."""
     caps = limits()
@@ -49,7 +62,7 @@ def read_table(data: bytes, file_name: str) -> RawTable:
     elif suffix == ".parquet":
         table = _read_parquet(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
-        table = _read_csv(data, file_name)
+        table = _read_csv(data, file_name, integer_columns)
     else:
         raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 CSV、XLSX 或 Parquet 文件")
     _check_shape(table.frame, file_name, caps)
@@ -92,7 +105,7 @@ def _check_shape(frame: pl.DataFrame, file_name: str, caps: Limits) -> None:
         raise _fail(file_name, f"表头过长（超过 {caps.cell_chars} 个字符）", row=1)
     # a cell has at least as many bytes as characters, and its byte length is stored: characters
     # are counted only in columns with a cell longer than the cap in bytes
-    in_bytes = frame.select(pl.all().str.len_bytes().max()).row(0, named=True)
+    in_bytes = frame.select(pl.col(pl.String).str.len_bytes().max()).row(0, named=True)
     suspects = [c for c, longest in in_bytes.items() if longest is not None
                 and longest > caps.cell_chars]
     lengths = frame.select(pl.col(suspects).str.len_chars().max()).row(0, named=True) \
@@ -120,17 +133,6 @@ def decode_text(data: bytes, file_name: str) -> tuple[str, str]:
     raise _fail(file_name, "无法识别文件编码：请另存为 UTF-8 或 GBK 编码的 CSV")
 
 
-def _utf8_payload(data: bytes) -> bytes | None:
-    """The bytes after any BOM when they are valid UTF-8, else None. Polars checks a large file
-    several times faster than Python decodes it, and a UTF-8 file is then parsed as it is."""
-    payload = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-    try:
-        pl.Series([payload], dtype=pl.Binary).cast(pl.String)
-    except pl.exceptions.PolarsError:
-        return None
-    return payload
-
-
 def _first_line(content: bytes) -> bytes:
     """The bytes up to the first line break, without copying the rest of a large file."""
     end = content.find(b"\n")
@@ -143,24 +145,40 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(data: bytes, file_name: str) -> RawTable:
-    """Every check runs on the file as UTF-8 bytes (a GBK file is decoded and re-encoded once,
-    as Polars needs anyway), where an ASCII delimiter, quote or NUL byte never occurs inside a
-    character; a str of the whole file is made only on the paths that report rows."""
-    content = _utf8_payload(data)
-    encoding = "UTF-8"
-    if content is None:
-        text, encoding = decode_text(data, file_name)
-        content = text.encode("utf-8")
+def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None) -> RawTable:
+    """A file whose header line is UTF-8 is taken as UTF-8 and parsed as it is: Polars checks
+    the encoding as it parses, several times faster than Python decodes a large file, and raises
+    where a byte is not UTF-8; the file is then decoded (GBK) and re-encoded once, as Polars
+    needs. Every check runs on UTF-8 bytes, where an ASCII delimiter, quote or NUL byte never
+    occurs inside a character; a str of the whole file is made only on the paths that report
+    rows."""
+    try:
+        _first_line(data).decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        try:
+            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns)
+        except _NotUtf8:
+            pass
+    text, encoding = decode_text(data, file_name)
+    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns)
+
+
+def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
+                   integer_columns: IntegerColumns | None) -> RawTable:
     if b"\x00" in content:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
     delimiter = _sniff_delimiter(_first_line(content).decode("utf-8"))
     if b'"' in content:
-        _check_quoted_field_counts(content, delimiter, file_name)
-        frame = _parse_csv(content, delimiter, file_name)
+        try:
+            _check_quoted_field_counts(content, delimiter, file_name)
+        except UnicodeDecodeError:
+            raise _NotUtf8 from None
+        frame = _parse_csv(content, delimiter, file_name, integer_columns)
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
-    parsing = in_background(_parse_csv, content, delimiter, file_name)
+    parsing = in_background(_parse_csv, content, delimiter, file_name, integer_columns)
     delimiters = content.count(delimiter.encode("ascii"))
     trim = _cells_may_need_trimming(content)
     frame = parsing.result()
@@ -168,13 +186,28 @@ def _read_csv(data: bytes, file_name: str) -> RawTable:
     return RawTable(_clean_frame(frame, trim=trim), "CSV", encoding)
 
 
-def _parse_csv(content: bytes, delimiter: str, file_name: str) -> pl.DataFrame:
+def _parse_csv(content: bytes, delimiter: str, file_name: str,
+               integer_columns: IntegerColumns | None = None) -> pl.DataFrame:
+    if integer_columns is not None:
+        headers = _parse(content, delimiter, file_name, n_rows=0).columns
+        if wanted := {h: pl.Int16 for h in integer_columns(headers)}:
+            try:
+                return _parse(content, delimiter, file_name, schema_overrides=wanted)
+            except IngestError:
+                pass     # a cell that is not a whole number: everything as text, checked later
+    return _parse(content, delimiter, file_name)
+
+
+def _parse(content: bytes, delimiter: str, file_name: str, **options) -> pl.DataFrame:
     try:
-        return pl.read_csv(content, separator=delimiter, infer_schema=False, raise_if_empty=True)
+        return pl.read_csv(content, separator=delimiter, infer_schema=False, raise_if_empty=True,
+                           **options)
     except pl.exceptions.NoDataError:
         raise _fail(file_name, "文件为空") from None
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
-        if b'"' not in content:  # Polars refuses a line longer than the header: name the lines
+        if "invalid utf-8" in str(exc).lower():
+            raise _NotUtf8 from None
+        if b'"' not in content and not options:   # Polars refuses a line longer than the header
             _line_by_line_field_counts(content.decode("utf-8"), delimiter, file_name)
         raise _fail(file_name, f"CSV 无法解析（{str(exc).splitlines()[0]}）") from None
 
@@ -274,9 +307,10 @@ def _read_parquet(data: bytes, file_name: str) -> RawTable:
 
 
 def _clean_frame(frame: pl.DataFrame, *, trim: bool = True) -> pl.DataFrame:
-    """Trim cells (unless the caller knows none needs it); a cell that is empty after trimming is
-    missing."""
-    frame = frame.with_columns(pl.all().cast(pl.String))
+    """Text cells trimmed (unless the caller knows none needs it); a cell that is empty after
+    trimming is missing. Integer columns (see `IntegerColumns`) stay as they are."""
+    frame = frame.with_columns(pl.exclude(pl.Int16).cast(pl.String))
+    text = pl.col(pl.String)
     if trim:
-        frame = frame.with_columns(pl.all().str.strip_chars())
-    return frame.with_columns(pl.when(pl.all() == "").then(None).otherwise(pl.all()).name.keep())
+        frame = frame.with_columns(text.str.strip_chars())
+    return frame.with_columns(pl.when(text == "").then(None).otherwise(text).name.keep())

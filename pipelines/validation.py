@@ -83,17 +83,31 @@ class _RowChecks:
         if not self.rules:
             return
         counts = frame.select(
-            (what.sum() if kind == "mask"
-             else pl.col(what).count() - pl.col(what).drop_nulls().n_unique()).alias(f"r{i}")
+            (what.sum() if kind == "mask" else _out_of_order(what)).alias(f"r{i}")
             for i, (kind, what, _, _) in enumerate(self.rules)).row(0)
         for (kind, what, column, message), count in zip(self.rules, counts):
             if not count:
                 continue
             if kind == "mask":
                 _report(self.problems, frame, what, column, message)
-            else:
+            elif _has_repeats(frame.get_column(what)):
                 _report_repeats(self.problems, frame, what, column, message)
         self.rules.clear()
+
+
+def _out_of_order(key: str) -> pl.Expr:
+    """How often a filled value of `key` is not above the one before it: none means the values
+    strictly increase, so none repeats (files usually list respondents in id order; this is one
+    comparison per row, where counting distinct ids hashes a million strings)."""
+    values = pl.col(key).drop_nulls()
+    return (values.shift(-1) <= values).sum()
+
+
+def _has_repeats(cells: pl.Series) -> bool:
+    """Whether a filled value repeats. Distinct hashes mean distinct values, so only a file with
+    a repeated hash (a repeated value, or rarely a collision) is counted exactly."""
+    values = cells.drop_nulls()
+    return values.hash().n_unique() < values.len() and values.n_unique() < values.len()
 
 
 def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: list[str],
@@ -119,6 +133,11 @@ def header_targets(defs: Definitions, kind: str) -> dict[str, tuple[str, ...]]:
     targets = {"county_code": catalogue.county_aliases,
                "county_name": catalogue.county_name_aliases, "period": catalogue.period_aliases}
     return targets | {ind.id: ind.aliases + (ind.label,) for ind in catalogue.indicators}
+
+
+def integer_fields(defs: Definitions) -> set[str]:
+    """The survey fields whose cells are whole numbers: answer codes and the age."""
+    return {item.column for item in defs.questionnaire.items} | {"age"}
 
 
 def target_label(defs: Definitions, target: str) -> str:
@@ -238,7 +257,8 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
 
     # answers: integer codes of the questionnaire; blank = item non-response
     for item in q.items:
-        parsed.append(_answer_checks(item, header_of[item.column], checks))
+        parsed.append(_answer_checks(item, header_of[item.column], checks,
+                                     frame.schema[item.column].is_integer()))
         out[item.column] = pl.col(f"__{item.column}").cast(pl.Int16, strict=False)
 
     frame = frame.with_columns(parsed)
@@ -254,18 +274,25 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
 def _per_distinct(cells: pl.Series, fn, dtype: pl.DataType) -> pl.Series:
     """`fn` of each cell, computed once per distinct value: a coded column of a million cells
     holds a handful of spellings."""
-    distinct = cells.drop_nulls().unique().to_list()
-    return cells.replace_strict({value: fn(value) for value in distinct}, default=None,
-                                return_dtype=dtype)
+    mapping = {value: fn(value) for value in cells.drop_nulls().unique().to_list()}
+    if all(value == canonical for value, canonical in mapping.items()) and cells.dtype == dtype:
+        return cells             # every spelling already the canonical one
+    return cells.replace_strict(mapping, default=None, return_dtype=dtype)
 
 
-def _answer_checks(item: Item, header: str, checks: _RowChecks) -> pl.Expr:
-    """The parsed answer column `__<column>` (Float64) and its rules."""
+def _answer_checks(item: Item, header: str, checks: _RowChecks, read_as_integers: bool,
+                   ) -> pl.Expr:
+    """The parsed answer column `__<column>` (Float64, or the column itself when the reader
+    parsed it as integers) and its rules."""
     parsed = f"__{item.column}"
+    allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
+    if read_as_integers:
+        checks.add(pl.col(parsed).is_not_null() & ~pl.col(parsed).is_in(list(item.codes)),
+                   header, lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
+        return pl.col(item.column).alias(parsed)
     checks.add(pl.col(item.column).is_not_null()
                & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
                lambda r: f"答案“{r[item.column]}”不是整数代码")
-    allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
     checks.add(pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
                & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header,
                lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")

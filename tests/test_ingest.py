@@ -332,3 +332,125 @@ def test_bad_indicator_sheets(wh, defs, mutate, expected):
     report = rejected(wh, defs, csv_bytes(mutate(indicators_2026()), "gb18030"), "指标.csv",
                       kind="indicators")
     assert expected in report
+
+
+# ---------------------------------------------------------------------------------------------
+# fast paths: answer codes read as integers, ids checked for order, canonical spellings kept;
+# each gives exactly what reading every cell as text gives
+
+
+def _as_text(defs, data: bytes, name: str, wave: str = NEW_WAVE, renames=None):
+    """The reference: every cell read as text, then checked (what the code did before)."""
+    from pipelines.ingest import _apply_renames
+    from pipelines.readers import read_table
+    from pipelines.validation import validate_survey
+
+    raw = _apply_renames(read_table(data, name), renames)
+    return raw, lambda wh: validate_survey(raw, name, wave, defs, wh.counties())
+
+
+def _outcome(run):
+    try:
+        validated = run()
+    except IngestError as exc:
+        return "rejected", exc.report()
+    return "accepted", validated.frame, validated.warnings
+
+
+def _same_outcome(wh, defs, data: bytes, name: str, renames=None):
+    from pipelines.ingest import _read_and_validate
+
+    _, reference = _as_text(defs, data, name, renames=renames)
+    fast = _outcome(lambda: _read_and_validate(wh, defs, data, name, NEW_WAVE, "survey",
+                                               renames)[1])
+    slow = _outcome(lambda: reference(wh))
+    assert fast[0] == slow[0], (fast, slow)
+    if fast[0] == "rejected":
+        assert fast[1] == slow[1]
+    else:
+        assert fast[1].equals(slow[1]) and fast[1].schema == slow[1].schema
+        assert fast[2] == slow[2]
+    return fast
+
+
+def test_answer_columns_of_whole_numbers_are_read_as_integers(defs):
+    from pipelines.ingest import _integer_headers
+    from pipelines.readers import read_table
+
+    data = csv_bytes(small_wave())
+    frame = read_table(data, "整数.csv", _integer_headers(defs, None)).frame
+    assert frame.schema["Q1"] == pl.Int16 and frame.schema["年龄"] == pl.Int16
+    assert frame.schema["受访者编号"] == pl.String and frame.schema["权重"] == pl.String
+    assert read_table(data, "整数.csv").frame.schema["Q1"] == pl.String
+
+
+CELLS = ["3", "03", "+3", " 3", "3 ", "\t3", "\u30003", "3.0", "3.5", "1e0", "40000", "-0",
+         "", " ", "是", "７", "7", "07", "+7", "-1", "99999999999999999999", "nan", "inf"]
+
+
+@pytest.mark.parametrize("column", ["Q1", "Q9", "年龄"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_integer_reading_changes_no_result_nor_message(wh, defs, column, cell):
+    """Whatever the cell, the load gives what reading it as text gives: the same rows, or the
+    same report quoting the cell as written."""
+    frame = _set(small_wave(), 5, column, cell or None)
+    for data in (csv_bytes(frame), csv_bytes(frame).replace(b"\n", b"\r\n")):
+        _same_outcome(wh, defs, data, "单元格.csv")
+
+
+def test_integer_reading_follows_the_analysts_renames(wh, defs):
+    """A header that would be an answer column but that the analyst takes for another field
+    keeps its cells as text ("0012", not 12)."""
+    frame = small_wave().with_columns(
+        (pl.lit("00") + pl.int_range(pl.len()).cast(pl.String)).alias("年龄")).drop("受访者编号")
+    renames = {"年龄": "respondent_id"}
+    outcome = _same_outcome(wh, defs, csv_bytes(frame), "改名.csv", renames)
+    assert outcome[0] == "accepted"
+    assert outcome[1]["respondent_id"][:2].to_list() == ["000", "001"]
+    assert outcome[1]["age"].null_count() == outcome[1].height
+
+
+def test_sanitised_archive_keeps_answer_cells_as_written(wh, defs):
+    frame = small_wave().with_columns(
+        pl.lit("03").alias("Q2"),
+        (pl.lit("139") + pl.int_range(pl.len()).cast(pl.String).str.zfill(8)).alias("联系电话"))
+    result = ingest_bytes(wh, defs, csv_bytes(frame), "带电话.csv", NEW_WAVE)
+    _, archived = wh.archived_file(result.load_id)
+    stored = pl.read_csv(archived, infer_schema=False)
+    assert stored["Q2"].unique().to_list() == ["03"] and "联系电话" not in stored.columns
+
+
+@pytest.mark.parametrize("order", ["shuffled", "descending"])
+def test_respondent_ids_out_of_order_are_checked_in_full(wh, defs, order):
+    frame = small_wave()
+    frame = frame.sample(fraction=1.0, shuffle=True, seed=3) if order == "shuffled" \
+        else frame.reverse()
+    assert _same_outcome(wh, defs, csv_bytes(frame), "乱序.csv")[0] == "accepted"
+    repeated = _set(frame, 9, "受访者编号", frame["受访者编号"][40])
+    outcome = _same_outcome(wh, defs, csv_bytes(repeated), "乱序.csv")
+    assert outcome[0] == "rejected" and "第42行，“受访者编号”列" in outcome[1]
+    assert "重复（第9行已出现）" in outcome[1]
+
+
+def test_adjacent_repeated_ids_are_found_on_the_fast_path(wh, defs):
+    frame = _set(small_wave(), 3, "受访者编号", small_wave()["受访者编号"][0])
+    outcome = _same_outcome(wh, defs, csv_bytes(frame), "相邻.csv")
+    assert outcome[0] == "rejected" and "第3行，“受访者编号”列" in outcome[1]
+    assert "重复（第2行已出现）" in outcome[1]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_gbk_body_under_an_ascii_header_is_decoded(wh, defs, quoted):
+    """The header line is ASCII (valid UTF-8), the cells GBK: Polars refuses the bytes further
+    on and the file is decoded as GBK."""
+    frame = small_wave().drop("区县代码").rename({"受访者编号": "respondent_id", "权重": "weight",
+                                                  "区县名称": "county", "调查期次": "wave",
+                                                  "性别": "sex", "城乡": "urban_rural",
+                                                  "年龄": "age", "抽样层": "stratum",
+                                                  "乡镇(街道)": "township"})
+    assert all(h.isascii() for h in frame.columns)
+    text = frame.write_csv(line_terminator="\n", quote_style="always" if quoted else "necessary")
+    result = ingest_bytes(wh, defs, text.encode("gb18030"), "gbk.csv", NEW_WAVE)
+    assert result.rows == frame.height
+    assert wh.cursor().sql("select encoding from loads where wave = '2026'").fetchall() \
+        == [("GBK/GB18030",)]
