@@ -26,6 +26,24 @@ def median_time(fn: Callable[[], object], runs: int, *, warm_up: bool = True) ->
     return statistics.median(times)
 
 
+def paired_median_times(first: Callable[[], object], second: Callable[[], object], runs: int,
+                        ) -> tuple[float, float, float]:
+    """Median wall times of `first` and `second` called alternately (after one untimed call of
+    each), and the median of the per-round ratios first / second. The machine's speed drifts
+    within minutes; timed back to back, a pair sees the same speed, where two separate series of
+    runs may not (ours against the floor measured 2.6× and 3.2× an hour apart that way)."""
+    first()
+    second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(runs):
+        for fn, out in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - started)
+    ratios = [a / b for a, b in zip(*times)]
+    return statistics.median(times[0]), statistics.median(times[1]), statistics.median(ratios)
+
+
 def peak_memory_mb(script: str | Path, case: str) -> float:
     """Peak RSS (MB) of `script --peak case`, a fresh process that runs the case once."""
     done = subprocess.run([sys.executable, str(script), PEAK_FLAG, case], capture_output=True,

@@ -200,6 +200,48 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
     return out
 
 
+@dataclass(frozen=True)
+class DomainSizes:
+    """Per domain, for a variable that every row answers (a composite's rows are everyone)."""
+
+    n: np.ndarray       # D rows (float, as `MeanEstimates.n`)
+    n_eff: np.ndarray   # D (Σw)² / Σw²
+    df: np.ndarray      # D PSUs − strata (R: degf of the domain's subset)
+
+
+def domain_sizes(design: Design, domain: np.ndarray, n_domains: int) -> DomainSizes:
+    """What `mean_covariance` reports for a column of ones, from counts alone when the rows are
+    sorted by (domain, stratum, PSU), as survey files come (that estimation pass took 30 ms for
+    a national wave); any other order takes the pass."""
+    domain = np.asarray(domain, dtype=np.int64)
+    if design.n_rows == 0 or _design_order(design, domain) is not None:
+        ones = mean_covariance(design, np.ones((design.n_rows, 1)), domain, n_domains,
+                               pairs=False)
+        return DomainSizes(ones.n[:, 0], ones.n_eff[:, 0], ones.df[:, 0])
+    starts = _starts(domain)                 # sorted: each domain's rows are one segment
+    present = domain[starts]
+
+    def per_domain(segment_values: np.ndarray) -> np.ndarray:
+        out = np.zeros(n_domains)
+        out[present] = segment_values
+        return out
+
+    weight = design.weight
+    n = per_domain(np.diff(np.append(starts, domain.size)))
+    weight_sum = per_domain(np.add.reduceat(weight, starts))
+    weight_sq_sum = per_domain(np.add.reduceat(weight * weight, starts))
+    strata = np.bincount(domain[_starts(domain * design.n_strata + design.stratum)],
+                         minlength=n_domains)
+    if design.psu is None:
+        psus = n
+    else:
+        psu_key = domain * (int(design.psu.max()) + 1) + design.psu
+        psus = np.bincount(domain[_starts(psu_key)], minlength=n_domains)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n_eff = weight_sum**2 / weight_sq_sum
+    return DomainSizes(n, n_eff, (psus - strata).astype(np.float64))
+
+
 def _design_order(design: Design, domain: np.ndarray) -> np.ndarray | None:
     """A stable permutation sorting rows by (domain, stratum, PSU), or None when they already are
     (the usual case: survey files come grouped by county)."""

@@ -205,3 +205,28 @@ def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one(
         assert keys["k"].dtype == pl.Int64
         slow_codes, slow_keys = domain_codes(frame, ["s"])     # strings: the join path
         assert np.array_equal(slow_keys["s"].to_numpy()[slow_codes], values.astype(str))
+
+
+@pytest.mark.parametrize("with_psu", [False, True])
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_domain_sizes_equal_the_estimation_pass_for_a_column_of_ones(with_psu, order):
+    """Reference: `mean_covariance` of a column of ones (which `domain_sizes` replaces when the
+    rows are sorted), on strata of one PSU, empty domains and zero weights too."""
+    from pipelines.estimation import domain_sizes
+
+    rng = np.random.default_rng(5)
+    n = 3_000
+    domain = np.sort(rng.integers(0, 40, n))          # domains 40..44 stay empty
+    stratum = domain * 3 + rng.integers(0, 3, n)       # nested in domains
+    psu = stratum * 10 + rng.integers(0, 4 if with_psu else 1, n)
+    frame = pl.DataFrame({"d": domain, "h": stratum, "p": psu,
+                          "w": np.where(rng.random(n) < 0.02, 0.0, rng.uniform(0.5, 3, n))})
+    frame = frame.sort("d", "h", "p") if order == "sorted" else \
+        frame.sample(fraction=1.0, shuffle=True, seed=2)
+    design = make_design(frame, weight="w", strata="h", psu="p" if with_psu else None)
+    codes = frame["d"].to_numpy()
+    sizes = domain_sizes(design, codes, 45)
+    ones = mean_covariance(design, np.ones((n, 1)), codes, 45, pairs=False)
+    assert np.array_equal(sizes.n, ones.n[:, 0]) and np.array_equal(sizes.df, ones.df[:, 0])
+    assert np.allclose(sizes.n_eff, ones.n_eff[:, 0], rtol=1e-12, equal_nan=True)
+    assert np.isnan(sizes.n_eff[40:]).all() and (sizes.df[:40] > 0).all()

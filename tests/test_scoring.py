@@ -304,3 +304,43 @@ def test_a_forked_child_gets_its_own_thread_pool():
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("cells", [
+    ["b", "b", "a", "a", "a", "c"],              # grouped, as survey rows come
+    ["b", "a", "b", "c", "a", "b", "b"],          # a value in several runs
+    ["a"], [],
+])
+def test_codes_looked_up_per_run_equal_codes_looked_up_per_cell(cells):
+    """Reference: every cell cast on its own (the per-cell lookup the runs replace)."""
+    from pipelines.scoring import _category_codes, _dense_codes
+
+    series = pl.Series(cells, dtype=pl.String)
+    first_seen = series.unique(maintain_order=True)
+    codes, values = _dense_codes(series)
+    assert values == first_seen.to_list()
+    assert codes.tolist() == series.cast(pl.Enum(first_seen)).to_physical().to_list()
+    categories = ["c", "a"]                      # "b" and null are not among them
+    for with_null in (series, pl.concat([series, pl.Series([None], dtype=pl.String)])):
+        expected = with_null.cast(pl.Enum(categories), strict=False).to_physical() \
+            .cast(pl.Int64).fill_null(-1).to_list()
+        assert _category_codes(with_null, categories).tolist() == expected
+
+
+def test_unknown_county_codes_are_named(defs, scores_2025):
+    model = scores_2025.model
+    counties = pl.DataFrame({"county_code": model.counties[:2], "county_name": ["甲", "乙"],
+                             "city_code": ["1", "1"], "city_name": ["市", "市"],
+                             "population": [1000, 1000]})
+    responses = pl.DataFrame({"county_code": [model.counties[0], "999999", model.counties[1]],
+                              "respondent_id": ["1", "2", "3"], "weight": [1.0, 1.0, 1.0]})
+    with pytest.raises(ValueError, match="999999"):
+        score_frames(responses, pl.DataFrame(), counties, defs)
+
+
+@pytest.mark.parametrize("shape", [(2000, 2850), (2000, 88), (7, 1030), (3, 0)])
+def test_column_variances_in_blocks_equal_numpys_bit_for_bit(shape):
+    from pipelines.scoring import column_variances
+
+    draws = np.random.default_rng(1).gamma(3.0, size=shape) * 7 + 100
+    assert np.array_equal(column_variances(draws), draws.var(axis=0, ddof=1))
