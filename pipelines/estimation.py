@@ -214,7 +214,8 @@ def domain_sizes(design: Design, domain: np.ndarray, n_domains: int) -> DomainSi
     sorted by (domain, stratum, PSU), as survey files come (that estimation pass took 30 ms for
     a national wave); any other order takes the pass."""
     domain = np.asarray(domain, dtype=np.int64)
-    if design.n_rows == 0 or _design_order(design, domain) is not None:
+    cell_key, psu_key = _design_keys(design, domain)
+    if design.n_rows == 0 or not _ascending(cell_key if psu_key is None else psu_key):
         ones = mean_covariance(design, np.ones((design.n_rows, 1)), domain, n_domains,
                                pairs=False)
         return DomainSizes(ones.n[:, 0], ones.n_eff[:, 0], ones.df[:, 0])
@@ -230,26 +231,28 @@ def domain_sizes(design: Design, domain: np.ndarray, n_domains: int) -> DomainSi
     n = per_domain(np.diff(np.append(starts, domain.size)))
     weight_sum = per_domain(np.add.reduceat(weight, starts))
     weight_sq_sum = per_domain(np.add.reduceat(weight * weight, starts))
-    strata = np.bincount(domain[_starts(domain * design.n_strata + design.stratum)],
-                         minlength=n_domains)
-    if design.psu is None:
-        psus = n
-    else:
-        psu_key = domain * (int(design.psu.max()) + 1) + design.psu
-        psus = np.bincount(domain[_starts(psu_key)], minlength=n_domains)
+    strata = np.bincount(domain[_starts(cell_key)], minlength=n_domains)
+    psus = n if psu_key is None else np.bincount(domain[_starts(psu_key)], minlength=n_domains)
     with np.errstate(invalid="ignore", divide="ignore"):
         n_eff = weight_sum**2 / weight_sq_sum
     return DomainSizes(n, n_eff, (psus - strata).astype(np.float64))
 
 
+def _design_keys(design: Design, domain: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each row's (domain, stratum) cell key, and its (domain, PSU) key when there are PSUs: PSU
+    codes are numbered in stratum order (make_design), so that key sorts by stratum too."""
+    cell_key = domain * design.n_strata + design.stratum
+    if design.psu is None:
+        return cell_key, None
+    return cell_key, domain * (int(design.psu.max()) + 1) + design.psu
+
+
 def _design_order(design: Design, domain: np.ndarray) -> np.ndarray | None:
     """A stable permutation sorting rows by (domain, stratum, PSU), or None when they already are
     (the usual case: survey files come grouped by county)."""
-    cell_key = domain * design.n_strata + design.stratum
-    if design.psu is None:
+    cell_key, key = _design_keys(design, domain)
+    if key is None:
         return None if _ascending(cell_key) else np.argsort(cell_key, kind="stable")
-    # PSU codes are numbered in stratum order (make_design), so this key sorts by stratum too
-    key = domain * (int(design.psu.max()) + 1) + design.psu
     if _ascending(key):
         return None
     order = np.argsort(key, kind="stable")

@@ -77,7 +77,7 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
     steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(
-        data, raw, validated, lambda: _apply_renames(read_table(data, file_name), renames))
+        data, raw, validated, lambda: _read_as_text(data, file_name, renames))
     record = LoadRecord(
         kind=kind, wave=wave, source_name=file_name, source_sha256=sha256,
         archive_sha256=sha256 if archive is data else hashlib.sha256(archive).hexdigest(),
@@ -190,8 +190,13 @@ def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name:
     except IngestError:
         if _all_text(raw):
             raise
-    raw = _apply_renames(read_table(data, file_name), renames)
+    raw = _read_as_text(data, file_name, renames)
     return raw, validate(raw, file_name, wave, defs, wh.counties())
+
+
+def _read_as_text(data: bytes, file_name: str, renames: dict[str, str] | None) -> RawTable:
+    """Every cell as text, with the analyst's renames."""
+    return _apply_renames(read_table(data, file_name), renames)
 
 
 def _all_text(raw: RawTable) -> bool:

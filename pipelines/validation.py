@@ -286,16 +286,19 @@ def _answer_checks(item: Item, header: str, checks: _RowChecks, read_as_integers
     parsed it as integers) and its rules."""
     parsed = f"__{item.column}"
     allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
+
+    def not_a_code(row: dict) -> str:
+        return f"答案代码 {row[item.column]} 不在问卷规定的代码中（{allowed}）"
+
     if read_as_integers:
         checks.add(pl.col(parsed).is_not_null() & ~pl.col(parsed).is_in(list(item.codes)),
-                   header, lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
+                   header, not_a_code)
         return pl.col(item.column).alias(parsed)
     checks.add(pl.col(item.column).is_not_null()
                & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
                lambda r: f"答案“{r[item.column]}”不是整数代码")
     checks.add(pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
-               & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header,
-               lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
+               & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header, not_a_code)
     return pl.col(item.column).cast(pl.Float64, strict=False).alias(parsed)
 
 
