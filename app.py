@@ -12,12 +12,12 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import warehouse
-from pipelines.access import (ANALYST, HASH_ENV, VIEWER, granted, issue_grant,
-                              verify_password)
+from pipelines import keep_freed_memory, wave_display
+from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
+from pipelines.store.warehouse import WarehouseError
 
 GRANT = "access_grant"
-from pipelines.warehouse import WarehouseError
-from pipelines.waves import wave_display
+keep_freed_memory()      # the server process: short-lived NumPy temporaries reuse memory
 
 st.set_page_config(page_title="测评看板", page_icon=":material/leaderboard:", layout="wide")
 

@@ -13,9 +13,9 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.build import build_warehouse  # noqa: E402
-from pipelines.sample_province import SAMPLE_DIR  # noqa: E402
-from pipelines.scaled_province import SCALES, generate_scaled  # noqa: E402
+from pipelines.ingest.build import build_warehouse  # noqa: E402
+from pipelines.synth.sample import SAMPLE_DIR  # noqa: E402
+from pipelines.synth.scaled import SCALES, generate_scaled  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 

@@ -92,7 +92,7 @@ def main(runs: int = 3, scales: tuple[str, ...] = ("sample", "national")) -> Non
         computed, stored, switches = [], [], {k: [] for k in PAGES}
         with tempfile.TemporaryDirectory() as name:
             copy = Path(name) / "run.duckdb"
-            for k in range(runs if scale == "sample" else 1):
+            for _ in range(runs if scale == "sample" else 1):
                 shutil.rmtree(Path(name) / "run.duckdb.results", ignore_errors=True)
                 shutil.copy(source, copy)
                 computed.append(run_once(copy)[0])

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import geography_warehouse, wave_file  # noqa: E402
 from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
-from pipelines.definitions import load_definitions  # noqa: E402
-from pipelines.ingest import ingest_file  # noqa: E402
-from pipelines.sample_province import SAMPLE_DIR  # noqa: E402
-from pipelines.warehouse import Warehouse  # noqa: E402
+from pipelines.ingest.load import ingest_file  # noqa: E402
+from pipelines.scheme.definitions import load_definitions  # noqa: E402
+from pipelines.store.warehouse import Warehouse  # noqa: E402
+from pipelines.synth.sample import SAMPLE_DIR  # noqa: E402
 
 CASES = {  # name → (scale of the geography, wave, file)
     "sample-2021-gbk-csv.gz": ("sample", "2021", lambda: SAMPLE_DIR / "survey_2021.csv.gz"),

@@ -19,11 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import scaled_warehouse  # noqa: E402
 from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
-from pipelines.definitions import load_definitions  # noqa: E402
-from pipelines.forecast import history_of, next_wave_probabilities  # noqa: E402
-from pipelines.ranking import simulate_ranks  # noqa: E402
-from pipelines.risk import risk_table, scored_history  # noqa: E402
-from pipelines.warehouse import Warehouse  # noqa: E402
+from pipelines.ranking.forecast import history_of, next_wave_probabilities  # noqa: E402
+from pipelines.ranking.ranks import simulate_ranks  # noqa: E402
+from pipelines.ranking.risk import risk_table  # noqa: E402
+from pipelines.results.wave import scored_history  # noqa: E402
+from pipelines.scheme.definitions import load_definitions  # noqa: E402
+from pipelines.store.warehouse import Warehouse  # noqa: E402
 
 SCALES = ("sample", "large", "national")
 DRAWS = 10_000

@@ -32,11 +32,10 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import scaled_warehouse  # noqa: E402
-from bench._measure import (median_time, paired_median_times, peak_case, peak_memory_mb,  # noqa: E402
-                            report_peak)
-from pipelines.definitions import Definitions, load_definitions  # noqa: E402
-from pipelines.scoring import POINTS_PREFIX, item_points, score_frames, scored_items  # noqa: E402
-from pipelines.warehouse import Warehouse  # noqa: E402
+from bench._measure import median_time, paired_median_times, peak_case, peak_memory_mb, report_peak  # noqa: E402
+from pipelines.scheme.definitions import Definitions, load_definitions  # noqa: E402
+from pipelines.stats.scoring import POINTS_PREFIX, item_points, score_frames, scored_items  # noqa: E402
+from pipelines.store.warehouse import Warehouse  # noqa: E402
 
 SCALES = ("sample", "large", "national")
 R_SCRIPT = r"""
@@ -121,7 +120,7 @@ def survey_part_contrast(defs: Definitions, items: list[str]) -> str:
         if comp.source != "survey":
             continue
         total = sum(comp.item_weights)
-        for item, weight in zip(comp.items, comp.item_weights):
+        for item, weight in zip(comp.items, comp.item_weights, strict=False):
             terms.append(f"{comp.weight / 100 * weight / total!r} * num_{item} / den_{item}")
     return " + ".join(terms)
 
@@ -137,7 +136,8 @@ def r_survey(scored: pl.DataFrame, items: list[str], contrast: str,
     done = subprocess.run(["Rscript", str(script), str(data), ",".join(items), contrast, str(out)],
                           capture_output=True, text=True, check=True)
     t_items, t_comp = done.stdout.split("TIME")[1].split()
-    return float(t_items), float(t_comp.replace("NA", "nan")), pl.read_csv(out, schema_overrides={"county": pl.String})
+    reference = pl.read_csv(out, schema_overrides={"county": pl.String})
+    return float(t_items), float(t_comp.replace("NA", "nan")), reference
 
 
 def gap(ours: np.ndarray, theirs: np.ndarray) -> float:

@@ -32,25 +32,25 @@ SHARED = ("sample.duckdb", "large.duckdb", "national.duckdb", "national-wave.csv
 def run_case(kind: str, scale: str, runs: int) -> float:
     """Median seconds of one case, imported from the tree in the current directory."""
     sys.path.insert(0, ".")
-    from pipelines.definitions import load_definitions
+    from pipelines.scheme.definitions import load_definitions
 
     defs = load_definitions()
     if kind == "score":
         from bench.score_wave import wave_frames
-        from pipelines.scoring import score_frames
+        from pipelines.stats.scoring import score_frames
 
         responses, indicators, counties = wave_frames(scale)
         job = lambda: score_frames(responses, indicators, counties, defs)  # noqa: E731
     elif kind == "risk":
         from bench.risk_table import history
-        from pipelines.risk import risk_table
+        from pipelines.ranking.risk import risk_table
 
         scores = history(scale)
         job = lambda: risk_table(scores, defs, draws=10_000)  # noqa: E731
     else:
         from bench._data import geography_warehouse, wave_file
-        from pipelines.ingest import ingest_file
-        from pipelines.warehouse import Warehouse
+        from pipelines.ingest.load import ingest_file
+        from pipelines.store.warehouse import Warehouse
 
         work = Path(tempfile.mkdtemp())
 

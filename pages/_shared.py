@@ -14,19 +14,23 @@ import polars as pl
 import streamlit as st
 from altair.utils.schemapi import disable_debug_mode
 
-from pipelines import charts  # noqa: F401  (registers the chart theme)
-from pipelines import result_store
-from pipelines.access import ANALYST, granted
-from pipelines.figures import figure_png
-from pipelines.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
-from pipelines.waves import wave_display
-from pipelines.definitions import Definitions, load_definitions
-from pipelines.listing import ListingResult
-from pipelines.dashboard import Overview, overview, ranking_view
-from pipelines.funnel import Funnel, funnel
-from pipelines.risk import delisting_progress
-from pipelines.scoring import WaveScores
-from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
+from pipelines import (
+    Definitions,
+    Funnel,
+    ListingResult,
+    WaveScores,
+    delisting_progress,
+    funnel,
+    load_definitions,
+    result_cache,
+    wave_display,
+)
+from pipelines.present import charts  # noqa: F401  (registers the chart theme)
+from pipelines.present.access import ANALYST, granted
+from pipelines.present.figures import figure_png
+from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
+from pipelines.present.views import Overview, overview, ranking_view
+from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 # Altair validates every schema object as it is built (debug mode): a county map's inline data is
 # then checked value by value on each page view. The chart builders are validated by the tests and
@@ -46,7 +50,7 @@ def warehouse_path() -> Path:
 @st.cache_resource(show_spinner="首次运行：正在由示例数据构建数据仓库，约需数秒……")
 def _open_warehouse(path: str) -> Warehouse:
     if not Path(path).exists():
-        from pipelines.build import build_warehouse  # only on first run: it imports the generator
+        from pipelines import build_warehouse  # only on first run: it imports the generator
         build_warehouse(Path(path))
     return Warehouse.open(path)
 
@@ -72,7 +76,7 @@ def _key(wave: str) -> tuple[str, str]:
 
 @st.cache_resource(max_entries=8, show_spinner="正在计算得分与区间……")
 def _history(path: str, version: str, wave: str) -> list[WaveScores]:
-    return result_store.history(Path(path), warehouse(), definitions(), version, wave)
+    return result_cache.history(Path(path), warehouse(), definitions(), version, wave)
 
 
 def _guard(compute, wave: str):
@@ -90,8 +94,8 @@ def history(wave: str) -> list[WaveScores]:
 
 @st.cache_resource(max_entries=8, show_spinner="正在模拟排名（10,000 次）……")
 def _risk(path: str, version: str, wave: str) -> pl.DataFrame:
-    return result_store.risk(Path(path), lambda: _history(path, version, wave), definitions(),
-                             version, wave, result_store.dashboard_draws())
+    return result_cache.risk(Path(path), lambda: _history(path, version, wave), definitions(),
+                             version, wave, result_cache.dashboard_draws())
 
 
 def risk(wave: str) -> pl.DataFrame:
@@ -100,7 +104,7 @@ def risk(wave: str) -> pl.DataFrame:
 
 @st.cache_resource(max_entries=8, show_spinner="正在核对挂牌与摘帽规则……")
 def _listing(path: str, version: str, wave: str) -> ListingResult:
-    return result_store.listing(Path(path), warehouse(), definitions(),
+    return result_cache.listing(Path(path), warehouse(), definitions(),
                                 lambda: _history(path, version, wave), version, wave)
 
 
@@ -152,7 +156,7 @@ def warm_after_publish() -> str:
     """Store the newest wave's results right after a publish, so the first leader to open the
     dashboard gets them at once; returns a note for the analyst when they cannot be computed yet."""
     try:
-        result_store.warm_latest(warehouse_path(), warehouse(), definitions())
+        result_cache.warm_latest(warehouse_path(), warehouse(), definitions())
     except Exception as exc:  # optional work after the publish has committed: report, go on
         return f"（最新一期暂时无法预先计算：{exc}）"
     return ""

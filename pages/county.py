@@ -4,14 +4,10 @@ items with intervals, townships (wide intervals), the levers that move its score
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, definitions, history, percent, require_wave, risk, sample_badge,
-                           warehouse)
-from pipelines import charts
-from pipelines.dashboard import component_comparison, county_history
-from pipelines.ranking import component_levers
-from pipelines.risk import what_if
-from pipelines.scoring import survey_score_by
-from pipelines.waves import wave_display
+from pages._shared import chart, definitions, history, percent, require_wave, risk, sample_badge, warehouse
+from pipelines import component_levers, survey_score_by, wave_display, what_if
+from pipelines.present import charts
+from pipelines.present.views import component_comparison, county_history
 
 wh = warehouse()
 wave = require_wave()
@@ -22,7 +18,7 @@ counties = wh.counties()
 if st.session_state.get("city"):
     counties = counties.filter(pl.col("city_code") == st.session_state["city"])
 codes = counties["county_code"].to_list()
-names = dict(zip(counties["county_code"], counties["county_name"]))
+names = dict(zip(counties["county_code"], counties["county_name"], strict=False))
 wanted = st.session_state.get("county") or st.query_params.get("county")
 chosen = st.selectbox("区县", codes, index=codes.index(wanted) if wanted in codes else 0,
                       format_func=lambda c: f"{names[c]}（{c}）")
@@ -53,7 +49,7 @@ with left:
     trail = county_history(history(wave), chosen)
     chart(charts.history_chart(trail, title="历次综合得分与95%区间"))
     st.caption("历次名次：" + "；".join(f"{w} 第{r}名" for w, r in
-                                   zip(trail["wave_label"], trail["rank"]) if r is not None))
+                                   zip(trail["wave_label"], trail["rank"], strict=False) if r is not None))
 with right:
     city = wh.counties().filter(pl.col("county_code") == chosen)["city_code"][0]
     chart(charts.comparison_chart(component_comparison(scores, chosen, city),

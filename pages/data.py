@@ -8,15 +8,22 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, is_analyst, sample_badge, warehouse, warm_after_publish
-from pipelines.ingest import check_bytes, column_mapping, ingest_bytes
-from pipelines.preview import indicator_preview, survey_preview
-from pipelines.problems import IngestError
-from pipelines.access import granted
-from pipelines.limits import safe_file_name
-from pipelines.readers import read_table
-from pipelines.validation import header_targets, target_label
-from pipelines.warehouse import WarehouseError
-from pipelines.waves import next_wave, wave_display
+from pipelines import (
+    IngestError,
+    check_bytes,
+    column_mapping,
+    header_targets,
+    indicator_preview,
+    ingest_bytes,
+    next_wave,
+    read_table,
+    safe_file_name,
+    survey_preview,
+    target_label,
+    wave_display,
+)
+from pipelines.present.access import granted
+from pipelines.store.warehouse import WarehouseError
 
 UNUSED = "（不使用）"
 
@@ -67,11 +74,11 @@ with upload:
                     options=[UNUSED, *labels])}, disabled=["文件中的列", "来源"],
                 hide_index=True, width="stretch", key=f"mapping_{file.name}_{kind}")
             chosen = {h: labels.get(label) for h, label in zip(edited["文件中的列"],
-                                                               edited["对应字段"])}
+                                                               edited["对应字段"], strict=False)}
             if st.button(f"记住“{source}”的列对应关系"):
                 wh.save_header_map(source, kind, chosen, by=user)
                 st.success("已记住：下次上传这一来源的文件时自动使用。")
-        automatic = dict(zip(mapping["header"], mapping["target"]))
+        automatic = dict(zip(mapping["header"], mapping["target"], strict=False))
         renames = {h: t for h, t in chosen.items() if t != automatic.get(h) or
                    mapping.filter(pl.col("header") == h)["how"][0] == "已记住"}
         try:
@@ -162,7 +169,7 @@ with versions:
 with decisions:
     counties = wh.counties()
     codes = counties["county_code"].to_list()
-    names = dict(zip(codes, counties["county_name"]))
+    names = dict(zip(codes, counties["county_name"], strict=False))
     waves = wh.waves()["wave"].to_list()
     left, right = st.columns(2)
     with left.form("decision"):
@@ -197,7 +204,8 @@ with decisions:
         pl.col("recorded_by").alias("录入人")), hide_index=True, width="stretch")
 
 with audit:
-    st.caption("每一次数据变更（发布、替换、回滚、录入决定与验收、保存列对应关系、恢复备份）：谁、何时、做了什么、文件的 SHA-256。")
+    st.caption("每一次数据变更（发布、替换、回滚、录入决定与验收、保存列对应关系、恢复备份）："
+           "谁、何时、做了什么、文件的 SHA-256。")
     log = wh.audit_log()
     st.dataframe(log.select(
         pl.col("at").alias("时间"), pl.col("by_user").alias("操作人"), pl.col("action").alias("操作"),

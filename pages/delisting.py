@@ -4,12 +4,21 @@ expected exit; and the rules' verdicts beside the official decisions."""
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, history, in_city, listing, progress, require_wave, sample_badge,
-                           show_table, warehouse)
-from pipelines import charts
-from pipelines.dashboard import county_histories, county_history
-from pipelines.tables import comparison_table
-from pipelines.waves import wave_display
+from pages._shared import (
+    chart,
+    history,
+    in_city,
+    listing,
+    progress,
+    require_wave,
+    sample_badge,
+    show_table,
+    warehouse,
+)
+from pipelines import wave_display
+from pipelines.present import charts
+from pipelines.present.tables import comparison_table
+from pipelines.present.views import county_histories, county_history
 
 
 def unbroken(label: str) -> str:

@@ -3,12 +3,18 @@ the same cached results as the other pages."""
 
 import streamlit as st
 
-from pages._shared import (city_label, definitions, history, listing, require_wave, risk,
-                           sample_badge, selected_city, warehouse)
-from pipelines.deck import build_deck
-from pipelines.meeting import meeting_pack, meeting_tables, workbook_note
-from pipelines.waves import wave_display
-from pipelines.workbook import workbook_bytes
+from pages._shared import (
+    city_label,
+    definitions,
+    history,
+    listing,
+    require_wave,
+    risk,
+    sample_badge,
+    selected_city,
+    warehouse,
+)
+from pipelines import build_deck, meeting_pack, meeting_tables, wave_display, workbook_bytes, workbook_note
 
 wh = warehouse()
 wave = require_wave()
@@ -56,4 +62,5 @@ with right.container(border=True):
     st.download_button("下载表格（Excel）", data=lambda: _workbook(*key), file_name=f"{stem}.xlsx",
                        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        key="download_workbook", icon=":material/table:", on_click="ignore")
-st.caption("每张图下方的“下载图片”可单独导出 1920×1080 的图片；每张表下方可下载 CSV。导出文件不含任何受访者个人层面的数据。")
+st.caption("每张图下方的“下载图片”可单独导出 1920×1080 的图片；每张表下方可下载 CSV。"
+           "导出文件不含任何受访者个人层面的数据。")

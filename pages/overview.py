@@ -4,11 +4,24 @@ their 摘帽 status, biggest movers, and a county map coloured by score or risk.
 import polars as pl
 import streamlit as st
 
-from pages._shared import (BOUNDARIES_FILE, boundaries, chart, city_label, definitions, in_city,
-                           listing, overview_summary, percent, progress, risk, sample_badge,
-                           selected_wave, warehouse)
-from pipelines import charts
-from pipelines.waves import wave_display
+from pages._shared import (
+    BOUNDARIES_FILE,
+    boundaries,
+    chart,
+    city_label,
+    definitions,
+    in_city,
+    listing,
+    overview_summary,
+    percent,
+    progress,
+    risk,
+    sample_badge,
+    selected_wave,
+    warehouse,
+)
+from pipelines import wave_display
+from pipelines.present import charts
 
 wh = warehouse()
 province = wh.meta("province") or "本省"

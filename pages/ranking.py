@@ -4,12 +4,21 @@ intervals that cross one marked; a sortable table with the component scores."""
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, city_label, definitions, in_city, ranking, require_wave,
-                           sample_badge, show_table, warehouse)
-from pipelines import charts
-from pipelines.dashboard import chart_rows, cut_line_scores
-from pipelines.tables import ranking_table
-from pipelines.waves import wave_display
+from pages._shared import (
+    chart,
+    city_label,
+    definitions,
+    in_city,
+    ranking,
+    require_wave,
+    sample_badge,
+    show_table,
+    warehouse,
+)
+from pipelines import wave_display
+from pipelines.present import charts
+from pipelines.present.tables import ranking_table
+from pipelines.present.views import chart_rows, cut_line_scores
 
 wh = warehouse()
 wave = require_wave()

@@ -4,11 +4,21 @@ ranking), the sets that may contain the true bottom 3/10, the funnel plot and th
 import polars as pl
 import streamlit as st
 
-from pages._shared import (chart, city_label, definitions, funnel_data, in_city, require_wave,
-                           risk, sample_badge, show_table, warehouse)
-from pipelines import charts
-from pipelines.tables import risk_display
-from pipelines.waves import wave_display
+from pages._shared import (
+                           chart,
+                           city_label,
+                           definitions,
+                           funnel_data,
+                           in_city,
+                           require_wave,
+                           risk,
+                           sample_badge,
+                           show_table,
+                           warehouse,
+)
+from pipelines import wave_display
+from pipelines.present import charts
+from pipelines.present.tables import risk_display
 
 wh = warehouse()
 wave = require_wave()
@@ -39,5 +49,6 @@ result = funnel_data(wave)
 names = wh.counties().select("county_code", "city_code")
 chart(charts.funnel_chart(in_city(result.points.join(names, on="county_code")), result.limits,
                           result.target, title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
-st.caption(f"中心线为全省平均 {result.target:.2f}；控制限已按县际真实差异调整（过度离散 φ = {result.phi:.1f}，"
+st.caption(f"中心线为全省平均 {result.target:.2f}；"
+           f"控制限已按县际真实差异调整（过度离散 φ = {result.phi:.1f}，"
            f"τ = {result.tau2 ** 0.5:.2f} 分）。限外的县与全省平均的差异超出了抽样误差和一般县际差异。")

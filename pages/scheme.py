@@ -5,7 +5,7 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, history, require_wave, sample_badge, warehouse
-from pipelines.dashboard import sensitivity
+from pipelines.present.views import sensitivity
 
 NORMALISATION = {None: "原值（0–100）", "goalposts": "目标值法", "minmax": "全省最小最大",
                  "zscore": "标准分（50+10z）"}
@@ -60,8 +60,9 @@ edited = st.data_editor(
         options=list(NORMALISATION.values()))}, disabled=["分项"], hide_index=True,
     width="stretch", key="sensitivity_editor")
 reverse = {v: k for k, v in NORMALISATION.items()}
-weights = {c.id: float(w) for c, w in zip(scheme.components, edited["权重"])}
-methods = {c.id: reverse.get(m, c.normalisation) for c, m in zip(scheme.components, edited["标准化"])}
+weights = {c.id: float(w) for c, w in zip(scheme.components, edited["权重"], strict=False)}
+methods = {c.id: reverse.get(m, c.normalisation)
+           for c, m in zip(scheme.components, edited["标准化"], strict=False)}
 result = sensitivity(history(wave)[-1], weights, methods)
 moved = result.filter(pl.col("moved_up") != 0)
 st.caption(f"权重合计 {sum(weights.values()):g}（计算时按合计100折算）。{moved.height} 个县名次变化。")

@@ -1,5 +1,88 @@
-"""测评看板 pipelines: files → ingest → warehouse → estimation → scoring → ranking → pages/exports."""
+"""测评看板's public API for pages, notebooks and scripts: files → ingest → store → stats → ranking →
+results → present → exports (docs/architecture in README). Names load on first use, so importing
+the package stays cheap for the dashboard's first paint."""
 
-from pipelines.allocator import keep_freed_memory
+from __future__ import annotations
 
-keep_freed_memory()   # every entry point (dashboard, CLI, notebook, benchmarks) imports this package
+from importlib import import_module
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # core
+    "IngestError": "pipelines.core.problems",
+    "keep_freed_memory": "pipelines.core.allocator",
+    "next_wave": "pipelines.core.waves",
+    "safe_file_name": "pipelines.core.limits",
+    "wave_display": "pipelines.core.waves",
+    # scheme
+    "Definitions": "pipelines.scheme.definitions",
+    "load_definitions": "pipelines.scheme.definitions",
+    # stats
+    "Funnel": "pipelines.stats.funnel",
+    "WaveScores": "pipelines.stats.scoring",
+    "funnel": "pipelines.stats.funnel",
+    "score_frames": "pipelines.stats.scoring",
+    "survey_score_by": "pipelines.stats.scoring",
+    "svymean": "pipelines.stats.estimation",
+    # ranking
+    "ListingResult": "pipelines.ranking.listing",
+    "component_levers": "pipelines.ranking.ranks",
+    "delisting_progress": "pipelines.ranking.risk",
+    "risk_table": "pipelines.ranking.risk",
+    "what_if": "pipelines.ranking.risk",
+    # store
+    "Warehouse": "pipelines.store.warehouse",
+    "WarehouseError": "pipelines.store.warehouse",
+    # results
+    "listing_result": "pipelines.results.wave",
+    "score_wave": "pipelines.results.wave",
+    "scored_history": "pipelines.results.wave",
+    # present
+    "chart_png": "pipelines.present.figures",
+    "component_comparison": "pipelines.present.views",
+    "county_histories": "pipelines.present.views",
+    "county_history": "pipelines.present.views",
+    "cut_line_scores": "pipelines.present.views",
+    "figure_png": "pipelines.present.figures",
+    "ranking_view": "pipelines.present.views",
+    "sensitivity": "pipelines.present.views",
+    # ingest
+    "build_warehouse": "pipelines.ingest.build",
+    "check_bytes": "pipelines.ingest.load",
+    "column_mapping": "pipelines.ingest.load",
+    "header_targets": "pipelines.ingest.validation",
+    "indicator_preview": "pipelines.ingest.preview",
+    "ingest_bytes": "pipelines.ingest.load",
+    "ingest_file": "pipelines.ingest.load",
+    "read_table": "pipelines.ingest.readers",
+    "survey_preview": "pipelines.ingest.preview",
+    "target_label": "pipelines.ingest.validation",
+    # exports
+    "build_deck": "pipelines.exports.deck",
+    "meeting_pack": "pipelines.exports.pack",
+    "meeting_tables": "pipelines.exports.pack",
+    "workbook_bytes": "pipelines.exports.workbook",
+    "workbook_note": "pipelines.exports.pack",
+}
+_MODULE_EXPORTS: dict[str, str] = {
+    "charts": "pipelines.present.charts",        # Altair charts of every page and export
+    "result_cache": "pipelines.results.cache",   # a wave's results, computed once per data version
+}
+
+__all__ = sorted([*_EXPORTS, *_MODULE_EXPORTS])
+
+
+def __getattr__(name: str) -> Any:
+    """Import the name's module on first use (PEP 562) and keep the value."""
+    if name in _MODULE_EXPORTS:
+        value = import_module(_MODULE_EXPORTS[name])
+    elif name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+    else:
+        raise AttributeError(f"module 'pipelines' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

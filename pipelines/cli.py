@@ -12,10 +12,11 @@ import contextlib
 import sys
 from pathlib import Path
 
-from pipelines.definitions import DefinitionError, load_definitions
-from pipelines.problems import IngestError
-from pipelines.warehouse import DEFAULT_DB, Warehouse, WarehouseError
-from pipelines.waves import wave_display
+from pipelines.core.allocator import keep_freed_memory
+from pipelines.core.problems import IngestError
+from pipelines.core.waves import wave_display
+from pipelines.scheme.definitions import DefinitionError, load_definitions
+from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return _COMMANDS[args.command](args)
     except (IngestError, DefinitionError, WarehouseError) as exc:
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from pipelines.sample_province import SAMPLE_DIR, SEED, generate
+    from pipelines.synth.sample import SAMPLE_DIR, SEED, generate
 
     written = generate(args.out or SAMPLE_DIR, args.seed if args.seed is not None else SEED)
     print(f"已生成示例省份数据：{len(written)} 个文件，位于 {written[0].parent}")
@@ -112,8 +114,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from pipelines.build import build_warehouse
-    from pipelines.sample_province import SAMPLE_DIR
+    from pipelines.ingest.build import build_warehouse
+    from pipelines.synth.sample import SAMPLE_DIR
 
     result = build_warehouse(args.db, args.source or SAMPLE_DIR, progress=sys.stderr.isatty())
     if result.built:
@@ -130,12 +132,12 @@ def _warm(db: Path, wh: Warehouse | None = None) -> None:
     in, and the dashboard will say what is missing."""
     import time
 
-    from pipelines import result_store
+    from pipelines.results import cache as result_cache
 
     started = time.perf_counter()
     with (_open(db, read_only=True) if wh is None else contextlib.nullcontext(wh)) as opened:
         try:
-            wave = result_store.warm_latest(Path(db), opened, load_definitions())
+            wave = result_cache.warm_latest(Path(db), opened, load_definitions())
         except Exception as exc:  # optional work after the data are safely in: never fail for it
             print(f"提示：暂未预先计算最新一期的得分与风险（{exc}）；看板首次打开时再计算。",
                   file=sys.stderr)
@@ -145,7 +147,7 @@ def _warm(db: Path, wh: Warehouse | None = None) -> None:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from pipelines.ingest import ingest_file
+    from pipelines.ingest.load import ingest_file
 
     defs = load_definitions()
     with _open(args.db) as wh:
@@ -191,19 +193,21 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from pipelines.report import score_table, write_table
+    from pipelines.exports.report import score_table, write_table
 
     defs = load_definitions()
     with _open(args.db, read_only=True) as wh:
         table, labels = score_table(wh, defs, args.wave)
     write_table(table, labels, args.format, sys.stdout,
-                title=f"{wave_display(args.wave)}各区县综合得分（{defs.scheme.confidence_level:.0%} 置信区间）")
+                title=f"{wave_display(args.wave)}各区县综合得分"
+                      f"（{defs.scheme.confidence_level:.0%} 置信区间）")
     return 0
 
 
 def _risk(args: argparse.Namespace) -> int:
-    from pipelines.report import RISK_LABELS, write_table
-    from pipelines.risk import risk_table, scored_history
+    from pipelines.exports.report import RISK_LABELS, write_table
+    from pipelines.ranking.risk import risk_table
+    from pipelines.results.wave import scored_history
 
     if args.draws < 1000:
         print("参数有误：--draws 至少为 1000", file=sys.stderr)
@@ -222,13 +226,12 @@ RISK_SHOWN = ("county_name", "score", "rank", "rank_low", "rank_high", "p_bottom
 
 
 def _listing(args: argparse.Namespace) -> int:
-    from pipelines.report import LISTING_LABELS, listing_table, write_table
-    from pipelines.risk import listing_result, scored_history
-
     import polars as pl
 
-    from pipelines.forecast import history_of, next_wave_probabilities
-    from pipelines.risk import delisting_progress
+    from pipelines.exports.report import LISTING_LABELS, listing_table, write_table
+    from pipelines.ranking.forecast import history_of, next_wave_probabilities
+    from pipelines.ranking.risk import delisting_progress
+    from pipelines.results.wave import listing_result, scored_history
 
     defs = load_definitions()
     with _open(args.db, read_only=True) as wh:
@@ -263,7 +266,7 @@ PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "
 
 
 def _backup(args: argparse.Namespace) -> int:
-    from pipelines.backup import backup
+    from pipelines.store.backup import backup
 
     summary = backup(args.db, args.out)
     print(f"已备份到 {summary.path}：{summary.waves} 期、{summary.loads} 次导入；"
@@ -272,7 +275,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from pipelines.backup import restore
+    from pipelines.store.backup import restore
 
     summary, kept = restore(args.backup_file, args.db)
     print(f"已由 {args.backup_file} 恢复数据仓库 {args.db}：{summary.waves} 期、{summary.loads} 次导入。")
@@ -282,7 +285,7 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _audit_log(args: argparse.Namespace) -> int:
-    from pipelines.report import write_table
+    from pipelines.exports.report import write_table
 
     with _open(args.db, read_only=True) as wh:
         log = wh.audit_log()
@@ -295,7 +298,7 @@ def _audit_log(args: argparse.Namespace) -> int:
 def _scaled(args: argparse.Namespace) -> int:
     import time
 
-    from pipelines.scaled_province import SCALES, generate_scaled
+    from pipelines.synth.scaled import SCALES, generate_scaled
 
     counties, per_county, waves = SCALES[args.scale]
     started = time.perf_counter()
@@ -309,9 +312,9 @@ def _scaled(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import time
 
-    from pipelines.deck import build_deck
-    from pipelines.meeting import meeting_pack, meeting_tables, workbook_note
-    from pipelines.workbook import workbook_bytes
+    from pipelines.exports.deck import build_deck
+    from pipelines.exports.pack import meeting_pack, meeting_tables, workbook_note
+    from pipelines.exports.workbook import workbook_bytes
 
     if args.pptx is None and args.xlsx is None:
         print("参数有误：至少给出 --pptx 或 --xlsx 之一", file=sys.stderr)
@@ -350,7 +353,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def _set_password(args: argparse.Namespace) -> int:
     import getpass
 
-    from pipelines.access import write_password_hash
+    from pipelines.present.access import write_password_hash
 
     first = getpass.getpass("新的分析人员密码：")
     if len(first) < 8:

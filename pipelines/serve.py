@@ -17,7 +17,8 @@ import importlib
 import sys
 import threading
 
-from pipelines.warehouse import REPO_DIR
+from pipelines.core.allocator import keep_freed_memory
+from pipelines.store.warehouse import REPO_DIR
 
 # the module the app's script imports first: a script that starts while this is being imported
 # waits for it holding no other import lock, so the two threads cannot deadlock
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     from streamlit.runtime.pages_manager import PagesManager
     from streamlit.web import cli
 
+    keep_freed_memory()
     PagesManager.uses_pages_directory = False
     if str(REPO_DIR) not in sys.path:
         sys.path.insert(0, str(REPO_DIR))

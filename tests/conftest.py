@@ -9,11 +9,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.build import build_warehouse
-from pipelines.definitions import Definitions, load_definitions
-from pipelines.readers import read_table
-from pipelines.sample_province import SAMPLE_DIR
-from pipelines.warehouse import Warehouse
+from pipelines.core.allocator import keep_freed_memory
+from pipelines.ingest.build import build_warehouse
+from pipelines.ingest.readers import read_table
+from pipelines.scheme.definitions import Definitions, load_definitions
+from pipelines.store.warehouse import Warehouse
+from pipelines.synth.sample import SAMPLE_DIR
+
+keep_freed_memory()     # as every entry point does (CLI, server, benchmarks)
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 

@@ -10,10 +10,16 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.definitions import Definitions, load_definitions
-from pipelines.sample_province import (SEED, WAVES, sample_counties, simulate_wave,
-                                      true_answer_shares, true_indicator_expectations)
-from pipelines.scoring import WaveScores, normalise, score_frames
+from pipelines.scheme.definitions import Definitions, load_definitions
+from pipelines.stats.scoring import WaveScores, normalise, score_frames
+from pipelines.synth.sample import (
+    SEED,
+    WAVES,
+    sample_counties,
+    simulate_wave,
+    true_answer_shares,
+    true_indicator_expectations,
+)
 
 HISTORIES = 12
 
@@ -55,7 +61,7 @@ def true_composite(defs: Definitions, wave: str, items: pl.DataFrame, indicators
         if comp.source == "survey":
             weights = np.array(comp.item_weights) / sum(comp.item_weights)
             raw = sum(wt * items.filter(pl.col("item_id") == i).sort("county_code")["truth"]
-                      .to_numpy() for i, wt in zip(comp.items, weights))
+                      .to_numpy() for i, wt in zip(comp.items, weights, strict=False))
         else:
             source = expected if comp.poisson else indicators
             column = "expected_value" if comp.poisson else "value"

@@ -4,17 +4,16 @@ a user expects on screen, viewers kept out of data management, an upload that en
 from __future__ import annotations
 
 import hashlib
-
 import shutil
 
 import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipelines.access import hash_password
-from pipelines.build import build_warehouse
-from pipelines.sample_province import SAMPLE_DIR
-from pipelines.warehouse import REPO_DIR
+from pipelines.ingest.build import build_warehouse
+from pipelines.present.access import hash_password
+from pipelines.store.warehouse import REPO_DIR
+from pipelines.synth.sample import SAMPLE_DIR
 from tests.conftest import csv_bytes, sample_indicators, sample_wave
 
 APP = str(REPO_DIR / "app.py")
@@ -133,7 +132,7 @@ def test_city_filter_and_wave_travel_in_the_url(monkeypatch, db_copy):
 
 def test_viewer_cannot_reach_data_management(monkeypatch, db_copy, analyst_hash):
     at = run_app(monkeypatch, db_copy, analyst_hash)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017  (Streamlit raises its own API error type)
         at.switch_page("pages/data.py").run()
     assert all(t.value != "数据管理" for t in at.title)
     at = sign_in(run_app(monkeypatch, db_copy, analyst_hash), "wrong password")

@@ -10,10 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.backup import backup, restore
 from pipelines.cli import main
-from pipelines.ingest import ingest_bytes
-from pipelines.warehouse import Warehouse, WarehouseError
+from pipelines.ingest.load import ingest_bytes
+from pipelines.store.backup import backup, restore
+from pipelines.store.warehouse import Warehouse, WarehouseError
 from tests.conftest import csv_bytes, sample_wave, sha256_of
 
 TABLES = ("meta", "cities", "counties", "margins", "raw_files", "loads", "waves", "responses",

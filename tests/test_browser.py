@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.warehouse import REPO_DIR
+from pipelines.store.warehouse import REPO_DIR
 from tests.conftest import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,7 +39,7 @@ PASSWORD = "浏览器-测试-口令"
 
 @pytest.fixture
 def served_app(db_copy, tmp_path):
-    from pipelines.access import hash_password
+    from pipelines.present.access import hash_password
 
     port = _free_port()
     env = dict(os.environ, CEPING_DB=str(db_copy), CEPING_DRAWS="4000",

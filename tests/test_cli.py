@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.warehouse import Warehouse
+from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_wave, sha256_of
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,8 +44,8 @@ def test_ingest_then_waves(db_copy, tmp_path):
 def test_an_ingest_stores_the_newest_waves_results_for_the_dashboard(db_copy, tmp_path):
     """After a publish the first leader to open the dashboard reads stored results: the CLI warms
     the newest wave under the very key the dashboard asks for."""
-    from pipelines import result_store
-    from pipelines.definitions import load_definitions
+    from pipelines.results import cache as result_cache
+    from pipelines.scheme.definitions import load_definitions
 
     file = tmp_path / "2025重报.csv"
     file.write_bytes(csv_bytes(sample_wave("2025"), "gb18030"))
@@ -58,8 +58,8 @@ def test_an_ingest_stores_the_newest_waves_results_for_the_dashboard(db_copy, tm
 
     with Warehouse.open(db_copy, read_only=True) as wh:
         version = wh.content_version("2025")
-        risk = result_store.risk(db_copy, not_stored, load_definitions(), version, "2025",
-                                 result_store.dashboard_draws())
+        risk = result_cache.risk(db_copy, not_stored, load_definitions(), version, "2025",
+                                 result_cache.dashboard_draws())
     assert risk.height == 88
 
 
@@ -116,13 +116,13 @@ def test_build_is_idempotent(tmp_path):
 def test_set_password_stores_a_slow_hash_that_verifies(tmp_path, monkeypatch, capsys):
     import getpass
 
-    from pipelines import access
     from pipelines.cli import main
+    from pipelines.present import access
 
     target = tmp_path / "secrets.toml"
     target.write_text('[auth]\nredirect_uri = "x"\n', encoding="utf-8")
     monkeypatch.setattr(access, "SECRETS_FILE", target)
-    monkeypatch.setattr("pipelines.access.write_password_hash.__defaults__", (target,))
+    monkeypatch.setattr("pipelines.present.access.write_password_hash.__defaults__", (target,))
     answers = iter(["correct horse", "correct horse"])
     monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
     assert main(["set-password"]) == 0

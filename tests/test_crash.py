@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.warehouse import Warehouse
+from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_wave
 
 KILL_POINTS = 8
@@ -109,7 +109,7 @@ def test_ingest_killed_at_any_point_leaves_the_warehouse_consistent(db_copy, tmp
 
 RECORDER = """
 import sys
-from pipelines.warehouse import Warehouse
+from pipelines.store.warehouse import Warehouse
 wh = Warehouse.open(sys.argv[1])
 print("ready", flush=True)
 k = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.definitions import SURVEYS_DIR, DefinitionError, load_definitions
+from pipelines.scheme.definitions import SURVEYS_DIR, DefinitionError, load_definitions
 
 
 def test_bundled_definitions_load(defs):

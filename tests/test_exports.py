@@ -13,15 +13,15 @@ from PIL import Image
 from pptx import Presentation
 from pptx.oxml.ns import qn
 
-from pipelines import charts, figures
 from pipelines.cli import main
-from pipelines.dashboard import component_comparison, county_history
-from pipelines.deck import COUNTIES_PER_SLIDE, DECK_FONT, build_deck
-from pipelines.funnel import funnel
-from pipelines.meeting import meeting_pack, meeting_tables, workbook_note
-from pipelines.tables import Table, csv_bytes, neutralise
-from pipelines.warehouse import Warehouse
-from pipelines.workbook import workbook_bytes
+from pipelines.exports.deck import COUNTIES_PER_SLIDE, DECK_FONT, build_deck
+from pipelines.exports.pack import meeting_pack, meeting_tables, workbook_note
+from pipelines.exports.workbook import workbook_bytes
+from pipelines.present import charts, figures
+from pipelines.present.tables import Table, csv_bytes, neutralise
+from pipelines.present.views import component_comparison, county_history
+from pipelines.stats.funnel import funnel
+from pipelines.store.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_deck_has_every_promised_slide_with_the_east_asian_font_on_every_run(pac
     assert titles[-1] == "方法与口径"
     listed = set(pack.listing.status["county_code"])
     high = set(pack.risk.filter(pl.col("band") == "高危")["county_code"])
-    names = dict(zip(pack.counties["county_code"], pack.counties["county_name"]))
+    names = dict(zip(pack.counties["county_code"], pack.counties["county_name"], strict=False))
     county_slides = [t for t in titles if t.endswith("挂牌整治中") or "· 风险等级" in t]
     assert len(county_slides) == len(listed | high)
     assert {t.split("（")[0] for t in county_slides} == {names[c] for c in listed | high}

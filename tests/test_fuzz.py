@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipelines.cli import main
-from pipelines.ingest import check_bytes, ingest_bytes
-from pipelines.limits import safe_file_name
-from pipelines.problems import IngestError
-from pipelines.warehouse import Warehouse
+from pipelines.core.limits import safe_file_name
+from pipelines.core.problems import IngestError
+from pipelines.ingest.load import check_bytes, ingest_bytes
+from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_wave
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

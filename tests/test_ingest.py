@@ -7,10 +7,10 @@ import io
 import polars as pl
 import pytest
 
-from pipelines.ingest import ingest_bytes
-from pipelines.problems import IngestError
-from pipelines.validation import ROWS_PER_RULE
-from pipelines.warehouse import Warehouse
+from pipelines.core.problems import IngestError
+from pipelines.ingest.load import ingest_bytes
+from pipelines.ingest.validation import ROWS_PER_RULE
+from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_indicators, sample_wave, sha256_of
 
 NEW_WAVE = "2026"
@@ -59,7 +59,7 @@ def test_csv_encodings_with_chinese_headers_are_detected(wh, defs, encoding, lab
 def test_csv_cells_are_trimmed_and_blank_cells_are_missing(cell, line_end):
     """Reference: the cells as written, trimmed of white space, blank ones missing; whether the
     file holds white space decides only whether trimming runs, never the result."""
-    from pipelines.readers import read_table
+    from pipelines.ingest.readers import read_table
 
     rows = [("编号", "性别", "城乡"), ("1", cell, "城镇"), ("2", "男", "  "), ("3", "女", "")]
     text = line_end.join(",".join(row) for row in rows) + line_end
@@ -341,9 +341,9 @@ def test_bad_indicator_sheets(wh, defs, mutate, expected):
 
 def _checked_as_text(wh, defs, data: bytes, name: str, renames=None):
     """The reference: every cell read as text, then checked (what the code did before)."""
-    from pipelines.ingest import _apply_renames
-    from pipelines.readers import read_table
-    from pipelines.validation import validate_survey
+    from pipelines.ingest.load import _apply_renames
+    from pipelines.ingest.readers import read_table
+    from pipelines.ingest.validation import validate_survey
 
     raw = _apply_renames(read_table(data, name), renames)
     return validate_survey(raw, name, NEW_WAVE, defs, wh.counties())
@@ -358,7 +358,7 @@ def _outcome(run):
 
 
 def _same_outcome(wh, defs, data: bytes, name: str, renames=None):
-    from pipelines.ingest import _read_and_validate
+    from pipelines.ingest.load import _read_and_validate
 
     fast = _outcome(lambda: _read_and_validate(wh, defs, data, name, NEW_WAVE, "survey",
                                                renames)[1])
@@ -373,8 +373,8 @@ def _same_outcome(wh, defs, data: bytes, name: str, renames=None):
 
 
 def test_answer_columns_of_whole_numbers_are_read_as_integers(defs):
-    from pipelines.ingest import _integer_headers
-    from pipelines.readers import read_table
+    from pipelines.ingest.load import _integer_headers
+    from pipelines.ingest.readers import read_table
 
     data = csv_bytes(small_wave())
     frame = read_table(data, "整数.csv", _integer_headers(defs, None)).frame

@@ -7,9 +7,9 @@ import dataclasses
 import polars as pl
 import pytest
 
-from pipelines.listing import PublishedWave, bottom_members, run_listing
-from pipelines.risk import listing_result, scored_history
-from pipelines.warehouse import Warehouse
+from pipelines.ranking.listing import PublishedWave, bottom_members, run_listing
+from pipelines.results.wave import listing_result, scored_history
+from pipelines.store.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
@@ -164,13 +164,13 @@ def test_deadline_and_disagreement_with_official_decisions(defs):
     assert set(overdue["county_code"]) == {"C00", "C01", "C02"}
     assert set(overdue["wave"]) == {"2024"}
     disagree = result.comparison.filter(~pl.col("agree"))
-    notes = dict(zip(disagree["county_code"] + "/" + disagree["action"], disagree["note"]))
+    notes = dict(zip(disagree["county_code"] + "/" + disagree["action"], disagree["note"], strict=False))
     assert "未见正式决定" in notes["C02/挂牌整治"]
     assert "规则不支持" in notes["C05/摘帽"]
 
 
 def test_delisting_progress_gives_conditions_and_expected_exit(built_db, defs, sample_listing):
-    from pipelines.risk import delisting_progress, risk_table
+    from pipelines.ranking.risk import delisting_progress, risk_table
 
     result, _ = sample_listing
     wh = Warehouse.open(built_db, read_only=True)

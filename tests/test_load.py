@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pipelines.ingest import ingest_bytes
+from pipelines.ingest.load import ingest_bytes
 from tests.conftest import csv_bytes, sample_wave
 from tests.test_app import navigation_not_pages_directory  # noqa: F401  (autouse fixture)
 

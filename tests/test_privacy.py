@@ -11,11 +11,11 @@ import duckdb
 import openpyxl
 import polars as pl
 
-from pipelines.deck import build_deck
-from pipelines.ingest import ingest_bytes
-from pipelines.meeting import meeting_pack, meeting_tables
-from pipelines.tables import csv_bytes as table_csv
-from pipelines.workbook import workbook_bytes
+from pipelines.exports.deck import build_deck
+from pipelines.exports.pack import meeting_pack, meeting_tables
+from pipelines.exports.workbook import workbook_bytes
+from pipelines.ingest.load import ingest_bytes
+from pipelines.present.tables import csv_bytes as table_csv
 from tests.conftest import csv_bytes, sample_wave
 
 SURNAMES = "王李张刘陈杨黄赵吴周"
@@ -77,7 +77,7 @@ def test_personal_data_is_dropped_reported_and_found_nowhere(wh, defs, tmp_path)
     # exports carry county-level results only
     con = duckdb.connect(str(wh.path), read_only=True)
     con.close()
-    from pipelines.warehouse import Warehouse
+    from pipelines.store.warehouse import Warehouse
 
     reopened = Warehouse.open(wh.path, read_only=True)
     try:

@@ -12,13 +12,27 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.forecast import (History, backtest, history_of, next_wave_probabilities,
-                                predict_next, veto_rate)
-from pipelines.ranking import (bottom_probabilities, component_levers, cut_line_gaps,
-                               rank_confidence_sets, rank_scores, simulate_ranks, tau_worst_set,
-                               tau_worst_sets)
-from pipelines.risk import risk_table, scored_history, what_if
-from pipelines.warehouse import Warehouse
+from pipelines.ranking.forecast import (
+    History,
+    backtest,
+    history_of,
+    next_wave_probabilities,
+    predict_next,
+    veto_rate,
+)
+from pipelines.ranking.ranks import (
+    bottom_probabilities,
+    component_levers,
+    cut_line_gaps,
+    rank_confidence_sets,
+    rank_scores,
+    simulate_ranks,
+    tau_worst_set,
+    tau_worst_sets,
+)
+from pipelines.ranking.risk import risk_table, what_if
+from pipelines.results.wave import scored_history
+from pipelines.store.warehouse import Warehouse
 
 CS_DIR = Path(__file__).resolve().parent / "fixtures" / "csranks"
 
@@ -122,7 +136,7 @@ def test_csranks_live(tmp_path):
 
 
 def test_partition_at_several_lines_agrees_with_a_full_sort():
-    from pipelines.ranking import _partition_at
+    from pipelines.ranking.ranks import _partition_at
 
     rng = np.random.default_rng(5)
     values = rng.integers(0, 30, size=(200, 88)).astype(float)   # with ties
@@ -135,7 +149,7 @@ def test_partition_at_several_lines_agrees_with_a_full_sort():
 def test_marginal_and_tau_worst_sets_take_the_same_stepdown_as_the_pairwise_bounds():
     """The sets standardise each unordered pair once (the (j, k) errors are the negated (k, j)
     ones); they must give exactly what the stepdown over every ordered pair gives."""
-    from pipelines.ranking import _bootstrap_errors, _difference_bounds, _marginal_counts
+    from pipelines.ranking.ranks import _bootstrap_errors, _difference_bounds, _marginal_counts
 
     rng = np.random.default_rng(3)
     for p in (2, 5, 30):
@@ -208,7 +222,7 @@ def test_this_wave_and_next_wave_are_different_questions(risk):
 def test_levers_follow_weights_and_goalposts(history):
     levers = component_levers(history[-1])
     one = levers.filter(pl.col("county_code") == history[-1].model.counties[0])
-    by_id = dict(zip(one["component_id"], one["points_per_unit"]))
+    by_id = dict(zip(one["component_id"], one["points_per_unit"], strict=False))
     assert by_id["satisfaction"] == pytest.approx(0.30, abs=1e-9)   # weight 30 / 100
     assert by_id["safety"] == pytest.approx(0.10, abs=1e-9)
     # users_per_1000: goalposts 0.5–6 (lower is better), weight 6 → 6/5.5 points per unit down
@@ -290,7 +304,7 @@ def test_cli_risk_and_listing(built_db, capsys):
 def test_a_wave_with_counties_not_yet_surveyed_has_no_rank_for_them(built_db, history, defs):
     """A partial wave (only some counties' survey rows in) must not break the risk table: the
     counties without a score get no rank and no chance of the bottom k, the others are ranked."""
-    from pipelines.scoring import score_frames
+    from pipelines.stats.scoring import score_frames
 
     wh = Warehouse.open(built_db, read_only=True)
     try:
@@ -310,7 +324,7 @@ def test_a_wave_with_counties_not_yet_surveyed_has_no_rank_for_them(built_db, hi
     assert sorted(present["rank"].to_list()) == list(range(1, 31))
     assert abs(present["p_bottom3"].sum() - 3) < 1e-9
     # the pages' views of the same wave: the ranking table and the scheme's sensitivity analysis
-    from pipelines.dashboard import ranking_view, sensitivity
+    from pipelines.present.views import ranking_view, sensitivity
 
     assert ranking_view(table, partial, (3, 10)).height == 88
     moved = sensitivity(partial, {c.id: c.weight for c in defs.scheme.components})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines import result_store
 from pipelines.cli import main
+from pipelines.store import result_store
 
 
 def test_a_result_is_computed_once_and_reused(tmp_path):

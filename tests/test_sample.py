@@ -8,7 +8,7 @@ import re
 import polars as pl
 import pytest
 
-from pipelines.sample_province import SAMPLE_DIR, WAVES, generate
+from pipelines.synth.sample import SAMPLE_DIR, WAVES, generate
 from tests.conftest import sample_wave
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
-from pipelines.build import build_warehouse
 from pipelines.cli import main
-from pipelines.scaled_province import generate_scaled, make_counties
-from pipelines.scoring import score_wave
-from pipelines.warehouse import Warehouse
-
-import numpy as np
+from pipelines.ingest.build import build_warehouse
+from pipelines.results.wave import score_wave
+from pipelines.store.warehouse import Warehouse
+from pipelines.synth.scaled import generate_scaled, make_counties
 
 
 def test_a_small_scaled_province_builds_and_scores(tmp_path, defs):
@@ -39,7 +38,7 @@ def test_national_geography_has_unique_codes_and_names():
 
 
 def test_scaled_command_writes_files(tmp_path, capsys, monkeypatch):
-    import pipelines.scaled_province as scaled
+    import pipelines.synth.scaled as scaled
 
     monkeypatch.setitem(scaled.SCALES, "sample", (12, 20, 2))
     assert main(["scaled", "--scale", "sample", "--out", str(tmp_path / "p")]) == 0

@@ -10,12 +10,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.change import wave_change
 from pipelines.cli import main
-from pipelines.definitions import Component
-from pipelines.funnel import funnel
-from pipelines.scoring import normalise, score_frames, score_wave
-from pipelines.warehouse import Warehouse
+from pipelines.results.wave import score_wave
+from pipelines.scheme.definitions import Component
+from pipelines.stats.change import wave_change
+from pipelines.stats.funnel import funnel
+from pipelines.stats.scoring import normalise, score_frames
+from pipelines.store.warehouse import Warehouse
 from tests.test_estimation import R_DIR, assert_close
 
 
@@ -247,7 +248,7 @@ def test_cli_score_csv_json_and_table(built_db, capsys):
 
 
 def test_item_points_follow_the_scheme_for_every_answer_code(sample_wh, defs):
-    from pipelines.scoring import POINTS_PREFIX, item_points
+    from pipelines.stats.scoring import POINTS_PREFIX, item_points
 
     responses = sample_wh.responses("2025")
     item = defs.questionnaire.items[0]
@@ -268,7 +269,7 @@ def test_item_points_follow_the_scheme_for_every_answer_code(sample_wh, defs):
 
 
 def test_column_quantiles_match_numpy_including_missing_counties():
-    from pipelines.scoring import column_quantiles
+    from pipelines.stats.scoring import column_quantiles
 
     rng = np.random.default_rng(7)
     draws = rng.gamma(0.7, size=(2001, 1300))   # skewed, more columns than one block
@@ -290,7 +291,7 @@ def test_a_forked_child_gets_its_own_thread_pool():
     import os
     import signal
 
-    from pipelines.parallel import in_background, map_blocks
+    from pipelines.core.parallel import in_background, map_blocks
 
     assert map_blocks(lambda x: x * 2, range(4), 10**6) == [0, 2, 4, 6]   # the parent's pool
     pid = os.fork()
@@ -313,7 +314,7 @@ def test_a_forked_child_gets_its_own_thread_pool():
 ])
 def test_codes_looked_up_per_run_equal_codes_looked_up_per_cell(cells):
     """Reference: every cell cast on its own (the per-cell lookup the runs replace)."""
-    from pipelines.scoring import _category_codes, _dense_codes
+    from pipelines.stats.scoring import _category_codes, _dense_codes
 
     series = pl.Series(cells, dtype=pl.String)
     first_seen = series.unique(maintain_order=True)
@@ -340,7 +341,7 @@ def test_unknown_county_codes_are_named(defs, scores_2025):
 
 @pytest.mark.parametrize("shape", [(2000, 2850), (2000, 88), (7, 1030), (3, 0)])
 def test_column_variances_in_blocks_equal_numpys_bit_for_bit(shape):
-    from pipelines.scoring import column_variances
+    from pipelines.stats.scoring import column_variances
 
     draws = np.random.default_rng(1).gamma(3.0, size=shape) * 7 + 100
     assert np.array_equal(column_variances(draws), draws.var(axis=0, ddof=1))

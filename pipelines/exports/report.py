@@ -1,0 +1,93 @@
+"""Tables for the command line: one row per county, as CSV, JSON or an aligned text table."""
+
+from __future__ import annotations
+
+import json
+from typing import TextIO
+
+import polars as pl
+
+from pipelines.scheme.definitions import Definitions
+from pipelines.results.wave import score_wave
+from pipelines.store.warehouse import Warehouse
+
+SCORE_COLUMNS = ["county_code", "county_name", "city_name", "score", "se", "ci_low", "ci_high",
+                 "n", "n_eff", "veto", "veto_reason"]
+LABELS = {"county_code": "区县代码", "county_name": "区县", "city_name": "市州", "score": "综合得分",
+          "se": "标准误", "ci_low": "下限", "ci_high": "上限", "n": "样本量", "n_eff": "有效样本量",
+          "veto": "一票否决", "veto_reason": "否决原因"}
+
+
+def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFrame, dict[str, str]]:
+    """The score CSV: the fixed columns, then one 0–100 column per component (scheme order)."""
+    scores = score_wave(wh, defs, wave)
+    components = [c.id for c in defs.scheme.components]
+    table = scores.composite.select(*SCORE_COLUMNS, *components).sort("score", descending=True,
+                                                                       nulls_last=True)
+    labels = LABELS | {c.id: c.label for c in defs.scheme.components}
+    return table, labels
+
+
+RISK_LABELS = LABELS | {
+    "rank": "名次", "rank_low": "名次下限", "rank_high": "名次上限", "p_bottom3": "本期后3概率",
+    "p_bottom10": "本期后10概率", "p_bottom3_next": "下期后3概率", "p_bottom10_next": "下期后10概率",
+    "in_worst3_set": "可能属后3", "in_worst10_set": "可能属后10", "band": "风险等级"}
+LISTING_LABELS = LABELS | {"wave": "期次", "level": "层级", "action": "判定", "reason": "依据",
+                           "official": "正式决定"}
+
+
+def listing_table(result, counties: pl.DataFrame, wave: str) -> pl.DataFrame:
+    """Events up to `wave` with the county name and whether an official decision matches."""
+    official = result.comparison.select("county_code", "wave", "action", "official", "note")
+    events = result.events.filter(pl.col("wave") <= wave).join(
+        official, on=["county_code", "wave", "action"], how="left")
+    return events.join(counties.select("county_code", "county_name"), on="county_code",
+                       how="left").with_columns(
+        pl.when(pl.col("official")).then(pl.lit("有"))
+        .when(pl.col("official").is_null()).then(pl.lit("—")).otherwise(pl.lit("无"))
+        .alias("official")).select("county_code", "county_name", "wave", "level", "action",
+                                   "reason", "official", "note")
+
+
+def write_table(table: pl.DataFrame, labels: dict[str, str], fmt: str, out: TextIO, *,
+                title: str = "", shown: tuple[str, ...] | None = None) -> None:
+    if fmt == "csv":
+        out.write(table.write_csv(float_precision=6))
+    elif fmt == "json":
+        json.dump(table.to_dicts(), out, ensure_ascii=False, indent=1, default=str)
+        out.write("\n")
+    else:
+        _write_text(table, labels, out, title, shown)
+
+
+def _write_text(table: pl.DataFrame, labels: dict[str, str], out: TextIO, title: str,
+                shown: tuple[str, ...] | None) -> None:
+    shown = [c for c in (shown or ("county_name", "city_name", "score", "ci_low", "ci_high",
+                                   "n_eff", "veto_reason")) if c in table.columns]
+    if title:
+        out.write(title + "\n")
+    rows = [[labels.get(c, c) for c in shown]]
+    for record in table.iter_rows(named=True):
+        rows.append([_cell(record[c]) for c in shown])
+    widths = [max(_width(r[i]) for r in rows) for i in range(len(shown))]
+    for row in rows:
+        out.write("  ".join(_pad(cell, width) for cell, width in zip(row, widths)).rstrip() + "\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns in a terminal."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))

@@ -1,0 +1,256 @@
+"""Altair charts shared by the pages and the exports: one theme, a named CJK font, explicit sorts.
+
+Every function takes plain frames (from pipelines/) and returns an Altair chart; pages pass them to
+`st.altair_chart(..., theme=None)` so the screen matches an exported PNG.
+"""
+
+from __future__ import annotations
+
+import math
+
+import altair as alt
+import pandas  # noqa: F401  Altair imports pandas lazily; two sessions doing it at once in the
+
+#               server's threads saw a half-initialised module ("no attribute 'Timestamp'")
+import polars as pl
+
+FONT = "Noto Sans CJK SC"
+BAND_COLOURS = {"高危": "#c0392b", "预警": "#e67e22", "关注": "#f1c40f", "安全": "#27ae60"}
+SCORE_COLOUR = "#1f4e79"
+CUT_COLOURS = {"后3名分界线": "#c0392b", "后10名分界线": "#e67e22"}
+
+
+@alt.theme.register("ceping", enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    return {"config": {
+        "font": FONT,
+        "title": {"font": FONT, "fontSize": 16, "anchor": "start"},
+        "axis": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12, "titleFontSize": 13},
+        "legend": {"labelFont": FONT, "titleFont": FONT, "labelFontSize": 12},
+        "header": {"labelFont": FONT, "titleFont": FONT},
+        "text": {"font": FONT},
+        "view": {"stroke": None},
+        "background": "white",
+    }}
+
+
+def _frame(table: pl.DataFrame) -> alt.Data:
+    return alt.Data(values=table.to_dicts())
+
+
+def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "") -> alt.LayerChart:
+    """Every county's score with its 95% interval, best on top; intervals crossing a cut line in
+    orange; cut lines as vertical rules."""
+    data = table.select("county_name", "score", "ci_low", "ci_high", "rank", "crosses_line")
+    order = table.sort("score", descending=True)["county_name"].to_list()
+    y = alt.Y("county_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=120))
+    colour = alt.Color("crosses_line:N", title="区间", scale=alt.Scale(
+        domain=["跨越分界线", "不跨越"], range=["#e67e22", SCORE_COLOUR]))
+    base = alt.Chart(_frame(data)).encode(y=y)
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X("ci_low:Q", title="综合得分（95%置信区间）", scale=alt.Scale(zero=False)),
+        x2="ci_high:Q", color=colour)
+    points = base.mark_point(filled=True, size=40).encode(
+        x="score:Q", color=colour,
+        tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("rank:Q", title="名次"),
+                 alt.Tooltip("score:Q", title="得分", format=".2f"),
+                 alt.Tooltip("ci_low:Q", title="下限", format=".2f"),
+                 alt.Tooltip("ci_high:Q", title="上限", format=".2f")])
+    rules = alt.Chart(_frame(lines)).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
+        x="score:Q", color=alt.Color("line:N", title="分界线", scale=alt.Scale(
+            domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values()))))
+    height = max(200, 14 * table.height)
+    return alt.layer(alt.layer(bars, points), rules).resolve_scale(color="independent") \
+        .properties(title=title, height=height, width="container")
+
+
+def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Chart:
+    """P(bottom 3) and P(bottom 10), this wave and next, for the counties most at risk."""
+    worst = table.sort("p_bottom10", descending=True).head(top)
+    order = worst["county_name"].to_list()
+    long = worst.select("county_name", "p_bottom3", "p_bottom10", "p_bottom3_next",
+                        "p_bottom10_next").unpivot(index="county_name").with_columns(
+        pl.col("variable").replace_strict({
+            "p_bottom3": "本期·后3名", "p_bottom10": "本期·后10名",
+            "p_bottom3_next": "下期·后3名", "p_bottom10_next": "下期·后10名"}).alias("which"))
+    return alt.Chart(_frame(long)).mark_bar().encode(
+        y=alt.Y("county_name:N", sort=order, title=None),
+        x=alt.X("value:Q", title="概率", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%")),
+        yOffset=alt.YOffset("which:N", sort=["本期·后3名", "本期·后10名", "下期·后3名",
+                                             "下期·后10名"]),
+        color=alt.Color("which:N", title=None, sort=["本期·后3名", "本期·后10名", "下期·后3名",
+                                                     "下期·后10名"],
+                        scale=alt.Scale(range=["#c0392b", "#e67e22", "#8e44ad", "#3498db"])),
+        tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("which:N", title="项目"),
+                 alt.Tooltip("value:Q", title="概率", format=".1%")],
+    ).properties(title=title, height=max(200, 44 * worst.height), width="container")
+
+
+def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
+                 title: str = "") -> alt.LayerChart:
+    long = limits.unpivot(index="n_eff").with_columns(
+        pl.col("variable").str.replace(r"^(lo|hi)_", "").alias("level"),
+        pl.col("variable").str.slice(0, 2).alias("side"))
+    long = long.with_columns(pl.col("level").replace_strict(
+        {"95": "95%控制限", "998": "99.8%控制限"}).alias("level"),
+        (pl.col("level") + pl.col("side")).alias("series"))
+    lines = alt.Chart(_frame(long)).mark_line(strokeDash=[4, 3]).encode(
+        x=alt.X("n_eff:Q", title="有效样本量"), y=alt.Y("value:Q", title="综合得分",
+                                                    scale=alt.Scale(zero=False)),
+        detail="series:N", color=alt.Color("level:N", title="控制限", scale=alt.Scale(
+            domain=["95%控制限", "99.8%控制限"], range=["#e67e22", "#c0392b"])))
+    centre = alt.Chart(_frame(pl.DataFrame({"target": [target]}))).mark_rule(
+        color="#7f8c8d").encode(y="target:Q")
+    dots = alt.Chart(_frame(points.with_columns(
+        pl.when(pl.col("outside_998") != "").then(pl.lit("超出99.8%限"))
+        .when(pl.col("outside_95") != "").then(pl.lit("超出95%限"))
+        .otherwise(pl.lit("限内")).alias("status")))).mark_circle(size=60).encode(
+        x="n_eff:Q", y="score:Q",
+        color=alt.Color("status:N", title="位置", scale=alt.Scale(
+            domain=["限内", "超出95%限", "超出99.8%限"], range=[SCORE_COLOUR, "#e67e22", "#c0392b"])),
+        tooltip=[alt.Tooltip("county_name:N", title="区县"),
+                 alt.Tooltip("score:Q", title="得分", format=".2f"),
+                 alt.Tooltip("n_eff:Q", title="有效样本量", format=".0f")])
+    return alt.layer(lines, centre, dots).resolve_scale(color="independent").properties(
+        title=title, height=420, width="container")
+
+
+def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
+    """Score across waves with its interval (columns wave_label, score, ci_low, ci_high,
+    veto_reason). A vetoed wave is marked, not drawn as a plunge to 0: its 0 is a rule, not a
+    measurement."""
+    order = history["wave_label"].to_list()
+    vetoed = history.filter(pl.col("veto_reason").is_not_null() & (pl.col("veto_reason") != ""))
+    measured = history.filter(pl.col("veto_reason").is_null() | (pl.col("veto_reason") == ""))
+    x = alt.X("wave_label:N", title=None, sort=order, scale=alt.Scale(domain=order),
+              axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(_frame(measured)).encode(x=x)
+    band = base.mark_area(opacity=0.2, color=SCORE_COLOUR).encode(
+        y=alt.Y("ci_low:Q", title="综合得分", scale=alt.Scale(zero=False)), y2="ci_high:Q")
+    line = base.mark_line(point=True, color=SCORE_COLOUR).encode(
+        y="score:Q", tooltip=[alt.Tooltip("wave_label:N", title="期次"),
+                              alt.Tooltip("score:Q", title="得分", format=".2f"),
+                              alt.Tooltip("rank:Q", title="名次")])
+    layers = [band, line]
+    if vetoed.height:
+        marks = alt.Chart(_frame(vetoed.select("wave_label", "veto_reason"))).encode(x=x)
+        layers += [marks.mark_rule(color="#c0392b", strokeDash=[4, 3]).encode(
+                       tooltip=[alt.Tooltip("veto_reason:N", title="一票否决")]),
+                   marks.mark_text(color="#c0392b", dy=-6, baseline="bottom").encode(
+                       y=alt.value(0), text=alt.value("一票否决"))]
+    return alt.layer(*layers).properties(title=title, height=260, width="container")
+
+
+def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.Chart:
+    """Component scores of a county beside its city and the province (label, who, score), as
+    horizontal bars so long component names stay readable."""
+    order = table["label"].unique(maintain_order=True).to_list()
+    who = ["本县", "本市平均", "全省平均"]
+    return alt.Chart(_frame(table)).mark_bar().encode(
+        y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
+        yOffset=alt.YOffset("who:N", sort=who),
+        x=alt.X("score:Q", title="分项得分（0–100）", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("who:N", title=None, sort=who,
+                        scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])),
+        tooltip=[alt.Tooltip("label:N", title="分项"), alt.Tooltip("who:N", title=""),
+                 alt.Tooltip("score:Q", title="得分", format=".1f")],
+    ).properties(title=title, height=max(300, 30 * len(order)), width="container")
+
+
+def interval_chart(table: pl.DataFrame, label: str, title: str = "",
+                   x_title: str = "得分（95%置信区间）") -> alt.LayerChart:
+    """Point and interval per row (columns: label column, mean/score, ci_low, ci_high)."""
+    value = "mean" if "mean" in table.columns else "score"
+    order = table.sort(value, descending=True)[label].to_list()
+    base = alt.Chart(_frame(table.select(label, value, "ci_low", "ci_high"))).encode(
+        y=alt.Y(f"{label}:N", sort=order, title=None))
+    rules = base.mark_rule(color=SCORE_COLOUR, strokeWidth=2).encode(
+        x=alt.X("ci_low:Q", title=x_title, scale=alt.Scale(zero=False)), x2="ci_high:Q")
+    points = base.mark_point(filled=True, size=50, color=SCORE_COLOUR).encode(
+        x=f"{value}:Q", tooltip=[alt.Tooltip(f"{label}:N", title=""),
+                                 alt.Tooltip(f"{value}:Q", title="得分", format=".1f"),
+                                 alt.Tooltip("ci_low:Q", title="下限", format=".1f"),
+                                 alt.Tooltip("ci_high:Q", title="上限", format=".1f")])
+    return alt.layer(rules, points).properties(title=title, height=max(160, 26 * table.height),
+                                               width="container")
+
+
+def hex_layout(counties: pl.DataFrame) -> pl.DataFrame:
+    """A generated hex-tile layout: each city a compact block of hexagons, cities side by side in
+    rows, so neighbours in the picture are counties of the same city (not real geography)."""
+    rows = []
+    cities = counties["city_code"].unique(maintain_order=True).to_list()
+    per_row = math.ceil(math.sqrt(len(cities)))
+    for index, city in enumerate(cities):
+        members = counties.filter(pl.col("city_code") == city)["county_code"].to_list()
+        width = math.ceil(math.sqrt(len(members)))
+        origin_x, origin_y = (index % per_row) * (width + 2.5), (index // per_row) * (width + 1.5)
+        for k, code in enumerate(members):
+            r, c = divmod(k, width)
+            rows.append((code, origin_x + c + (0.5 if r % 2 else 0.0), origin_y + r * 0.87))
+    return pl.DataFrame(rows, schema=["county_code", "hx", "hy"], orient="row")
+
+
+HEXAGON = "M0,-1L0.866,-0.5L0.866,0.5L0,1L-0.866,0.5L-0.866,-0.5Z"
+
+
+def hex_map(table: pl.DataFrame, colour: str, title: str = "") -> alt.Chart:
+    """County tiles coloured by score (quantitative) or risk band (the `band` column)."""
+    if colour == "band":
+        encoding = alt.Color("band:N", title="风险等级", scale=alt.Scale(
+            domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values())))
+    else:
+        encoding = alt.Color("score:Q", title="综合得分", scale=alt.Scale(scheme="blues"))
+    return alt.Chart(_frame(table.select("county_name", "city_name", "hx", "hy", "score",
+                                         "band", "rank"))).mark_point(
+        shape=HEXAGON, filled=True, size=_tile_size(table), opacity=1, stroke="white",
+        strokeWidth=1).encode(
+        x=alt.X("hx:Q", axis=None, scale=alt.Scale(nice=False, padding=30)),
+        y=alt.Y("hy:Q", axis=None, scale=alt.Scale(reverse=True, nice=False, padding=30)),
+        color=encoding,
+        tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("city_name:N", title="市州"),
+                 alt.Tooltip("score:Q", title="得分", format=".2f"),
+                 alt.Tooltip("rank:Q", title="名次"), alt.Tooltip("band:N", title="风险等级")],
+    ).properties(title=title, height=420, width="container")
+
+
+def _tile_size(table: pl.DataFrame) -> alt.ExprRef:
+    """Hexagons that touch at any chart size: the mark area follows the plot's width and height
+    (a unit hexagon path is drawn with radius sqrt(size)/2; columns are 1 unit apart, rows 0.87)."""
+    span_x = max(1.0, float(table["hx"].max() - table["hx"].min()) + 1.0)
+    span_y = max(1.0, float(table["hy"].max() - table["hy"].min()) + 1.0)
+    radius = f"0.96 * min((width - 60) / {span_x:.3f} / 1.732, (height - 60) / {span_y:.3f} / 1.5)"
+    return alt.ExprRef(expr=f"pow(2 * {radius}, 2)")
+
+
+CODE_PROPERTIES = ("county_code", "adcode", "code", "区划代码", "区县代码")
+
+
+def geo_map(table: pl.DataFrame, geojson: dict, colour: str, title: str = "") -> alt.Chart:
+    """County boundaries from a user-supplied GeoJSON file (features carry the 6-digit code in one
+    of CODE_PROPERTIES), coloured like `hex_map`; counties missing from the table stay grey."""
+    values = {r["county_code"]: r for r in table.select(
+        "county_code", "county_name", "score", "band", "rank").iter_rows(named=True)}
+    features = []
+    for feature in geojson.get("features", []):
+        props = feature.get("properties") or {}
+        code = next((str(props[k]) for k in CODE_PROPERTIES if k in props), None)
+        row = values.get(code, {})
+        features.append({**feature, "properties": {**props, "county_code": code,
+                                                   "county_name": row.get("county_name", code),
+                                                   "score": row.get("score"),
+                                                   "band": row.get("band"),
+                                                   "rank": row.get("rank")}})
+    if colour == "band":
+        encoding = alt.Color("properties.band:N", title="风险等级", scale=alt.Scale(
+            domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values())))
+    else:
+        encoding = alt.Color("properties.score:Q", title="综合得分", scale=alt.Scale(scheme="blues"))
+    return alt.Chart(alt.Data(values=features)).mark_geoshape(stroke="white", strokeWidth=0.5) \
+        .encode(color=encoding, tooltip=[
+            alt.Tooltip("properties.county_name:N", title="区县"),
+            alt.Tooltip("properties.score:Q", title="得分", format=".2f"),
+            alt.Tooltip("properties.rank:Q", title="名次"),
+            alt.Tooltip("properties.band:N", title="风险等级")]) \
+        .project("mercator").properties(title=title, height=420, width="container")

@@ -1,0 +1,132 @@
+"""The tables a user sees, with Chinese headers, built once for the page, the Excel workbook, the CSV
+downloads and the slides, so what is exported is what was shown.
+
+Values stay numeric (probabilities as fractions); each table carries the format of its columns, which
+the page (`st.column_config`), the workbook (Excel number formats) and the slides apply.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipelines.core.waves import wave_display
+from pipelines.scheme.definitions import Scheme
+
+SCORE, PERCENT, INTEGER, DECIMAL3 = "score", "percent", "integer", "decimal3"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A frame with Chinese column names and the display format of its numeric columns."""
+    title: str
+    frame: pl.DataFrame
+    formats: dict[str, str] = field(default_factory=dict)
+
+
+def ranking_table(view: pl.DataFrame, scheme: Scheme) -> Table:
+    """名次, score and interval, rank interval, cut-line flag, veto, component scores."""
+    components = list(scheme.components)
+    frame = view.select(
+        pl.col("rank").alias("名次"), pl.col("county_name").alias("区县"),
+        pl.col("city_name").alias("市州"), pl.col("score").alias("综合得分"),
+        pl.col("ci_low").alias("下限"), pl.col("ci_high").alias("上限"),
+        (pl.col("rank_low").cast(pl.String) + "–" + pl.col("rank_high").cast(pl.String))
+        .alias("名次区间"), pl.col("crosses_line").alias("分界线"),
+        pl.col("veto_reason").fill_null("").alias("一票否决"),
+        *[pl.col(c.id).alias(c.label) for c in components])
+    formats = {"名次": INTEGER, "综合得分": SCORE, "下限": SCORE, "上限": SCORE,
+               **{c.label: SCORE for c in components}}
+    return Table("县区排名", frame, formats)
+
+
+def risk_display(risk: pl.DataFrame, scheme: Scheme) -> Table:
+    """The risk table, most at risk first."""
+    k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
+    frame = risk.sort("p_bottom10", "p_bottom3", descending=True).select(
+        pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
+        pl.col("rank").alias("名次"), pl.col("score").alias("得分"),
+        pl.col("p_bottom3").alias(f"本期后{k3}概率"), pl.col("p_bottom10").alias(f"本期后{k10}概率"),
+        pl.col("p_bottom3_next").alias(f"下期后{k3}概率"),
+        pl.col("p_bottom10_next").alias(f"下期后{k10}概率"),
+        pl.col("band").alias("风险等级"),
+        pl.when(pl.col("in_worst3_set")).then(pl.lit("是")).otherwise(pl.lit(""))
+        .alias(f"可能属真实后{k3}"),
+        pl.when(pl.col("in_worst10_set")).then(pl.lit("是")).otherwise(pl.lit(""))
+        .alias(f"可能属真实后{k10}"),
+        pl.col("gap_bottom3").alias(f"距后{k3}线"), pl.col("gap_bottom10").alias(f"距后{k10}线"),
+        pl.col("top_lever").alias("提分杠杆"))
+    formats = {"名次": INTEGER, "得分": SCORE, f"距后{k3}线": SCORE, f"距后{k10}线": SCORE,
+               **{c: PERCENT for c in frame.columns if c.endswith("概率")}}
+    return Table("挂牌风险", frame, formats)
+
+
+def component_table(components: pl.DataFrame, composite: pl.DataFrame) -> Table:
+    """One row per county: each component's 0–100 score and the raw value behind it."""
+    names = composite.select("county_code", "county_name", "city_name", "score")
+    labels = components["label"].unique(maintain_order=True).to_list()
+    wide_score = components.pivot("label", index="county_code", values="score")
+    wide_raw = components.pivot("label", index="county_code", values="raw").rename(
+        {label: f"{label}·原始值" for label in labels})
+    frame = names.join(wide_score, on="county_code", how="left") \
+        .join(wide_raw, on="county_code", how="left").sort("score", descending=True,
+                                                             nulls_last=True)
+    frame = frame.rename({"county_code": "区划代码", "county_name": "区县", "city_name": "市州",
+                          "score": "综合得分"})
+    frame = frame.select("区划代码", "区县", "市州", "综合得分",
+                         *[c for label in labels for c in (label, f"{label}·原始值")])
+    formats = {"综合得分": SCORE, **{label: SCORE for label in labels},
+               **{f"{label}·原始值": DECIMAL3 for label in labels}}
+    return Table("分项得分", frame, formats)
+
+
+def progress_table(progress: pl.DataFrame, names: pl.DataFrame) -> Table:
+    """Every county listed now: since when, conditions met, what is missing, the expected exit."""
+    frame = progress.join(names.select("county_code", "county_name"), on="county_code",
+                          how="left").select(
+        pl.col("county_name").alias("区县"),
+        pl.col("listed_in").map_elements(wave_display, return_dtype=pl.String).alias("挂牌期次"),
+        pl.col("waves_listed").alias("已挂牌期数"),
+        (pl.col("conditions_met").cast(pl.String) + "/" + pl.col("conditions").cast(pl.String))
+        .alias("已满足条件"),
+        pl.col("missing").alias("未满足"),
+        pl.col("p_bottom10_next").alias("下期仍在后10概率"),
+        pl.col("expected_exit").alias("预计摘帽"),
+        pl.when(pl.col("overdue")).then(pl.lit("逾期未摘帽")).otherwise(pl.lit("")).alias("提示"))
+    return Table("摘帽进度", frame, {"已挂牌期数": INTEGER, "下期仍在后10概率": PERCENT})
+
+
+def comparison_table(comparison: pl.DataFrame, names: pl.DataFrame) -> Table:
+    """Each rule verdict beside the official decision."""
+    frame = comparison.join(names.select("county_code", "county_name"), on="county_code",
+                            how="left").select(
+        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
+        pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
+        pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
+        pl.col("note").alias("说明"))
+    return Table("规则与正式决定", frame)
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def neutralise(text: str) -> str:
+    """A cell that a spreadsheet would run as a formula gets a leading apostrophe (OWASP)."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_bytes(table: Table) -> bytes:
+    """UTF-8 CSV with a byte-order mark (Excel then reads the Chinese), text cells neutralised;
+    numbers stay numbers."""
+    frame = table.frame.with_columns(
+        pl.col(pl.String).map_elements(neutralise, return_dtype=pl.String))
+    frame = frame.rename({c: neutralise(c) for c in frame.columns})
+    out = io.BytesIO()
+    out.write("\ufeff".encode())
+    frame.write_csv(out)
+    return out.getvalue()

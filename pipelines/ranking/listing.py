@@ -1,0 +1,218 @@
+"""The listing rules engine: 挂牌 (listing), 摘帽 (delisting) and their conditions, driven by the scheme.
+
+Rules, wave by wave on the PUBLISHED scores (officially ranks use point scores only):
+- province bottom `province_bottom` (后3名) → 省挂牌整治; a county delisted before → 重新挂牌;
+- bottom `city_bottom` (后10名) in a city that opts in → 市挂牌重点整治 (that wave);
+- bottom `criticism_bottom` and a score under `criticism_score` → 通报批评;
+  `consecutive_zero_waves` criticisms in a row → 当年考核得分记零;
+- a vetoed county scores 0, so it lands at the bottom and is listed like any other (its reason is
+  kept);
+- a listed county is delisted (摘帽) at the first wave after its listing where every condition
+  holds: out of the bottom `leave_bottom` for `consecutive_waves` waves in a row, every indicator
+  target (absolute, or relative to the value at listing), and — when required — an inspection
+  (验收) recorded as passed for that wave. Past `deadline_waves` waves it is flagged 逾期.
+The verdicts are compared with the official decisions recorded by analysts; any difference is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from pipelines.ranking.ranks import in_bottom, rank_scores
+from pipelines.scheme.definitions import DelistingTarget, IndicatorCatalogue, Scheme
+
+PROVINCE = "省"
+CITY = "市"
+LISTED_ACTIONS = ("挂牌整治", "重新挂牌")
+DELISTED = "摘帽"
+
+
+@dataclass(frozen=True)
+class PublishedWave:
+    wave: str
+    scores: pl.DataFrame        # county_code, score, veto_reason
+    indicators: pl.DataFrame    # county_code, indicator_id, value
+
+
+@dataclass(frozen=True)
+class ListingResult:
+    events: pl.DataFrame        # county_code, wave, level, action, reason
+    conditions: pl.DataFrame    # county_code, wave, condition, value, target, met
+    status: pl.DataFrame        # county_code, listed, listed_in, waves_listed, overdue, …
+    comparison: pl.DataFrame    # county_code, wave, action, rules, official, agree, note
+
+
+def _scores(frame: pl.DataFrame) -> np.ndarray:
+    return frame["score"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+
+def bottom_members(scores: pl.DataFrame, k: int) -> set[str]:
+    """Counties among the k lowest (ties at the line are in)."""
+    return set(scores.filter(pl.Series(in_bottom(_scores(scores), k)))["county_code"])
+
+
+def published_rank(scores: pl.DataFrame) -> dict[str, int]:
+    """Rank 1 = highest; ties share the better rank (1, 2, 2, 4)."""
+    ranks = rank_scores(_scores(scores), "min")
+    return {c: int(r) for c, r in zip(scores["county_code"], ranks, strict=False) if not np.isnan(r)}
+
+
+def _target_label(target: DelistingTarget, catalogue: IndicatorCatalogue) -> tuple[str, str]:
+    indicator = catalogue.get(target.indicator)
+    unit = indicator.unit or ""
+    if target.at_least is not None:
+        return indicator.label, f"≥ {target.at_least:g}{unit}"
+    if target.at_most is not None:
+        return indicator.label, f"≤ {target.at_most:g}{unit}"
+    change = target.relative_to_baseline
+    word = "下降" if change < 0 else "上升"
+    return indicator.label, f"较挂牌时{word} {abs(change):.0%} 以上"
+
+
+def _target_met(target: DelistingTarget, value: float | None, baseline: float | None) -> bool:
+    if value is None or np.isnan(value):
+        return False
+    if target.at_least is not None:
+        return value >= target.at_least
+    if target.at_most is not None:
+        return value <= target.at_most
+    if baseline is None or np.isnan(baseline):
+        return False
+    bound = baseline * (1 + target.relative_to_baseline)
+    return value <= bound if target.relative_to_baseline < 0 else value >= bound
+
+
+def run_listing(scheme: Scheme, catalogue: IndicatorCatalogue, waves: Sequence[PublishedWave],
+                counties: pl.DataFrame, inspections: pl.DataFrame,
+                decisions: pl.DataFrame | None = None) -> ListingResult:
+    """Apply the scheme's listing and delisting rules over the waves (oldest first)."""
+    rules, exit_rules = scheme.listing, scheme.delisting
+    city_of = dict(zip(counties["county_code"], counties["city_code"], strict=False))
+    opt_in = set(rules.city_opt_in)
+    passed = {(r["county_code"], r["wave"]): bool(r["passed"])
+              for r in inspections.iter_rows(named=True)}
+    listed: dict[str, str] = {}          # county → wave listed in
+    ever_delisted: set[str] = set()
+    out_streak: dict[str, int] = {}      # consecutive waves outside the bottom leave_bottom
+    criticism_streak: dict[str, int] = {}
+    events, conditions = [], []
+    wave_index = {w.wave: i for i, w in enumerate(waves)}
+    value_at: dict[tuple[str, str, str], float] = {}
+    for w in waves:
+        for r in w.indicators.iter_rows(named=True):
+            value_at[(r["county_code"], w.wave, r["indicator_id"])] = r["value"]
+
+    for w in waves:
+        ranks = published_rank(w.scores)
+        veto = dict(zip(w.scores["county_code"], w.scores["veto_reason"], strict=False))
+        n = len(ranks)
+        bottom_province = bottom_members(w.scores, rules.province_bottom)
+        bottom_city = bottom_members(w.scores, rules.city_bottom)
+        bottom_exit = bottom_members(w.scores, exit_rules.leave_bottom)
+        bottom_criticism = bottom_members(w.scores, rules.criticism_bottom)
+        score = dict(zip(w.scores["county_code"], w.scores["score"], strict=False))
+        for code in ranks:
+            out_streak[code] = 0 if code in bottom_exit else out_streak.get(code, 0) + 1
+
+        # delisting first: a county listed before this wave may come off
+        for code in sorted(listed):
+            since = listed[code]
+            if since == w.wave:
+                continue
+            checks = []
+            rank_ok = out_streak.get(code, 0) >= exit_rules.consecutive_waves
+            checks.append(("退出全省后" + str(exit_rules.leave_bottom) + "名",
+                           f"第{ranks.get(code, '—')}名（共{n}个）",
+                           f"连续{exit_rules.consecutive_waves}期在后{exit_rules.leave_bottom}名之外",
+                           rank_ok))
+            for target in exit_rules.targets:
+                label, wanted = _target_label(target, catalogue)
+                value = value_at.get((code, w.wave, target.indicator))
+                baseline = value_at.get((code, since, target.indicator))
+                shown = "无数据" if value is None else f"{value:g}"
+                if target.relative_to_baseline is not None and baseline is not None:
+                    shown += f"（挂牌时 {baseline:g}）"
+                checks.append((label, shown, wanted, _target_met(target, value, baseline)))
+            if exit_rules.inspection_required:
+                result = passed.get((code, w.wave))
+                checks.append(("验收", {True: "合格", False: "不合格", None: "未验收"}[result],
+                               "合格", bool(result)))
+            overdue = wave_index[w.wave] - wave_index[since] > exit_rules.deadline_waves
+            for label, value, target, met in checks:
+                conditions.append((code, w.wave, label, value, target, met))
+            if all(met for *_, met in checks):
+                events.append((code, w.wave, PROVINCE, DELISTED,
+                               "各项摘帽条件均已满足" + ("（已超过期限）" if overdue else "")))
+                ever_delisted.add(code)
+                del listed[code]
+            elif overdue:
+                events.append((code, w.wave, PROVINCE, "逾期未摘帽",
+                               f"挂牌已超过{exit_rules.deadline_waves}期仍未满足摘帽条件"))
+
+        for code in sorted(bottom_province):
+            if code in listed:
+                continue
+            action = "重新挂牌" if code in ever_delisted else "挂牌整治"
+            reason = f"全省第{ranks[code]}名（后{rules.province_bottom}名）"
+            if veto.get(code):
+                reason += f"；一票否决：{veto[code]}"
+            events.append((code, w.wave, PROVINCE, action, reason))
+            listed[code] = w.wave
+        for code in sorted(bottom_city - bottom_province):
+            if "all" in opt_in or city_of.get(code) in opt_in:
+                events.append((code, w.wave, CITY, "市挂牌重点整治",
+                               f"全省第{ranks[code]}名（后{rules.city_bottom}名）"))
+        for code in ranks:
+            criticised = code in bottom_criticism and score[code] < rules.criticism_score
+            criticism_streak[code] = criticism_streak.get(code, 0) + 1 if criticised else 0
+            if criticised:
+                events.append((code, w.wave, PROVINCE, "通报批评",
+                               f"全省第{ranks[code]}名且得分 {score[code]:.2f} 低于 "
+                               f"{rules.criticism_score:g}，须书面检查"))
+                if criticism_streak[code] >= rules.consecutive_zero_waves:
+                    events.append((code, w.wave, PROVINCE, "考核得分记零",
+                                   f"连续{rules.consecutive_zero_waves}期被通报批评"))
+
+    events_frame = pl.DataFrame(events, schema=["county_code", "wave", "level", "action", "reason"],
+                                orient="row")
+    conditions_frame = pl.DataFrame(
+        conditions, schema=["county_code", "wave", "condition", "value", "target", "met"],
+        orient="row")
+    last = waves[-1].wave if waves else ""
+    status = pl.DataFrame({
+        "county_code": list(listed), "listed_in": list(listed.values()),
+        "waves_listed": [wave_index[last] - wave_index[s] for s in listed.values()],
+    }, schema={"county_code": pl.String, "listed_in": pl.String, "waves_listed": pl.Int64})
+    status = status.with_columns(
+        (pl.col("waves_listed") > exit_rules.deadline_waves).alias("overdue"),
+        pl.col("county_code").is_in(list(ever_delisted)).alias("relisted"))
+    comparison = compare_with_official(events_frame, decisions, [w.wave for w in waves])
+    return ListingResult(events_frame, conditions_frame, status, comparison)
+
+
+def compare_with_official(events: pl.DataFrame, decisions: pl.DataFrame | None,
+                          waves: Sequence[str]) -> pl.DataFrame:
+    """Province-level listings and delistings: the rules' verdict beside the official decision."""
+    keys = ["county_code", "wave", "action"]
+    rules = events.filter((pl.col("level") == PROVINCE)
+                          & pl.col("action").is_in([*LISTED_ACTIONS, DELISTED])).select(keys)
+    if decisions is None or decisions.height == 0:
+        official = pl.DataFrame(schema={k: pl.String for k in keys})
+    else:
+        official = decisions.filter((pl.col("level") == PROVINCE)
+                                    & pl.col("wave").is_in(list(waves))).select(keys)
+    merged = rules.with_columns(pl.lit(True).alias("rules")).join(
+        official.with_columns(pl.lit(True).alias("official")), on=keys, how="full",
+        coalesce=True).with_columns(pl.col("rules", "official").fill_null(False))
+    return merged.with_columns(
+        (pl.col("rules") == pl.col("official")).alias("agree"),
+        pl.when(pl.col("rules") & ~pl.col("official")).then(pl.lit("规则判定应" )
+                                                             + pl.col("action") + "，未见正式决定")
+        .when(~pl.col("rules") & pl.col("official")).then(pl.lit("有正式决定“") + pl.col("action")
+                                                           + "”，但规则不支持")
+        .otherwise(pl.lit("一致")).alias("note"),
+    ).sort("wave", "county_code", "action")

@@ -1,0 +1,1 @@
+"""A wave's results: read from the store, computed by stats and ranking, kept in the result store."""

@@ -1,0 +1,635 @@
+"""Questionnaire, indicator catalogue and scoring scheme, loaded from the TOML files in `surveys/`.
+
+Every item, answer code, point value, weight and rule lives in those files; this module turns them
+into typed objects and refuses a file with a clear Chinese message per problem (file and key), all
+problems at once, so an analyst can fix the year's scheme in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SURVEYS_DIR = Path(__file__).resolve().parents[2] / "surveys"
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+COLUMN_TYPES = ("text", "integer", "number", "code")
+INDICATOR_KINDS = ("rate", "per_thousand", "count", "flag", "amount", "index", "change_pct")
+NORMALISATIONS = ("goalposts", "minmax", "zscore")
+VETO_OPS = (">=", ">", "<=", "<", "==")
+TIE_RULES = ("min", "average", "first")
+
+
+class DefinitionError(ValueError):
+    """A definition file is invalid; `problems` holds one Chinese message per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("方案/问卷定义有误：\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# typed definitions
+
+
+@dataclass(frozen=True)
+class ColumnDef:
+    id: str
+    label: str
+    type: str
+    aliases: tuple[str, ...]
+    required: bool = False
+    codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Answer:
+    code: int
+    label: str
+    dont_know: bool = False
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    label: str
+    short: str
+    aliases: tuple[str, ...]
+    answers: tuple[Answer, ...]
+
+    @property
+    def codes(self) -> tuple[int, ...]:
+        return tuple(a.code for a in self.answers)
+
+    @property
+    def column(self) -> str:
+        """Column name of this item in the warehouse's responses table."""
+        return f"q_{self.id}"
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    name: str
+    min_age: int
+    max_age: int
+    columns: dict[str, ColumnDef]
+    items: tuple[Item, ...]
+
+    def item(self, item_id: str) -> Item:
+        return next(i for i in self.items if i.id == item_id)
+
+
+@dataclass(frozen=True)
+class IndicatorDef:
+    id: str
+    label: str
+    unit: str
+    kind: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IndicatorCatalogue:
+    county_aliases: tuple[str, ...]
+    county_name_aliases: tuple[str, ...]
+    period_aliases: tuple[str, ...]
+    indicators: tuple[IndicatorDef, ...]
+
+    def get(self, indicator_id: str) -> IndicatorDef:
+        return next(i for i in self.indicators if i.id == indicator_id)
+
+
+@dataclass(frozen=True)
+class ItemScoring:
+    points: dict[int, float]
+    dont_know: str = "exclude"  # exclude | score
+    dont_know_points: float | None = None
+
+
+@dataclass(frozen=True)
+class Component:
+    id: str
+    label: str
+    source: str  # survey | indicator
+    weight: float
+    items: tuple[str, ...] = ()
+    item_weights: tuple[float, ...] = ()
+    indicator: str | None = None
+    direction: str = "higher"
+    normalisation: str | None = None
+    lo: float | None = None
+    hi: float | None = None
+    per_100k_population: bool = False
+    poisson: bool = False
+
+
+@dataclass(frozen=True)
+class Veto:
+    subject: str
+    op: str
+    value: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Band:
+    label: str
+    p_bottom3_at_least: float | None = None
+    p_bottom10_at_least: float | None = None
+
+
+@dataclass(frozen=True)
+class ListingRules:
+    province_bottom: int
+    city_bottom: int
+    city_opt_in: tuple[str, ...]
+    criticism_bottom: int
+    criticism_score: float
+    consecutive_zero_waves: int
+    bands: tuple[Band, ...]
+
+
+@dataclass(frozen=True)
+class DelistingTarget:
+    indicator: str
+    at_least: float | None = None
+    at_most: float | None = None
+    relative_to_baseline: float | None = None
+
+
+@dataclass(frozen=True)
+class DelistingRules:
+    leave_bottom: int
+    consecutive_waves: int
+    deadline_waves: int
+    inspection_required: bool
+    targets: tuple[DelistingTarget, ...]
+
+
+@dataclass(frozen=True)
+class EstimationSettings:
+    """How county estimates are made (see pipelines/estimation.py)."""
+
+    lonely_psu: str = "adjust"        # adjust | certainty
+    rake_to_margins: bool = False     # rake the file's weights to the county margins first
+    replicates: int = 2000            # draws for relative normalisations and Poisson counts
+    seed: int = 20251123
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    year: int
+    ties: str
+    confidence_level: float
+    items: dict[str, ItemScoring]
+    components: tuple[Component, ...]
+    vetoes: tuple[Veto, ...]
+    listing: ListingRules
+    delisting: DelistingRules
+    estimation: EstimationSettings = EstimationSettings()
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """Everything the pipelines need to know about the survey and its scoring."""
+
+    questionnaire: Questionnaire
+    indicators: IndicatorCatalogue
+    scheme: Scheme
+
+
+# ---------------------------------------------------------------------------------------------
+# a small checked reader: collects problems instead of stopping at the first
+
+
+class _Checker:
+    def __init__(self, file: Path):
+        self.file = file
+        self.problems: list[str] = []
+
+    def fail(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.file.name}：{key}：{message}")
+
+    def get(self, table: dict, key: str, path: str, kind: type | tuple, *, default: Any = ...,
+            ) -> Any:
+        where = f"{path}.{key}" if path else key
+        if key not in table:
+            if default is ...:
+                self.fail(where, "缺少此项")
+                return None
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds:
+            self.fail(where, f"类型应为{_kind_name(kinds)}，实际为布尔值")
+            return None
+        if not isinstance(value, kinds):
+            self.fail(where, f"类型应为{_kind_name(kinds)}，实际为 {value!r}")
+            return None
+        return value
+
+    def string_list(self, table: dict, key: str, path: str, *, default: Any = ...) -> tuple[str, ...]:
+        values = self.get(table, key, path, list, default=default)
+        if values is None:
+            return ()
+        if not all(isinstance(v, str) and v.strip() for v in values):
+            self.fail(f"{path}.{key}", "应为非空文字的列表")
+            return ()
+        return tuple(values)
+
+    def entries(self, raw: dict, key: str, noun: str):
+        """Yield (where, table, id) for each table in the array `key`, checking ids are unique."""
+        seen: set[str] = set()
+        for index, spec in enumerate(self.get(raw, key, "", list) or []):
+            where = f"{key}[{index + 1}]"
+            if not isinstance(spec, dict):
+                self.fail(where, "应为表")
+                continue
+            entry_id = self.identifier(spec, "id", where)
+            if entry_id in seen:
+                self.fail(f"{where}.id", f"{noun}标识 {entry_id!r} 重复")
+            seen.add(entry_id)
+            yield where, spec, entry_id
+
+    def identifier(self, table: dict, key: str, path: str) -> str:
+        value = self.get(table, key, path, str)
+        if value is not None and not ID_PATTERN.match(value):
+            self.fail(f"{path}.{key}", f"标识 {value!r} 只能用小写英文字母、数字和下划线，且以字母开头")
+        return value or ""
+
+
+def _kind_name(kinds: tuple) -> str:
+    names = {str: "文字", int: "整数", float: "数值", bool: "布尔值(true/false)", list: "列表",
+             dict: "表"}
+    return "或".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise DefinitionError([f"{path.name}：找不到文件 {path}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DefinitionError([f"{path.name}：TOML 格式错误（{exc}）"]) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# questionnaire
+
+
+def load_questionnaire(path: Path) -> Questionnaire:
+    """Parse and validate `questionnaire.toml`."""
+    raw = _read_toml(path)
+    c = _Checker(path)
+    head = c.get(raw, "questionnaire", "", dict) or {}
+    name = c.get(head, "name", "questionnaire", str) or ""
+    min_age = c.get(head, "min_age", "questionnaire", int, default=15)
+    max_age = c.get(head, "max_age", "questionnaire", int, default=99)
+    if isinstance(min_age, int) and isinstance(max_age, int) and min_age >= max_age:
+        c.fail("questionnaire.min_age", "最小年龄应小于最大年龄")
+
+    columns: dict[str, ColumnDef] = {}
+    for col_id, spec in (c.get(raw, "columns", "", dict) or {}).items():
+        where = f"columns.{col_id}"
+        if not isinstance(spec, dict):
+            c.fail(where, "应为表")
+            continue
+        col_type = c.get(spec, "type", where, str)
+        if col_type is not None and col_type not in COLUMN_TYPES:
+            c.fail(f"{where}.type", f"应为 {'/'.join(COLUMN_TYPES)} 之一，实际为 {col_type!r}")
+        codes_raw = c.get(spec, "codes", where, dict, default={}) or {}
+        codes = {}
+        for canon, _variants in codes_raw.items():
+            codes[canon] = c.string_list(codes_raw, canon, f"{where}.codes")
+        if col_type == "code" and not codes:
+            c.fail(f"{where}.codes", "代码型列必须给出 codes")
+        columns[col_id] = ColumnDef(
+            id=col_id,
+            label=c.get(spec, "label", where, str) or col_id,
+            type=col_type or "text",
+            aliases=c.string_list(spec, "aliases", where),
+            required=bool(c.get(spec, "required", where, bool, default=False)),
+            codes=codes,
+        )
+    for needed in ("respondent_id", "county_code", "county_name", "weight"):
+        if needed not in columns:
+            c.fail(f"columns.{needed}", "缺少此列定义（导入必须用到）")
+
+    items: list[Item] = []
+    for where, spec, item_id in c.entries(raw, "items", "题目"):
+        answers: list[Answer] = []
+        for a_index, a_spec in enumerate(c.get(spec, "answers", where, list) or []):
+            a_where = f"{where}.answers[{a_index + 1}]"
+            if not isinstance(a_spec, dict):
+                c.fail(a_where, "应为表")
+                continue
+            code = c.get(a_spec, "code", a_where, int)
+            label = c.get(a_spec, "label", a_where, str)
+            if code is None or label is None:
+                continue
+            answers.append(Answer(code, label, bool(c.get(a_spec, "dont_know", a_where, bool,
+                                                           default=False))))
+        codes = [a.code for a in answers]
+        if len(set(codes)) != len(codes):
+            c.fail(f"{where}.answers", "答案代码重复")
+        if answers and all(a.dont_know for a in answers):
+            c.fail(f"{where}.answers", "至少要有一个有效答案（不全是说不清）")
+        items.append(Item(item_id, c.get(spec, "label", where, str) or item_id,
+                          c.get(spec, "short", where, str, default=None)
+                          or c.get(spec, "label", where, str, default=item_id),
+                          c.string_list(spec, "aliases", where, default=[]), tuple(answers)))
+    if not items:
+        c.fail("items", "问卷至少要有一道题")
+    _check_unique_aliases(c, {cid: col.aliases for cid, col in columns.items()}
+                          | {f"items.{i.id}": i.aliases + (i.id,) for i in items})
+    if c.problems:
+        raise DefinitionError(c.problems)
+    return Questionnaire(name, min_age, max_age, columns, tuple(items))
+
+
+def _check_unique_aliases(c: _Checker, aliases_by_owner: dict[str, tuple[str, ...]]) -> None:
+    from pipelines.core.headers import normalise_header  # local import: headers imports nothing of ours
+
+    owner_of: dict[str, str] = {}
+    for owner, aliases in aliases_by_owner.items():
+        for alias in aliases:
+            key = normalise_header(alias)
+            if key in owner_of and owner_of[key] != owner:
+                c.fail(f"{owner}.aliases", f"别名 {alias!r} 与 {owner_of[key]} 的别名冲突")
+            owner_of[key] = owner
+
+
+# ---------------------------------------------------------------------------------------------
+# indicator catalogue
+
+
+def load_indicator_catalogue(path: Path) -> IndicatorCatalogue:
+    """Parse and validate `indicators.toml`."""
+    raw = _read_toml(path)
+    c = _Checker(path)
+    sheet = c.get(raw, "sheet", "", dict) or {}
+    indicators: list[IndicatorDef] = []
+    for where, spec, ind_id in c.entries(raw, "indicators", "指标"):
+        kind = c.get(spec, "kind", where, str)
+        if kind is not None and kind not in INDICATOR_KINDS:
+            c.fail(f"{where}.kind", f"应为 {'/'.join(INDICATOR_KINDS)} 之一，实际为 {kind!r}")
+        label = c.get(spec, "label", where, str) or ind_id
+        indicators.append(IndicatorDef(ind_id, label, c.get(spec, "unit", where, str, default=""),
+                                       kind or "index",
+                                       c.string_list(spec, "aliases", where, default=[])))
+    catalogue = IndicatorCatalogue(
+        county_aliases=c.string_list(sheet, "county_aliases", "sheet"),
+        county_name_aliases=c.string_list(sheet, "county_name_aliases", "sheet", default=[]),
+        period_aliases=c.string_list(sheet, "period_aliases", "sheet"),
+        indicators=tuple(indicators),
+    )
+    _check_unique_aliases(c, {"sheet.county": catalogue.county_aliases,
+                              "sheet.county_name": catalogue.county_name_aliases,
+                              "sheet.period": catalogue.period_aliases}
+                          | {f"indicators.{i.id}": i.aliases + (i.label, i.id) for i in indicators})
+    if c.problems:
+        raise DefinitionError(c.problems)
+    return catalogue
+
+
+# ---------------------------------------------------------------------------------------------
+# scheme
+
+
+def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCatalogue) -> Scheme:
+    """Parse `scheme.toml` and check it against the questionnaire and the indicator catalogue."""
+    raw = _read_toml(path)
+    c = _Checker(path)
+    head = c.get(raw, "scheme", "", dict) or {}
+    ties = c.get(head, "ties", "scheme", str, default="min")
+    if ties not in TIE_RULES:
+        c.fail("scheme.ties", f"应为 {'/'.join(TIE_RULES)} 之一，实际为 {ties!r}")
+    level = c.get(head, "confidence_level", "scheme", float, default=0.95)
+    if level is not None and not 0.5 < level < 1:
+        c.fail("scheme.confidence_level", "置信水平应在 0.5 与 1 之间，例如 0.95")
+
+    item_ids = {i.id for i in questionnaire.items}
+    indicator_ids = {i.id for i in catalogue.indicators}
+    items = _load_item_scoring(c, c.get(raw, "items", "", dict) or {}, questionnaire)
+    components = _load_components(c, c.get(raw, "components", "", list) or [], items, item_ids,
+                                  indicator_ids)
+    component_ids = {comp.id for comp in components}
+
+    vetoes: list[Veto] = []
+    for index, spec in enumerate(c.get(raw, "vetoes", "", list, default=[]) or []):
+        where = f"vetoes[{index + 1}]"
+        subject = c.get(spec, "subject", where, str) or ""
+        op = c.get(spec, "op", where, str) or ">="
+        if op not in VETO_OPS:
+            c.fail(f"{where}.op", f"应为 {' '.join(VETO_OPS)} 之一，实际为 {op!r}")
+        target = subject.removeprefix("component:")
+        known = component_ids if subject.startswith("component:") else indicator_ids
+        if subject and target not in known:
+            c.fail(f"{where}.subject", f"未知的指标或分项 {subject!r}")
+        vetoes.append(Veto(subject, op, c.get(spec, "value", where, float) or 0.0,
+                           c.get(spec, "reason", where, str) or subject))
+
+    listing = _load_listing(c, c.get(raw, "listing", "", dict) or {})
+    delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
+    estimation = _load_estimation(c, c.get(raw, "estimation", "", dict, default={}) or {})
+    if c.problems:
+        raise DefinitionError(c.problems)
+    return Scheme(c.get(head, "name", "scheme", str) or "", c.get(head, "year", "scheme", int) or 0,
+                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation)
+
+
+def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
+    default = EstimationSettings()
+    lonely = c.get(raw, "lonely_psu", "estimation", str, default=default.lonely_psu)
+    if lonely not in ("adjust", "certainty"):
+        c.fail("estimation.lonely_psu", f"应为 adjust 或 certainty，实际为 {lonely!r}")
+    replicates = c.get(raw, "replicates", "estimation", int, default=default.replicates)
+    if replicates is not None and replicates < 200:
+        c.fail("estimation.replicates", "重复抽样次数至少为 200")
+    return EstimationSettings(
+        lonely_psu=lonely or default.lonely_psu,
+        rake_to_margins=bool(c.get(raw, "rake_to_margins", "estimation", bool,
+                                   default=default.rake_to_margins)),
+        replicates=replicates or default.replicates,
+        seed=c.get(raw, "seed", "estimation", int, default=default.seed) or default.seed)
+
+
+def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnaire,
+                       ) -> dict[str, ItemScoring]:
+    scoring: dict[str, ItemScoring] = {}
+    for item_id, spec in raw_items.items():
+        where = f"items.{item_id}"
+        if item_id not in {i.id for i in questionnaire.items}:
+            c.fail(where, f"问卷中没有题目 {item_id!r}")
+            continue
+        item = questionnaire.item(item_id)
+        raw_points = c.get(spec, "points", where, dict) or {}
+        points: dict[int, float] = {}
+        for code_text, value in raw_points.items():
+            if not re.fullmatch(r"-?\d+", code_text):
+                c.fail(f"{where}.points", f"答案代码 {code_text!r} 应为整数")
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                c.fail(f"{where}.points.{code_text}", f"分值应为数值，实际为 {value!r}")
+                continue
+            points[int(code_text)] = float(value)
+        valid_codes = {a.code for a in item.answers if not a.dont_know}
+        for code in sorted(valid_codes - points.keys()):
+            c.fail(f"{where}.points", f"答案代码 {code}（{_answer_label(item, code)}）未赋分")
+        for code in sorted(points.keys() - valid_codes):
+            c.fail(f"{where}.points", f"答案代码 {code} 不是该题的有效答案（说不清另用 dont_know 规定）")
+        dont_know = c.get(spec, "dont_know", where, str, default="exclude")
+        dk_points = c.get(spec, "dont_know_points", where, float, default=None)
+        if dont_know not in ("exclude", "score"):
+            c.fail(f"{where}.dont_know", f"应为 exclude 或 score，实际为 {dont_know!r}")
+        if dont_know == "score" and dk_points is None:
+            c.fail(f"{where}.dont_know_points", "dont_know = \"score\" 时必须给出说不清的分值")
+        scoring[item_id] = ItemScoring(points, dont_know, dk_points)
+    return scoring
+
+
+def _answer_label(item: Item, code: int) -> str:
+    return next((a.label for a in item.answers if a.code == code), "?")
+
+
+def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item_ids: set[str],
+                     indicator_ids: set[str]) -> tuple[Component, ...]:
+    components: list[Component] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(raw):
+        where = f"components[{index + 1}]"
+        comp_id = c.identifier(spec, "id", where)
+        if comp_id in seen:
+            c.fail(f"{where}.id", f"分项标识 {comp_id!r} 重复")
+        seen.add(comp_id)
+        source = c.get(spec, "source", where, str) or ""
+        weight = c.get(spec, "weight", where, float)
+        if weight is not None and weight <= 0:
+            c.fail(f"{where}.weight", "权重必须为正数")
+        common = dict(id=comp_id, label=c.get(spec, "label", where, str) or comp_id,
+                      source=source, weight=weight or 0.0)
+        if source == "survey":
+            comp_items = c.string_list(spec, "items", where)
+            for item_id in comp_items:
+                if item_id not in item_ids:
+                    c.fail(f"{where}.items", f"问卷中没有题目 {item_id!r}")
+                elif item_id not in items:
+                    c.fail(f"{where}.items", f"题目 {item_id!r} 在 [items.{item_id}] 中没有赋分")
+            raw_weights = c.get(spec, "item_weights", where, list, default=None)
+            item_weights = tuple(float(w) for w in raw_weights or [1.0] * len(comp_items)
+                                 if isinstance(w, (int, float)) and not isinstance(w, bool))
+            if len(item_weights) != len(comp_items) or any(w <= 0 for w in item_weights):
+                c.fail(f"{where}.item_weights", "题目权重个数须与题目个数相同，且都为正数")
+            components.append(Component(**common, **_normalisation(c, spec, where),
+                                        items=comp_items, item_weights=item_weights))
+        elif source == "indicator":
+            indicator = c.get(spec, "indicator", where, str)
+            if indicator is not None and indicator not in indicator_ids:
+                c.fail(f"{where}.indicator", f"指标目录中没有指标 {indicator!r}")
+            components.append(Component(
+                **common, **_normalisation(c, spec, where), indicator=indicator,
+                per_100k_population=bool(c.get(spec, "per_100k_population", where, bool,
+                                               default=False)),
+                poisson=bool(c.get(spec, "poisson", where, bool, default=False))))
+        else:
+            c.fail(f"{where}.source", f"应为 survey 或 indicator，实际为 {source!r}")
+    total = sum(comp.weight for comp in components)
+    if components and abs(total - 100) > 1e-9:
+        c.fail("components", f"各分项权重之和应为 100，实际为 {total:g}")
+    if not components:
+        c.fail("components", "至少要有一个分项")
+    return tuple(components)
+
+
+def _normalisation(c: _Checker, spec: dict, where: str) -> dict[str, Any]:
+    """Direction and normalisation of a component. A survey component without one is used as
+    it is (already 0–100, higher is better); an indicator needs one."""
+    direction = c.get(spec, "direction", where, str, default="higher")
+    if direction not in ("higher", "lower"):
+        c.fail(f"{where}.direction", f"应为 higher 或 lower，实际为 {direction!r}")
+    normalisation = c.get(spec, "normalisation", where, str,
+                          default=None if spec.get("source") == "survey" else ...)
+    if normalisation is not None and normalisation not in NORMALISATIONS:
+        c.fail(f"{where}.normalisation",
+               f"应为 {'/'.join(NORMALISATIONS)} 之一，实际为 {normalisation!r}")
+    lo = c.get(spec, "lo", where, float, default=None)
+    hi = c.get(spec, "hi", where, float, default=None)
+    if normalisation == "goalposts" and (lo is None or hi is None or lo >= hi):
+        c.fail(where, "goalposts 标准化须给出 lo < hi")
+    return dict(direction=direction, normalisation=normalisation, lo=lo, hi=hi)
+
+
+def _load_listing(c: _Checker, raw: dict) -> ListingRules:
+    def positive_int(key: str, default: Any = ...) -> int:
+        value = c.get(raw, key, "listing", int, default=default)
+        if value is not None and value < 1:
+            c.fail(f"listing.{key}", "应为正整数")
+        return value or 0
+
+    bands: list[Band] = []
+    for index, spec in enumerate(c.get(raw, "bands", "listing", list, default=[]) or []):
+        where = f"listing.bands[{index + 1}]"
+        thresholds = {key: c.get(spec, key, where, float, default=None)
+                      for key in ("p_bottom3_at_least", "p_bottom10_at_least")}
+        for key, value in thresholds.items():
+            if value is not None and not 0 <= value <= 1:
+                c.fail(f"{where}.{key}", "概率阈值应在 0 与 1 之间")
+        bands.append(Band(c.get(spec, "label", where, str) or "?", **thresholds))
+    if bands and (bands[-1].p_bottom3_at_least is not None
+                  or bands[-1].p_bottom10_at_least is not None):
+        c.fail("listing.bands", "最后一个风险等级应不设条件（兜底等级，例如“安全”）")
+    return ListingRules(
+        province_bottom=positive_int("province_bottom"),
+        city_bottom=positive_int("city_bottom"),
+        city_opt_in=c.string_list(raw, "city_opt_in", "listing", default=["all"]),
+        criticism_bottom=positive_int("criticism_bottom", 3),
+        criticism_score=c.get(raw, "criticism_score", "listing", float, default=80.0) or 0.0,
+        consecutive_zero_waves=positive_int("consecutive_zero_waves", 2),
+        bands=tuple(bands),
+    )
+
+
+def _load_delisting(c: _Checker, raw: dict, indicator_ids: set[str]) -> DelistingRules:
+    targets: list[DelistingTarget] = []
+    for index, spec in enumerate(c.get(raw, "targets", "delisting", list, default=[]) or []):
+        where = f"delisting.targets[{index + 1}]"
+        indicator = c.get(spec, "indicator", where, str) or ""
+        if indicator and indicator not in indicator_ids:
+            c.fail(f"{where}.indicator", f"指标目录中没有指标 {indicator!r}")
+        bounds = {key: c.get(spec, key, where, float, default=None)
+                  for key in ("at_least", "at_most", "relative_to_baseline")}
+        if sum(v is not None for v in bounds.values()) != 1:
+            c.fail(where, "须且只须给出 at_least、at_most、relative_to_baseline 之一")
+        targets.append(DelistingTarget(indicator, **bounds))
+    return DelistingRules(
+        leave_bottom=c.get(raw, "leave_bottom", "delisting", int, default=10) or 10,
+        consecutive_waves=c.get(raw, "consecutive_waves", "delisting", int, default=1) or 1,
+        deadline_waves=c.get(raw, "deadline_waves", "delisting", int, default=2) or 2,
+        inspection_required=bool(c.get(raw, "inspection_required", "delisting", bool,
+                                       default=True)),
+        targets=tuple(targets),
+    )
+
+
+def load_definitions(directory: Path = SURVEYS_DIR) -> Definitions:
+    """Load the three definition files from `directory`, raising one error listing every problem."""
+    problems: list[str] = []
+    questionnaire = catalogue = None
+    try:
+        questionnaire = load_questionnaire(directory / "questionnaire.toml")
+    except DefinitionError as exc:
+        problems += exc.problems
+    try:
+        catalogue = load_indicator_catalogue(directory / "indicators.toml")
+    except DefinitionError as exc:
+        problems += exc.problems
+    if questionnaire is None or catalogue is None:
+        raise DefinitionError(problems)
+    scheme = load_scheme(directory / "scheme.toml", questionnaire, catalogue)
+    return Definitions(questionnaire, catalogue, scheme)

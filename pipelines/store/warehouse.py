@@ -1,0 +1,507 @@
+"""The DuckDB warehouse: schema, the process's single read-write connection, and loads.
+
+Every load (a survey wave or an indicator sheet) gets a row in `loads` (audit: who, when, file
+name, SHA-256, row counts, dropped personal-data columns) and keeps its rows under its own
+`load_id`; a wave points at its active survey and indicator loads. Replacing a wave therefore only
+moves a pointer, and the previous version stays recoverable (`rollback_wave`). Every write is one
+transaction; readers see a wave completely or not at all.
+"""
+
+from __future__ import annotations
+
+import getpass
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.scheme.definitions import Questionnaire
+
+REPO_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_DB = REPO_DIR / "warehouse.duckdb"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+create table if not exists meta (key varchar primary key, value varchar not null);
+create table if not exists cities (
+    city_code varchar primary key, city_name varchar not null);
+create table if not exists counties (
+    county_code varchar primary key, county_name varchar not null,
+    city_code varchar not null references cities (city_code),
+    population bigint, urban_share double);
+create table if not exists margins (
+    county_code varchar not null references counties (county_code), age_group varchar not null,
+    sex varchar not null, urban_rural varchar not null, population bigint not null,
+    primary key (county_code, age_group, sex, urban_rural));
+create sequence if not exists load_ids start 1;
+create table if not exists raw_files (
+    sha256 varchar primary key, size_bytes bigint not null, content blob not null,
+    sanitized boolean not null, codec varchar);
+create table if not exists loads (
+    load_id integer primary key, kind varchar not null, wave varchar not null,
+    source_name varchar not null, source_sha256 varchar not null,
+    archive_sha256 varchar not null references raw_files (sha256),
+    file_format varchar, encoding varchar, n_rows integer not null, n_columns integer not null,
+    dropped_columns varchar, warnings varchar, loaded_by varchar not null,
+    loaded_at timestamptz not null, status varchar not null, replaces_load_id integer);
+create table if not exists waves (
+    wave varchar primary key, survey_load_id integer, indicators_load_id integer,
+    updated_at timestamptz not null);
+create table if not exists responses (
+    load_id integer not null, wave varchar not null, respondent_id varchar not null,
+    county_code varchar not null, stratum varchar, psu varchar, weight double not null,
+    age smallint, sex varchar, urban_rural varchar, township varchar, mode varchar);
+create table if not exists indicators (
+    load_id integer not null, wave varchar not null, county_code varchar not null,
+    indicator_id varchar not null, value double);
+create table if not exists decisions (
+    county_code varchar not null, wave varchar not null, level varchar not null,
+    action varchar not null, decided_on date, document varchar, recorded_by varchar not null,
+    recorded_at timestamptz not null);
+create table if not exists inspections (
+    county_code varchar not null, wave varchar not null, inspected_on date,
+    passed boolean not null, note varchar, recorded_by varchar not null,
+    recorded_at timestamptz not null);
+create table if not exists header_maps (
+    source varchar not null, kind varchar not null, header varchar not null, target varchar,
+    primary key (source, kind, header));
+create or replace view current_indicators as
+    select i.* from indicators i join waves w on i.load_id = w.indicators_load_id;
+"""
+
+LOAD_KINDS = {"survey": "survey_load_id", "indicators": "indicators_load_id"}
+KIND_LABELS = {"survey": "调查数据", "indicators": "工作指标表"}
+# also run when a read-write connection opens: warehouses built before auditing gain the table,
+# and those built before archives were compressed gain raw_files.codec (null: stored as received)
+AUDIT_DDL = ("create table if not exists audit (changed_at timestamptz not null, "
+             "by_user varchar not null, action varchar not null, wave varchar, detail varchar, "
+             "sha256 varchar); "
+             "alter table if exists raw_files add column if not exists codec varchar")
+# Arrow's Zstandard codec, level 1: a national wave's 113 MB CSV becomes 12 MB in about 0.2 s,
+# on a background thread. LZ4 (used before; its archives still read back, the codec is stored
+# per file) was faster but left 24 MB that DuckDB compressed once more at its next checkpoint,
+# for 0.3 s; what Zstandard leaves DuckDB stores as it is.
+ARCHIVE_CODEC = "zstd"
+
+
+def pack_archive(data: bytes) -> bytes:
+    """The stored form of an archived file (see ARCHIVE_CODEC): writing 113 MB of a national
+    wave into the warehouse took longer than compressing it and writing a tenth of it."""
+    import pyarrow as pa  # not at import: the dashboard's start does not need it
+
+    return pa.compress(data, codec=ARCHIVE_CODEC, asbytes=True)
+
+
+def unpack_archive(content: bytes, codec: str | None, size: int) -> bytes:
+    if codec is None:
+        return bytes(content)
+    import pyarrow as pa
+
+    return pa.decompress(content, decompressed_size=size, codec=codec, asbytes=True)
+
+
+
+def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
+    """First row of an executed query. DuckDB 2.0 wants every result drained before the cursor
+    does anything else, so fetch all (these queries return a row or none)."""
+    rows = result.fetchall()
+    return rows[0] if rows else None
+
+
+def _audit(cur: duckdb.DuckDBPyConnection, by: str, action: str, wave: str | None,
+           detail: str | None, sha256: str | None = None) -> None:
+    """One audit row, inside the caller's transaction when there is one."""
+    cur.execute("insert into audit values (?, ?, ?, ?, ?, ?)",
+                [now(), by, action, wave, detail, sha256])
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse problem worded for the user (Chinese)."""
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def current_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class LoadRecord:
+    """What `write_load` needs to know about a validated file."""
+
+    kind: str
+    wave: str
+    source_name: str
+    source_sha256: str
+    archive_sha256: str     # of the archived file itself, as `archived_file` returns it
+    archive_bytes: bytes    # as stored: compressed with `archive_codec` (None: as is)
+    archive_size: int       # bytes of the archived file itself
+    archive_codec: str | None
+    sanitized: bool
+    file_format: str
+    encoding: str | None
+    n_columns: int
+    dropped_columns: str
+    warnings: str
+    loaded_by: str
+
+
+class Warehouse:
+    """The process's read-write connection; use `cursor()` in each thread."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: Path):
+        self._con = connection
+        self.path = path
+        self._read_only = False
+        self._write_lock = threading.Lock()
+        self._memo: dict[tuple, tuple[int, object]] = {}  # (what, args) → (data version, value)
+
+    @classmethod
+    def open(cls, path: Path | str = DEFAULT_DB, *, read_only: bool = False) -> "Warehouse":
+        path = Path(path)
+        if read_only and not path.exists():
+            raise WarehouseError(f"数据仓库 {path} 不存在：请先运行 python -m pipelines build")
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseError(
+                    f"数据仓库 {path} 正被另一个程序（例如正在运行的看板）使用。"
+                    "请在看板的“数据管理”页上传，或先关闭看板，或用 --db 指定另一个文件。") from None
+            if "permission denied" in str(exc).lower():
+                raise WarehouseError(
+                    f"没有权限{'读取' if read_only else '修改'}数据仓库 {path}：修改数据须由有写入"
+                    "权限的账户（通常是运行看板的服务账户）进行，或由分析人员在看板的“数据管理”页"
+                    "上传。") from None
+            raise WarehouseError(f"无法打开数据仓库 {path}：{exc}") from None
+        except duckdb.Error as exc:
+            raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
+        if not read_only:
+            con.sql(AUDIT_DDL)
+        warehouse = cls(con, path)
+        warehouse._read_only = read_only
+        return warehouse
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> "Warehouse":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB connections are not shared across threads)."""
+        return self._con.cursor()
+
+    # -- schema -------------------------------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        cur = self.cursor()
+        exists = _first(cur.execute("select count(*) from information_schema.tables "
+                                     "where table_name = 'meta'"))[0]
+        return bool(exists) and _first(cur.execute(
+            "select count(*) from meta where key = 'province'"))[0] > 0
+
+    def create_schema(self, questionnaire: Questionnaire) -> None:
+        """Create tables and one answer column per questionnaire item (idempotent)."""
+        cur = self.cursor()
+        cur.sql(_SCHEMA)
+        cur.sql(AUDIT_DDL)
+        for item in questionnaire.items:
+            cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
+        # `r.*` expands when the view is created: create it after the item columns exist
+        cur.sql("create or replace view current_responses as select r.* from responses r "
+                "join waves w on r.load_id = w.survey_load_id")
+        cur.execute("insert or replace into meta values ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)])
+
+    def meta(self, key: str) -> str | None:
+        row = _first(self.cursor().execute("select value from meta where key = ?", [key]))
+        return row[0] if row else None
+
+    def data_version(self) -> int:
+        """Bumped by every write: page caches key on it."""
+        return int(self.meta("data_version") or 0)
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def _memoised(self, key: tuple, compute):
+        """`compute()` once per data version: every page view asks for the wave list and cache
+        keys, and a national wave list counts 11 million rows."""
+        version = self.data_version()
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (version, value)
+        return value
+
+    def content_version(self, wave: str) -> str:
+        """What results for `wave` depend on: the loads of every wave up to it (the order the
+        scored history uses) and the official decisions and inspections. Publishing a later wave
+        leaves it unchanged, so earlier results stay cached."""
+        return self._memoised(("content_version", wave), lambda: self._content_version(wave))
+
+    def _content_version(self, wave: str) -> str:
+        cur = self.cursor()
+        loads = cur.execute("select wave, survey_load_id, indicators_load_id from waves "
+                            "where wave <= ? order by wave", [wave]).fetchall()
+        official = [cur.sql(f"select count(*), cast(max(recorded_at) as varchar) from {table}")
+                    .fetchall()[0] for table in ("decisions", "inspections")]
+        return repr((loads, official, cur.sql("select count(*) from counties").fetchall()[0][0]))
+
+    def counties(self) -> pl.DataFrame:
+        return self.cursor().sql(
+            "select c.county_code, c.county_name, c.city_code, t.city_name, c.population, "
+            "c.urban_share from counties c join cities t using (city_code) "
+            "order by c.county_code").pl()
+
+    def responses(self, wave: str, county: str | None = None) -> pl.DataFrame:
+        """The active survey rows of a wave (empty when the wave has none), or of one county."""
+        where, params = ("wave = ?", [wave]) if county is None else \
+            ("wave = ? and county_code = ?", [wave, county])
+        # one chunk per column: DuckDB hands over a chunk per row group, and a frame whose new
+        # columns are chunked differently re-aligns every column on each later select
+        return self.cursor().sql(f"select * exclude (load_id) from current_responses where {where} "
+                                 "order by county_code, respondent_id", params=params).pl() \
+            .rechunk()
+
+    def indicators(self, wave: str) -> pl.DataFrame:
+        """The active indicator rows of a wave, long: county_code, indicator_id, value."""
+        return self.cursor().sql("select county_code, indicator_id, value from current_indicators "
+                                 "where wave = ? order by county_code, indicator_id",
+                                 params=[wave]).pl()
+
+    def decisions(self) -> pl.DataFrame:
+        """Official 挂牌/摘帽 decisions recorded by analysts."""
+        return self.cursor().sql("select county_code, wave, level, action, decided_on, document, "
+                                 "recorded_by, recorded_at from decisions "
+                                 "order by wave, county_code, recorded_at").pl()
+
+    def inspections(self) -> pl.DataFrame:
+        """Inspection (验收) results recorded by analysts; the latest per county and wave counts."""
+        return self.cursor().sql(
+            "select county_code, wave, inspected_on, passed, note from inspections "
+            "qualify row_number() over (partition by county_code, wave "
+            "order by recorded_at desc) = 1 order by wave, county_code").pl()
+
+    def margins(self) -> pl.DataFrame:
+        return self.cursor().sql("select * from margins order by all").pl()
+
+    def waves(self) -> pl.DataFrame:
+        """One row per wave: respondents, counties covered, indicator rows, last change."""
+        return self._memoised(("waves",), self._waves)
+
+    def _waves(self) -> pl.DataFrame:
+        return self.cursor().sql("""
+            select w.wave,
+                   (select count(*) from responses r where r.load_id = w.survey_load_id)
+                       as respondents,
+                   (select count(distinct county_code) from responses r
+                     where r.load_id = w.survey_load_id) as counties,
+                   (select count(*) from indicators i where i.load_id = w.indicators_load_id)
+                       as indicator_values,
+                   w.survey_load_id, w.indicators_load_id, w.updated_at
+            from waves w order by w.wave""").pl()
+
+    def loads(self, wave: str | None = None) -> pl.DataFrame:
+        sql = ("select load_id, kind, wave, source_name, source_sha256, n_rows, status, "
+               "loaded_by, loaded_at, replaces_load_id, dropped_columns, warnings from loads")
+        if wave is None:
+            return self.cursor().sql(sql + " order by load_id").pl()
+        return self.cursor().sql(sql + " where wave = ? order by load_id", params=[wave]).pl()
+
+    def active_load(self, wave: str, kind: str) -> int | None:
+        row = _first(self.cursor().execute(f"select {LOAD_KINDS[kind]} from waves where wave = ?",
+                                            [wave]))
+        return row[0] if row else None
+
+    def find_load(self, source_sha256: str, wave: str, kind: str) -> int | None:
+        row = _first(self.cursor().execute(
+            "select load_id from loads where source_sha256 = ? and wave = ? and kind = ? "
+            "and status = 'active'", [source_sha256, wave, kind]))
+        return row[0] if row else None
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write_load(self, record: LoadRecord, rows: pl.DataFrame) -> int:
+        """Store a validated file in one transaction: archive, audit row, rows, wave pointer."""
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("begin transaction")
+            try:
+                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
+                previous = _first(cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
+                                               "where wave = ?", [record.wave]))
+                previous_id = previous[0] if previous else None
+                # looked up first: a 24 MB parameter in `insert … select … where not exists`
+                # costs DuckDB six times as long as in `insert … values`
+                if _first(cur.execute("select 1 from raw_files where sha256 = ?",
+                                      [record.archive_sha256])) is None:
+                    cur.execute("insert into raw_files (sha256, size_bytes, content, sanitized, "
+                                "codec) values (?, ?, ?, ?, ?)",
+                                [record.archive_sha256, record.archive_size, record.archive_bytes,
+                                 record.sanitized, record.archive_codec])
+                cur.execute(
+                    "insert into loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                    "'active', ?)",
+                    [load_id, record.kind, record.wave, record.source_name, record.source_sha256,
+                     record.archive_sha256, record.file_format, record.encoding, rows.height,
+                     record.n_columns, record.dropped_columns, record.warnings, record.loaded_by,
+                     now(), previous_id])
+                staged = rows.with_columns(pl.lit(load_id, dtype=pl.Int32).alias("load_id"))
+                cur.register("staged_rows", staged)
+                table = "responses" if record.kind == "survey" else "indicators"
+                # rows written in parallel, in any order (every read of them has an ORDER BY):
+                # kept in order, DuckDB re-writes a large insert at the next checkpoint, which
+                # took longer than the insert itself for a national wave
+                cur.sql("set preserve_insertion_order = false")
+                try:
+                    cur.sql(f"insert into {table} by name select * from staged_rows")
+                finally:
+                    cur.sql("reset preserve_insertion_order")
+                cur.unregister("staged_rows")
+                if previous_id is not None:
+                    cur.execute("update loads set status = 'superseded' where load_id = ?",
+                                [previous_id])
+                self._point_wave(cur, record.wave, record.kind, load_id)
+                _audit(cur, record.loaded_by,
+                       ("替换" if previous_id is not None else "发布") + KIND_LABELS[record.kind],
+                       record.wave, f"{record.source_name}：{rows.height} 行，导入编号 {load_id}"
+                       + (f"（替换导入编号 {previous_id}）" if previous_id is not None else ""),
+                       record.source_sha256)
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+            return load_id
+
+    def rollback_wave(self, wave: str, kind: str = "survey", *, by: str | None = None) -> int:
+        """Re-activate the load that the active one replaced; returns its id."""
+        with self._write_lock:
+            cur = self.cursor()
+            row = _first(cur.execute("select l.load_id, l.replaces_load_id from loads l join waves w "
+                                      f"on l.load_id = w.{LOAD_KINDS[kind]} where w.wave = ?",
+                                      [wave]))
+            if row is None or row[1] is None:
+                raise WarehouseError(f"期次 {wave} 没有可恢复的上一版本")
+            current, previous = row
+            cur.sql("begin transaction")
+            try:
+                cur.execute("update loads set status = 'rolled_back' where load_id = ?", [current])
+                cur.execute("update loads set status = 'active' where load_id = ?", [previous])
+                self._point_wave(cur, wave, kind, previous)
+                _audit(cur, by or current_user(), f"回滚{KIND_LABELS[kind]}", wave,
+                       f"导入编号 {current} → {previous}")
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+            return previous
+
+    def _point_wave(self, cur: duckdb.DuckDBPyConnection, wave: str, kind: str,
+                    load_id: int) -> None:
+        column = LOAD_KINDS[kind]
+        cur.execute(f"insert into waves (wave, {column}, updated_at) values (?, ?, ?) "
+                    f"on conflict (wave) do update set {column} = excluded.{column}, "
+                    "updated_at = excluded.updated_at", [wave, load_id, now()])
+        cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+
+    def header_map(self, source: str, kind: str) -> dict[str, str | None]:
+        """The column mapping an analyst chose for files from `source` (file header → field)."""
+        try:
+            rows = self.cursor().execute("select header, target from header_maps where source = ? "
+                                         "and kind = ?", [source, kind]).fetchall()
+        except duckdb.CatalogException:  # a warehouse built before mappings were remembered
+            return {}
+        return dict(rows)
+
+    def save_header_map(self, source: str, kind: str, mapping: dict[str, str | None],
+                        by: str | None = None) -> None:
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("create table if not exists header_maps (source varchar not null, "
+                    "kind varchar not null, header varchar not null, target varchar, "
+                    "primary key (source, kind, header))")
+            cur.sql("begin transaction")
+            try:
+                for header, target in mapping.items():
+                    cur.execute("insert or replace into header_maps values (?, ?, ?, ?)",
+                                [source, kind, header, target])
+                _audit(cur, by or current_user(), "保存列对应关系", None,
+                       f"来源“{source}”（{KIND_LABELS.get(kind, kind)}）：{len(mapping)} 列")
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+
+    def record_decision(self, county_code: str, wave: str, level: str, action: str,
+                        decided_on: str | None, document: str | None, by: str) -> None:
+        """An official 挂牌/摘帽 decision entered by an analyst (one transaction, audited)."""
+        self._record("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [county_code, wave, level, action, decided_on or None, document or None, by,
+                      now()], by, "录入正式决定", wave,
+                     f"{county_code} {level}{action}" + (f"（{document}）" if document else ""))
+
+    def record_inspection(self, county_code: str, wave: str, passed: bool, inspected_on: str | None,
+                          note: str | None, by: str) -> None:
+        """An inspection (验收) result entered by an analyst; the latest per county and wave counts."""
+        self._record("insert into inspections values (?, ?, ?, ?, ?, ?, ?)",
+                     [county_code, wave, inspected_on or None, passed, note or None, by, now()],
+                     by, "录入验收结果", wave, f"{county_code} {'合格' if passed else '不合格'}")
+
+    def record_audit(self, action: str, by: str, *, wave: str | None = None,
+                     detail: str | None = None, sha256: str | None = None) -> None:
+        """An audit entry for a change made outside the methods above (e.g. a restore)."""
+        with self._write_lock:
+            _audit(self.cursor(), by, action, wave, detail, sha256)
+
+    def audit_log(self) -> pl.DataFrame:
+        """Every data change, newest first: when, who, what, which wave, details, file SHA-256."""
+        cur = self.cursor()
+        try:
+            return cur.sql("select changed_at as at, by_user, action, wave, detail, sha256 from audit "
+                           "order by changed_at desc").pl()
+        except duckdb.CatalogException:       # a read-only warehouse built before auditing
+            return pl.DataFrame(schema={"at": pl.Datetime("us", "UTC"), "by_user": pl.String,
+                                        "action": pl.String, "wave": pl.String,
+                                        "detail": pl.String, "sha256": pl.String})
+
+    def _record(self, sql: str, values: list, by: str, action: str, wave: str,
+                detail: str) -> None:
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("begin transaction")
+            try:
+                cur.execute(sql, values)
+                _audit(cur, by, action, wave, detail)
+                cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                        "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+                cur.sql("commit")
+            except BaseException:
+                cur.sql("rollback")
+                raise
+
+    def archived_file(self, load_id: int) -> tuple[str, bytes]:
+        """The archived bytes of a load's file (sanitized when personal data was dropped)."""
+        result = self.cursor().execute(
+            "select l.source_name, f.* from loads l join raw_files f "
+            "on f.sha256 = l.archive_sha256 where l.load_id = ?", [load_id])
+        names = [column[0] for column in result.description]
+        row = _first(result)
+        if row is None:
+            raise WarehouseError(f"没有编号为 {load_id} 的导入记录")
+        found = dict(zip(names, row, strict=False))   # no codec: from before compression, opened read-only
+        return found["source_name"], unpack_archive(found["content"], found.get("codec"),
+                                                    found["size_bytes"])
