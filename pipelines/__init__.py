@@ -19,11 +19,11 @@ _EXPORTS: dict[str, str] = {
     "load_definitions": "pipelines.scheme.definitions",
     # stats
     "Funnel": "pipelines.stats.funnel",
-    "WaveScores": "pipelines.stats.scoring",
+    "WaveScores": "pipelines.stats.wave_scores",
     "funnel": "pipelines.stats.funnel",
-    "score_frames": "pipelines.stats.scoring",
-    "survey_score_by": "pipelines.stats.scoring",
-    "svymean": "pipelines.stats.estimation",
+    "score_frames": "pipelines.stats.wave_scores",
+    "survey_score_by": "pipelines.stats.townships",
+    "svymean": "pipelines.stats.means",
     # ranking
     "ListingResult": "pipelines.ranking.listing",
     "component_levers": "pipelines.ranking.ranks",

@@ -10,7 +10,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.stats.estimation import EstimationError, make_design, mean_covariance, rake, svymean
+from pipelines.stats.design import EstimationError, make_design
+from pipelines.stats.means import mean_covariance, svymean
+from pipelines.stats.raking import rake
 
 R_DIR = Path(__file__).resolve().parent / "fixtures" / "r_survey"
 TOL = 1e-6
@@ -157,7 +159,7 @@ def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
 def test_large_domains_are_estimated_in_blocks_of_whole_domains():
     """Blocks never split a domain: one domain bigger than a block, many small ones and unsorted
     rows all give the same estimates as estimating each domain on its own."""
-    from pipelines.stats.estimation import CHUNK_ROWS, _domain_blocks
+    from pipelines.stats.means import CHUNK_ROWS, _domain_blocks
 
     assert _domain_blocks(np.zeros(CHUNK_ROWS * 3, dtype=np.int64), CHUNK_ROWS) == \
         [(0, CHUNK_ROWS * 3)]
@@ -181,7 +183,7 @@ def test_large_domains_are_estimated_in_blocks_of_whole_domains():
 def test_t_quantiles_agree_with_scipy_on_both_sides_of_the_expansion():
     from scipy import special
 
-    from pipelines.stats.estimation import CORNISH_FISHER_DF, t_quantiles
+    from pipelines.stats.tquantiles import CORNISH_FISHER_DF, t_quantiles
 
     probs = np.concatenate([[1e-4, 0.0005, 0.025, 0.5, 0.975, 0.9995, 1 - 1e-4],
                             (np.arange(2000) + 0.5) / 2000])
@@ -195,7 +197,7 @@ def test_t_quantiles_agree_with_scipy_on_both_sides_of_the_expansion():
 
 
 def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one():
-    from pipelines.stats.estimation import domain_codes
+    from pipelines.stats.design import domain_codes
 
     rng = np.random.default_rng(11)
     for values in (rng.integers(-5, 40, 500), rng.integers(0, 10**9, 50), np.array([7])):
@@ -213,7 +215,7 @@ def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one(
 def test_domain_sizes_equal_the_estimation_pass_for_a_column_of_ones(with_psu, order):
     """Reference: `mean_covariance` of a column of ones (which `domain_sizes` replaces when the
     rows are sorted), on strata of one PSU, empty domains and zero weights too."""
-    from pipelines.stats.estimation import domain_sizes
+    from pipelines.stats.means import domain_sizes
 
     rng = np.random.default_rng(5)
     n = 3_000

@@ -8,7 +8,8 @@ import polars as pl
 from pipelines.core.waves import wave_display
 from pipelines.ranking.listing import ListingResult, PublishedWave, run_listing
 from pipelines.scheme.definitions import Definitions
-from pipelines.stats.scoring import WaveScores, score_frames, survey_score_by
+from pipelines.stats.townships import survey_score_by
+from pipelines.stats.wave_scores import WaveScores, score_frames
 from pipelines.store.warehouse import Warehouse, WarehouseError
 
 

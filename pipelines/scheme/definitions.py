@@ -170,7 +170,7 @@ class DelistingRules:
 
 @dataclass(frozen=True)
 class EstimationSettings:
-    """How county estimates are made (see pipelines/estimation.py)."""
+    """How county estimates are made (see pipelines/stats/means.py)."""
 
     lonely_psu: str = "adjust"        # adjust | certainty
     rake_to_margins: bool = False     # rake the file's weights to the county margins first
