@@ -45,8 +45,9 @@ def composite_interval(model: ScoreModel, points: np.ndarray,
         # sampling: its empirical distribution is exact, with no Monte Carlo noise), each paired
         # with one replicate of the random components, which are independent draws: the sum's
         # percentiles estimate those of the convolution without t draws.
-        shift = shift + model.survey_mean @ model.survey_weights()
-        survey_se = np.sqrt(model.survey_part_variance())
+        survey_part, survey_variance = model.survey_part()
+        shift = shift + survey_part
+        survey_se = np.sqrt(survey_variance)
         distinct_df, county_df = np.unique(np.where(df >= 1, df, 1), return_inverse=True)
         grid = t_quantiles(distinct_df[:, None], (np.arange(n_draws)[None, :] + 0.5) / n_draws)
 

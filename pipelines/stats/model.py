@@ -10,6 +10,7 @@ import numpy as np
 
 from pipelines.core.parallel import draw_blocks, map_blocks
 from pipelines.scheme.definitions import Component
+from pipelines.stats.contrast import contrast
 from pipelines.stats.normalise import normalise
 
 
@@ -61,10 +62,15 @@ class ScoreModel:
         """b: points per unit of each raw survey component (weight / 100)."""
         return np.array([c.weight for c in self._survey_components()]) / 100
 
+    def survey_part(self) -> tuple[np.ndarray, np.ndarray]:
+        """C points and C variances b'Σb of the survey part when its components are used as
+        they are (R: `svycontrast` of the survey components)."""
+        mean, cov = contrast(self.survey_mean, self.survey_cov, self.survey_weights())
+        return mean[:, 0], cov[:, 0, 0]
+
     def survey_part_variance(self) -> np.ndarray:
         """C: variance of the survey part b'Σb when its components are used as they are."""
-        b = self.survey_weights()
-        return np.einsum("k,ckl,l->c", b, self.survey_cov, b)
+        return self.survey_part()[1]
 
     def fixed_points(self) -> np.ndarray:
         """C × K points at the point estimates."""
@@ -111,8 +117,9 @@ class ScoreModel:
         base = self.fixed_points()[:, steady].sum(axis=1)
         out = np.empty((n_draws, len(self.counties)))
         vetoed = np.flatnonzero(self.vetoed)
-        sd = np.sqrt(self.survey_part_variance())
-        centre = self.survey_mean @ self.survey_weights() + base
+        survey_part, survey_variance = self.survey_part()
+        sd = np.sqrt(survey_variance)
+        centre = survey_part + base
 
         def fill(block: tuple[slice, np.random.Generator]) -> None:
             rows, rng = block

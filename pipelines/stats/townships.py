@@ -8,6 +8,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.scheme.definitions import Definitions
+from pipelines.stats.contrast import contrast
 from pipelines.stats.county_design import county_design_columns
 from pipelines.stats.design import domain_codes, make_design
 from pipelines.stats.means import domain_sizes, mean_covariance
@@ -36,8 +37,8 @@ def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
         shares = np.array(comp.item_weights) / sum(comp.item_weights)
         for item_id, wt in zip(comp.items, shares, strict=False):
             coefficients[item_ids.index(item_id)] += comp.weight / total_weight * wt
-    score = est.mean @ coefficients
-    se = np.sqrt(np.einsum("j,djk,k->d", coefficients, est.cov, coefficients))
+    score, variance = contrast(est.mean, est.cov, coefficients)
+    score, se = score[:, 0], np.sqrt(variance[:, 0, 0])
     everyone = domain_sizes(design, domain, keys.height)
     low, high = t_interval(score, se, everyone.df, level)
     return keys.with_columns(pl.Series("score", score), pl.Series("se", se),

@@ -31,6 +31,7 @@ import polars as pl
 
 from pipelines.scheme.definitions import Definitions
 from pipelines.stats.composite import component_scores_frame, composite_interval, composite_se
+from pipelines.stats.contrast import contrast
 from pipelines.stats.county_design import category_codes, county_design_columns, dense_codes
 from pipelines.stats.design import make_design
 from pipelines.stats.means import domain_sizes, estimates_frame, mean_covariance
@@ -109,8 +110,7 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
         weights = np.array(comp.item_weights) / sum(comp.item_weights)
         for item_id, wt in zip(comp.items, weights, strict=False):
             combine[k, item_ids.index(item_id)] = wt
-    survey_mean = est.mean @ combine.T
-    survey_cov = np.einsum("kj,cjl,ml->ckm", combine, est.cov, combine)
+    survey_mean, survey_cov = contrast(est.mean, est.cov, combine)
 
     indicator_comps = [c for c in scheme.components if c.source == "indicator"]
     wide = indicator_matrix(indicators, county_codes)
