@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-LONELY_PSU_RULES = ("adjust", "certainty")
+from pipelines.scheme.definitions import LONELY_PSU_RULES, LonelyPsu
 
 
 class EstimationError(ValueError):
@@ -26,7 +26,7 @@ class Design:
     psu: np.ndarray | None        # int64 codes 0..P−1 (None: every row is its own PSU)
     psus_in_stratum: np.ndarray   # n_h, per stratum code, in the full design
     fpc_factor: np.ndarray        # f_h per stratum code (1 without fpc)
-    lonely_psu: str = "adjust"
+    lonely_psu: LonelyPsu = "adjust"
 
     @property
     def n_rows(self) -> int:
@@ -70,7 +70,7 @@ def _factorize(series: pl.Series) -> tuple[np.ndarray, pl.Series]:
 
 def make_design(frame: pl.DataFrame, *, weight: str, strata: str | Sequence[str] | None = None,
                 psu: str | None = None, fpc: str | None = None,
-                lonely_psu: str = "adjust") -> Design:
+                lonely_psu: LonelyPsu = "adjust") -> Design:
     """Encode the design columns of `frame`. PSU labels are taken as nested within strata."""
     if lonely_psu not in LONELY_PSU_RULES:
         raise EstimationError(f"单一PSU层的处理规则应为 {'/'.join(LONELY_PSU_RULES)} 之一")

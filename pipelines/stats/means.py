@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.parallel import map_blocks
+from pipelines.scheme.definitions import LonelyPsu
 from pipelines.stats.design import Design, domain_codes, make_design
 from pipelines.stats.tquantiles import t_interval
 
@@ -314,7 +315,7 @@ def _starts(sorted_keys: np.ndarray) -> np.ndarray:
 def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
             strata: str | Sequence[str] | None = None, psu: str | None = None,
             fpc: str | None = None, by: str | Sequence[str] | None = None, level: float = 0.95,
-            lonely_psu: str = "adjust") -> pl.DataFrame:
+            lonely_psu: LonelyPsu = "adjust") -> pl.DataFrame:
     """Design-based means of `value` (one or several columns) overall or per `by` domain.
 
     Returns the `by` columns (and `variable` when several values are given) with
