@@ -247,18 +247,29 @@ class Warehouse:
         return value
 
     def content_version(self, wave: str) -> str:
-        """What results for `wave` depend on: the loads of every wave up to it (the order the
-        scored history uses) and the official decisions and inspections. Publishing a later wave
-        leaves it unchanged, so earlier results stay cached."""
+        """What results for `wave` depend on, as a digest: the loads of every wave up to it (the
+        order the scored history uses) and the official decisions, inspections and counties.
+        Publishing a later wave leaves it unchanged, so earlier results stay cached. A load is
+        named by its id *and* its time and file digest: a restore rewinds the id sequence, so the
+        next publish reuses an id, and a key made of ids alone served the undone publish's
+        results (issue 19)."""
         return self._memoised(("content_version", wave), lambda: self._content_version(wave))
 
     def _content_version(self, wave: str) -> str:
+        import hashlib
+
         cur = self.cursor()
-        loads = cur.execute("select wave, survey_load_id, indicators_load_id from waves "
-                            "where wave <= ? order by wave", [wave]).fetchall()
-        official = [cur.sql(f"select count(*), cast(max(recorded_at) as varchar) from {table}")
-                    .fetchall()[0] for table in ("decisions", "inspections")]
-        return repr((loads, official, cur.sql("select count(*) from counties").fetchall()[0][0]))
+        parts = []
+        for column in LOAD_KINDS.values():
+            parts.append(cur.execute(
+                f"select w.wave, l.load_id, cast(l.loaded_at as varchar), l.archive_sha256, "
+                f"l.n_rows from waves w join loads l on l.load_id = w.{column} "
+                "where w.wave <= ? order by w.wave", [wave]).fetchall())
+        for table in ("decisions", "inspections", "counties"):
+            # as text: timestamps with a time zone would need pytz in Python
+            parts.append(cur.sql(f"select cast(columns(*) as varchar) from {table} "
+                                 "order by all").fetchall())
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
     def counties(self) -> pl.DataFrame:
         return self.cursor().sql(
