@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.core.waves import wave_display
 from pipelines.scheme.definitions import Questionnaire
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -345,16 +346,24 @@ class Warehouse:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write_load(self, record: LoadRecord, rows: pl.DataFrame) -> int:
-        """Store a validated file in one transaction: archive, audit row, rows, wave pointer."""
+    def write_load(self, record: LoadRecord, rows: pl.DataFrame, *,
+                   replaces: int | None = None) -> int:
+        """Store a validated file in one transaction: archive, audit row, rows, wave pointer.
+
+        `replaces` is the active load the caller chose to replace (None: the wave must have no
+        active load of this kind). It is checked inside the transaction, so of two analysts
+        publishing the same new wave at once the second is refused, and nothing is ever
+        replaced (or audited as 替换) that nobody chose to replace."""
         with self._write_lock:
             cur = self.cursor()
             cur.sql("begin transaction")
             try:
-                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
                 previous = _first(cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
                                                "where wave = ?", [record.wave]))
                 previous_id = previous[0] if previous else None
+                if previous_id != replaces:
+                    raise WarehouseError(self._publish_conflict(cur, record, previous_id))
+                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
                 # looked up first: a 24 MB parameter in `insert … select … where not exists`
                 # costs DuckDB six times as long as in `insert … values`
                 if _first(cur.execute("select 1 from raw_files where sha256 = ?",
@@ -396,6 +405,24 @@ class Warehouse:
                 cur.sql("rollback")
                 raise
             return load_id
+
+    @staticmethod
+    def _publish_conflict(cur: duckdb.DuckDBPyConnection, record: LoadRecord,
+                          active: int | None) -> str:
+        """Why a publish was refused: the wave changed since the analyst looked at it."""
+        what = f"{wave_display(record.wave)}的{KIND_LABELS[record.kind]}"
+        if active is None:
+            return (f"{what}已被撤回或回滚，与您预览时不同，未做更改。请重新上传并核对后再发布。")
+        row = _first(cur.execute("select loaded_by, strftime(loaded_at, '%Y-%m-%d %H:%M:%S'), "
+                                 "source_name, source_sha256 from loads where load_id = ?",
+                                 [active]))
+        by, at, name, sha = row if row else ("他人", "", "", "")
+        if sha == record.source_sha256:
+            return (f"同一文件“{name}”刚刚已由 {by} 于 {at} 发布为{what}（导入编号 {active}），"
+                    "本次未做任何更改。")
+        return (f"{what}刚刚已由 {by} 于 {at} 发布（文件“{name}”，导入编号 {active}），"
+                "本次发布未写入，以免覆盖。请先在“导入记录”中核对该版本；确需以本文件替换，"
+                "请重新上传并勾选“替换”（命令行加 --replace），原版本会保留，可以恢复。")
 
     def rollback_wave(self, wave: str, kind: str = "survey", *, by: str | None = None) -> int:
         """Re-activate the load that the active one replaced; returns its id."""
