@@ -42,10 +42,10 @@ WRITES: list[float] = []   # seconds in Warehouse.write_load (DuckDB: archive, r
 
 
 def _timed_write_load(original):
-    def write_load(self, record, rows):
+    def write_load(self, record, rows, **options):
         started = time.perf_counter()
         try:
-            return original(self, record, rows)
+            return original(self, record, rows, **options)
         finally:
             WRITES.append(time.perf_counter() - started)
     return write_load

@@ -21,6 +21,7 @@ from pipelines import (
     survey_preview,
     target_label,
     wave_display,
+    wave_display_expr,
 )
 from pipelines.present import session_keys as keys
 from pipelines.present.access import granted
@@ -148,7 +149,7 @@ with versions:
     status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已撤回"}
     st.dataframe(loads.select(
         pl.col("load_id").alias("导入编号"),
-        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        wave_display_expr("wave").alias("期次"),
         pl.col("kind").replace_strict({"survey": "调查数据", "indicators": "工作指标"}).alias("类型"),
         pl.col("status").replace_strict(status).alias("状态"), pl.col("n_rows").alias("行数"),
         pl.col("source_name").alias("文件"), pl.col("source_sha256").str.slice(0, 12).alias("SHA-256"),
@@ -210,6 +211,6 @@ with audit:
     log = wh.audit_log()
     st.dataframe(log.select(
         pl.col("at").alias("时间"), pl.col("by_user").alias("操作人"), pl.col("action").alias("操作"),
-        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        wave_display_expr("wave").alias("期次"),
         pl.col("detail").alias("内容"), pl.col("sha256").alias("文件SHA-256")),
         hide_index=True, width="stretch")

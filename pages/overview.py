@@ -20,7 +20,7 @@ from pages._shared import (
     selected_wave,
     warehouse,
 )
-from pipelines import wave_display
+from pipelines import wave_display, wave_display_expr
 from pipelines.present import charts
 
 wh = warehouse()
@@ -73,7 +73,7 @@ with right:
         shown = in_city(progress(wave).join(names, on="county_code"))
         st.dataframe(shown.select(
             pl.col("county_name").alias("区县"),
-            pl.col("listed_in").map_elements(wave_display, return_dtype=pl.String).alias("挂牌期次"),
+            wave_display_expr("listed_in").alias("挂牌期次"),
             (pl.col("conditions_met").cast(pl.String) + "/" + pl.col("conditions").cast(pl.String))
             .alias("已满足条件"),
             pl.col("expected_exit").alias("预计摘帽")), hide_index=True, width="stretch")
@@ -95,7 +95,7 @@ else:
 
 with st.expander("调查期次"):
     st.dataframe(waves.select(
-        waves["wave"].map_elements(wave_display, return_dtype=str).alias("期次"),
+        wave_display_expr("wave").alias("期次"),
         waves["respondents"].alias("受访者人数"), waves["counties"].alias("覆盖区县"),
         waves["indicator_values"].alias("工作指标值")), hide_index=True, width="stretch")
 st.caption(f"本期后3名概率最高：{table.sort('p_bottom3', descending=True)['county_name'][0]}"

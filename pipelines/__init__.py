@@ -14,6 +14,7 @@ _EXPORTS: dict[str, str] = {
     "next_wave": "pipelines.core.waves",
     "safe_file_name": "pipelines.core.limits",
     "wave_display": "pipelines.core.waves",
+    "wave_display_expr": "pipelines.core.waves",
     # scheme
     "Definitions": "pipelines.scheme.definitions",
     "load_definitions": "pipelines.scheme.definitions",

@@ -60,3 +60,19 @@ def next_wave(label: str) -> str:
         quarter = int(match["quarter"][1])
         return f"{year}Q{quarter + 1}" if quarter < 4 else f"{year + 1}Q1"
     return str(year + 1)
+
+
+def wave_display_expr(column: str):
+    """`wave_display` as a Polars expression on a column of labels. Pages must not run per-row
+    Python functions (`map_elements`): one script thread holding the GIL inside Polars while
+    another converts a frame to pandas deadlocked the server (issue 19)."""
+    import polars as pl
+
+    text = pl.col(column)
+    year = text.str.slice(0, 4)
+    quarter = text.str.slice(5, 1)
+    return (pl.when(text.str.contains(r"^20\d{2}$")).then(year + "年度")
+            .when(text.str.contains(r"^20\d{2}H1$")).then(year + "年上半年")
+            .when(text.str.contains(r"^20\d{2}H2$")).then(year + "年下半年")
+            .when(text.str.contains(r"^20\d{2}Q[1-4]$")).then(year + "年第" + quarter + "季度")
+            .otherwise(text).alias(column))

@@ -87,7 +87,9 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
         n_columns=len(raw.frame.columns),
         dropped_columns="、".join(f"{h}（{k}）" for h, k in validated.dropped_columns.items()),
         warnings="\n".join(validated.warnings), loaded_by=loaded_by or current_user())
-    load_id = wh.write_load(record, validated.frame)
+    # the active load seen above is checked again inside the write transaction: another
+    # analyst may have published this wave meanwhile
+    load_id = wh.write_load(record, validated.frame, replaces=active if replace else None)
     steps.update()
     steps.close()
     return LoadResult("replaced" if active is not None else "loaded", wave, kind, load_id,

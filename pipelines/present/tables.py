@@ -8,11 +8,12 @@ the page (`st.column_config`), the workbook (Excel number formats) and the slide
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipelines.core.waves import wave_display
+from pipelines.core.waves import wave_display_expr
 from pipelines.scheme.definitions import Scheme
 
 SCORE, PERCENT, INTEGER, DECIMAL3 = "score", "percent", "integer", "decimal3"
@@ -87,7 +88,7 @@ def progress_table(progress: pl.DataFrame, names: pl.DataFrame) -> Table:
     frame = progress.join(names.select("county_code", "county_name"), on="county_code",
                           how="left").select(
         pl.col("county_name").alias("区县"),
-        pl.col("listed_in").map_elements(wave_display, return_dtype=pl.String).alias("挂牌期次"),
+        wave_display_expr("listed_in").alias("挂牌期次"),
         pl.col("waves_listed").alias("已挂牌期数"),
         (pl.col("conditions_met").cast(pl.String) + "/" + pl.col("conditions").cast(pl.String))
         .alias("已满足条件"),
@@ -102,7 +103,7 @@ def comparison_table(comparison: pl.DataFrame, names: pl.DataFrame) -> Table:
     """Each rule verdict beside the official decision."""
     frame = comparison.join(names.select("county_code", "county_name"), on="county_code",
                             how="left").select(
-        pl.col("wave").map_elements(wave_display, return_dtype=pl.String).alias("期次"),
+        wave_display_expr("wave").alias("期次"),
         pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
         pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
         pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
@@ -120,11 +121,21 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+_FORMULA_PATTERN = "^[" + "".join(re.escape(c) for c in FORMULA_STARTS) + "]"
+
+
+def neutralised(column: str) -> pl.Expr:
+    """`neutralise` on a text column, as a Polars expression (no per-row Python on a page)."""
+    cell = pl.col(column)
+    return pl.when(cell.str.contains(_FORMULA_PATTERN)).then(pl.lit("'") + cell) \
+        .otherwise(cell).alias(column)
+
+
 def csv_bytes(table: Table) -> bytes:
     """UTF-8 CSV with a byte-order mark (Excel then reads the Chinese), text cells neutralised;
     numbers stay numbers."""
-    frame = table.frame.with_columns(
-        pl.col(pl.String).map_elements(neutralise, return_dtype=pl.String))
+    frame = table.frame.with_columns(neutralised(c) for c, dtype in table.frame.schema.items()
+                                     if dtype == pl.String)
     frame = frame.rename({c: neutralise(c) for c in frame.columns})
     out = io.BytesIO()
     out.write("\ufeff".encode())

@@ -177,11 +177,14 @@ def run_listing(scheme: Scheme, catalogue: IndicatorCatalogue, waves: Sequence[P
                     events.append((code, w.wave, PROVINCE, "考核得分记零",
                                    f"连续{rules.consecutive_zero_waves}期被通报批评"))
 
-    events_frame = pl.DataFrame(events, schema=["county_code", "wave", "level", "action", "reason"],
-                                orient="row")
+    # typed schemas: a first wave has no conditions yet (and may have no events), and an untyped
+    # empty frame has null columns that every later string filter rejects
+    text = pl.String
+    events_frame = pl.DataFrame(events, schema={"county_code": text, "wave": text, "level": text,
+                                                "action": text, "reason": text}, orient="row")
     conditions_frame = pl.DataFrame(
-        conditions, schema=["county_code", "wave", "condition", "value", "target", "met"],
-        orient="row")
+        conditions, schema={"county_code": text, "wave": text, "condition": text, "value": text,
+                            "target": text, "met": pl.Boolean}, orient="row")
     last = waves[-1].wave if waves else ""
     status = pl.DataFrame({
         "county_code": list(listed), "listed_in": list(listed.values()),

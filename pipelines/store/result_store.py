@@ -1,11 +1,13 @@
 """Computed results kept on disk beside the warehouse, so a restarted dashboard paints at once.
 
 Scoring every wave and the 10,000-draw risk table take seconds for a province and most of a minute
-nationally; they depend only on the warehouse's data version, the wave, the draws and the code and
-scheme that computed them. Each result is pickled under `<warehouse>.results/` with a name made of
-a digest of all of those, so a publish, a scheme edit or a code change simply misses and recomputes.
-Files are written to a temporary name and renamed: a reader never sees half a result. The folder
-holds derived data only (county-level results, no respondents) and can be deleted at any time.
+nationally; they depend only on the warehouse's content version, the wave, the draws and the code
+and scheme that computed them. Each result is a folder `<kind>-<key>/` under `<warehouse>.results/`
+whose name is a digest of all of those, so a publish, a scheme edit or a code change simply misses
+and recomputes. The folder holds JSON and Arrow IPC files (pipelines/store/result_codec.py), never
+pickles: nothing in it can run code, and any other file there (a planted `.pkl`, say) is ignored.
+A folder is written under a temporary name and renamed: a reader never sees half a result. It holds
+derived data only (county-level results, no respondents) and can be deleted at any time.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import pickle
+import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 from pipelines.scheme.definitions import SURVEYS_DIR
+from pipelines.store import result_codec
 
 T = TypeVar("T")
 PACKAGE = Path(__file__).resolve().parents[1]   # the whole pipelines package
@@ -39,35 +43,50 @@ def store_dir(db: Path) -> Path:
     return Path(db).with_name(Path(db).name + ".results")
 
 
-def _file(db: Path, kind: str, parts: tuple) -> Path:
+def _folder(db: Path, kind: str, parts: tuple) -> Path:
     key = hashlib.sha256(repr((kind, parts, code_fingerprint())).encode()).hexdigest()[:24]
-    return store_dir(db) / f"{kind}-{key}.pkl"
+    return store_dir(db) / f"{kind}-{key}"
 
 
 def cached(db: Path, kind: str, parts: tuple, compute: Callable[[], T]) -> T:
-    """The stored result for (kind, parts), else compute, store and return it. A damaged or
-    unreadable file is recomputed; a store that cannot be written is skipped (results only)."""
-    path = _file(db, kind, parts)
+    """The stored result for (kind, parts), else compute, store and return it. A damaged,
+    unreadable or foreign folder is recomputed; a store that cannot be written is skipped."""
+    folder = _folder(db, kind, parts)
     try:
-        with path.open("rb") as handle:
-            return pickle.load(handle)
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError):
+        return result_codec.decode(folder)      # type: ignore[return-value]
+    except result_codec.NotAResult:
         pass
     result = compute()
     try:
-        path.parent.mkdir(exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.partial")
-        with partial.open("wb") as handle:
-            pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(path)
-        _prune(path.parent)
-    except OSError:
+        _store(folder, result)
+    except (OSError, TypeError):
         pass
     return result
 
 
+def _store(folder: Path, result: object) -> None:
+    folder.parent.mkdir(exist_ok=True)
+    partial = folder.with_name(f".{folder.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        result_codec.write(partial, result)
+        if folder.exists():              # damaged, or another process stored it meanwhile
+            shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    _prune(folder.parent)
+
+
 def _prune(folder: Path) -> None:
-    """Keep the most recent KEEP results (older data versions are never asked for again)."""
-    files = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[KEEP:]:
-        old.unlink(missing_ok=True)
+    """Keep the most recent KEEP results (older data versions are never asked for again); files
+    this code did not write (pickles of older versions, planted files) are removed."""
+    results = []
+    for path in folder.iterdir():
+        if path.is_dir() and not path.name.startswith("."):
+            results.append(path)
+        elif path.suffix == ".pkl":
+            path.unlink(missing_ok=True)
+    results.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in results[KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)

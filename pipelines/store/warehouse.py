@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.core.waves import wave_display
 from pipelines.scheme.definitions import Questionnaire
 
 REPO_DIR = Path(__file__).resolve().parents[2]
@@ -247,18 +248,29 @@ class Warehouse:
         return value
 
     def content_version(self, wave: str) -> str:
-        """What results for `wave` depend on: the loads of every wave up to it (the order the
-        scored history uses) and the official decisions and inspections. Publishing a later wave
-        leaves it unchanged, so earlier results stay cached."""
+        """What results for `wave` depend on, as a digest: the loads of every wave up to it (the
+        order the scored history uses) and the official decisions, inspections and counties.
+        Publishing a later wave leaves it unchanged, so earlier results stay cached. A load is
+        named by its id *and* its time and file digest: a restore rewinds the id sequence, so the
+        next publish reuses an id, and a key made of ids alone served the undone publish's
+        results (issue 19)."""
         return self._memoised(("content_version", wave), lambda: self._content_version(wave))
 
     def _content_version(self, wave: str) -> str:
+        import hashlib
+
         cur = self.cursor()
-        loads = cur.execute("select wave, survey_load_id, indicators_load_id from waves "
-                            "where wave <= ? order by wave", [wave]).fetchall()
-        official = [cur.sql(f"select count(*), cast(max(recorded_at) as varchar) from {table}")
-                    .fetchall()[0] for table in ("decisions", "inspections")]
-        return repr((loads, official, cur.sql("select count(*) from counties").fetchall()[0][0]))
+        parts = []
+        for column in LOAD_KINDS.values():
+            parts.append(cur.execute(
+                f"select w.wave, l.load_id, cast(l.loaded_at as varchar), l.archive_sha256, "
+                f"l.n_rows from waves w join loads l on l.load_id = w.{column} "
+                "where w.wave <= ? order by w.wave", [wave]).fetchall())
+        for table in ("decisions", "inspections", "counties"):
+            # as text: timestamps with a time zone would need pytz in Python
+            parts.append(cur.sql(f"select cast(columns(*) as varchar) from {table} "
+                                 "order by all").fetchall())
+        return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
     def counties(self) -> pl.DataFrame:
         return self.cursor().sql(
@@ -334,16 +346,24 @@ class Warehouse:
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write_load(self, record: LoadRecord, rows: pl.DataFrame) -> int:
-        """Store a validated file in one transaction: archive, audit row, rows, wave pointer."""
+    def write_load(self, record: LoadRecord, rows: pl.DataFrame, *,
+                   replaces: int | None = None) -> int:
+        """Store a validated file in one transaction: archive, audit row, rows, wave pointer.
+
+        `replaces` is the active load the caller chose to replace (None: the wave must have no
+        active load of this kind). It is checked inside the transaction, so of two analysts
+        publishing the same new wave at once the second is refused, and nothing is ever
+        replaced (or audited as 替换) that nobody chose to replace."""
         with self._write_lock:
             cur = self.cursor()
             cur.sql("begin transaction")
             try:
-                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
                 previous = _first(cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
                                                "where wave = ?", [record.wave]))
                 previous_id = previous[0] if previous else None
+                if previous_id != replaces:
+                    raise WarehouseError(self._publish_conflict(cur, record, previous_id))
+                load_id = _first(cur.execute("select nextval('load_ids')"))[0]
                 # looked up first: a 24 MB parameter in `insert … select … where not exists`
                 # costs DuckDB six times as long as in `insert … values`
                 if _first(cur.execute("select 1 from raw_files where sha256 = ?",
@@ -385,6 +405,24 @@ class Warehouse:
                 cur.sql("rollback")
                 raise
             return load_id
+
+    @staticmethod
+    def _publish_conflict(cur: duckdb.DuckDBPyConnection, record: LoadRecord,
+                          active: int | None) -> str:
+        """Why a publish was refused: the wave changed since the analyst looked at it."""
+        what = f"{wave_display(record.wave)}的{KIND_LABELS[record.kind]}"
+        if active is None:
+            return (f"{what}已被撤回或回滚，与您预览时不同，未做更改。请重新上传并核对后再发布。")
+        row = _first(cur.execute("select loaded_by, strftime(loaded_at, '%Y-%m-%d %H:%M:%S'), "
+                                 "source_name, source_sha256 from loads where load_id = ?",
+                                 [active]))
+        by, at, name, sha = row if row else ("他人", "", "", "")
+        if sha == record.source_sha256:
+            return (f"同一文件“{name}”刚刚已由 {by} 于 {at} 发布为{what}（导入编号 {active}），"
+                    "本次未做任何更改。")
+        return (f"{what}刚刚已由 {by} 于 {at} 发布（文件“{name}”，导入编号 {active}），"
+                "本次发布未写入，以免覆盖。请先在“导入记录”中核对该版本；确需以本文件替换，"
+                "请重新上传并勾选“替换”（命令行加 --replace），原版本会保留，可以恢复。")
 
     def rollback_wave(self, wave: str, kind: str = "survey", *, by: str | None = None) -> int:
         """Re-activate the load that the active one replaced; returns its id."""
