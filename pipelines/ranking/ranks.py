@@ -196,16 +196,43 @@ def _draw_slices(n_draws: int, chunk: int) -> list[slice]:
 # -- frequentist rank confidence sets (Mogstad, Romano, Shaikh & Wilhelm; R package csranks) ------
 
 
+def fixed_scores(sigma: np.ndarray) -> np.ndarray:
+    """Populations whose estimate has no sampling error (a vetoed county's 0, a score fixed by a
+    rule): a variance below 10⁻¹² of the typical one, as the floor a caller gives them. Their
+    place is known exactly, so they stay out of the bootstrap: a pair of two of them would get a
+    standardised error of the Cholesky jitter over a 10⁻⁹ se (~10³) and blow up the max-t
+    critical value for every other pair (all sets [1, p] with two vetoes)."""
+    var = np.diag(sigma)
+    positive = var[var > 0]
+    if positive.size == 0:
+        return np.ones(var.size, dtype=bool)
+    return var <= 1e-12 * float(np.median(positive))
+
+
 def _bootstrap_errors(sigma: np.ndarray, replications: int, seed: int) -> np.ndarray:
     """p × R draws of the estimation errors, N(0, Σ) (the parametric bootstrap), one row per
-    population so that a pair's two rows are contiguous."""
+    population so that a pair's two rows are contiguous; exactly 0 for fixed scores."""
     var = np.diag(sigma)
     root = np.linalg.cholesky(sigma + 1e-12 * np.eye(var.size) * max(var.max(), 1e-12))
     # single precision: the bounds need the errors' quantiles to a few digits, and the stepdown
     # rounds stream these replicates through memory many times (half the bytes, half the time)
-    return np.ascontiguousarray(
+    z = np.ascontiguousarray(
         (np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T).T,
         dtype=np.float32)
+    z[fixed_scores(sigma)] = 0.0
+    return z
+
+
+def _pair_sd(sigma: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sd of each pair's difference, and which pairs are exact (both scores fixed: their
+    order is known, so they take no part in the max-t statistic; sd 1 keeps the arithmetic
+    finite)."""
+    var = np.diag(sigma)
+    fixed = fixed_scores(sigma)
+    exact = fixed[i] & fixed[j]
+    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd[exact] = 1.0
+    return sd, exact
 
 
 def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.ndarray, kind: str,
@@ -217,11 +244,14 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
     `csdiffmeans`). Only the listed pairs are touched: a population's marginal set needs 2(p − 1)
     of them, not a p × p matrix."""
     diff = x[i] - x[j]
-    var = np.diag(sigma)
-    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd, exact = _pair_sd(sigma, i, j)
     low = np.full(i.size, -np.inf)
     high = np.full(i.size, np.inf)
-    active = np.ones(i.size, dtype=bool)
+    if kind in ("lower", "symmetric"):
+        low[exact] = diff[exact]
+    if kind in ("upper", "symmetric"):
+        high[exact] = diff[exact]
+    active = ~exact
     replications = z.shape[1]
 
     def largest(part: np.ndarray) -> np.ndarray:
@@ -273,11 +303,11 @@ def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.
     """`_difference_bounds(kind="lower", stepdown=True)` over the pairs (i, j) and (j, i) at once:
     the lower bounds for θ_i − θ_j and for θ_j − θ_i. The (j, i) errors are exactly the negated
     (i, j) ones, so each pair is standardised once per stepdown round instead of twice."""
-    var = np.diag(sigma)
-    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd, exact = _pair_sd(sigma, i, j)
     diff = x[i] - x[j]
     low = np.full(i.size, -np.inf), np.full(i.size, -np.inf)     # (i, j) and (j, i)
-    live = np.ones(i.size, dtype=bool), np.ones(i.size, dtype=bool)
+    low[0][exact], low[1][exact] = diff[exact], -diff[exact]     # both fixed: known exactly
+    live = ~exact, ~exact
 
     def largest(scaled: np.ndarray, part: np.ndarray | slice) -> np.ndarray:
         """Per replication, the largest standardised error over the live pairs of `part`."""
