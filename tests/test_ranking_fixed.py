@@ -102,3 +102,26 @@ def test_sample_waves_with_vetoes_get_informative_sets(built_db, defs):
         assert sets[3].sum() < score.size / 2 and sets[10].sum() < 0.9 * score.size
         assert (high[vetoed] == score.size).all()
         assert (low[vetoed] == score.size - vetoed.sum() + 1).all()
+
+
+def test_p_bottom_k_is_the_chance_of_being_listed_by_the_listing_engine():
+    """With vetoes tying counties at 0, P(bottom 3) is the chance of being listed (被列入后3名) by
+    the listing engine's rule, so its sum is the expected number listed, above 3."""
+    import polars as pl
+
+    from pipelines.ranking.listing import bottom_members
+    from pipelines.ranking.ranks import expected_listed, listing_probabilities
+
+    rng = np.random.default_rng(8)
+    counties = [f"c{i}" for i in range(12)]
+    draws = rng.normal(np.linspace(80, 90, 12), 2.0, size=(400, 12))
+    draws[rng.random(draws.shape) < 0.08] = 0.0            # vetoes: ties at the bottom
+    listed = np.zeros((3, 12))
+    for row in draws:
+        members = bottom_members(pl.DataFrame({"county_code": counties, "score": row}), 3)
+        listed[0] += [c in members for c in counties]
+    p = listing_probabilities(draws, (3,))[3]
+    assert p.tolist() == (listed[0] / draws.shape[0]).tolist()
+    number = np.mean([len(bottom_members(pl.DataFrame({"county_code": counties, "score": row}),
+                                         3)) for row in draws])
+    assert expected_listed(p) == pytest.approx(number) and number > 3

@@ -24,7 +24,10 @@ moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = 
   and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
 - Vetoes are events, not trends: the history uses scores before any veto, and every county gets the
   province's historical veto rate of landing at 0 (the bottom) next time.
-Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave.
+Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave:
+the chance of being LISTED in the bottom k next time (被列入后k名, ties at the line all listed, as
+the listing engine lists). Vetoes tie counties at 0, so these add up to the expected number listed,
+more than k (`ranks.listing_probabilities`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.parallel import draw_blocks, map_blocks
-from pipelines.ranking.ranks import bottom_probabilities, in_bottom, rank_scores
+from pipelines.ranking.ranks import in_bottom, listing_probabilities, rank_scores
 from pipelines.stats.scoring import WaveScores
 
 
@@ -215,7 +218,7 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
         cells[rng.choice(cells.size, rng.binomial(cells.size, vetoes), replace=False)] = -np.inf
 
     map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
-    return bottom_probabilities(sample, bottoms)
+    return listing_probabilities(sample, bottoms)
 
 
 def backtest(scores: Sequence[WaveScores], *, draws: int = 4000, seed: int = 0,

@@ -6,6 +6,13 @@ bottom k: the simulation draws every county's score from its sampling distributi
 (`ScoreModel.draw`: re-normalising relative components and redrawing Poisson counts in each draw) and
 counts how often each county is among the k lowest (Goldstein & Spiegelhalter 1996). The published
 rank itself is fixed.
+
+What "P(bottom k)" means when counties tie: the chance of being LISTED in the bottom k
+(被列入后k名), by the listing engine's own rule (`listing.bottom_members`: at or below the k-th
+lowest score, so every county tied at the line is listed). It is not the chance of holding one of
+k places: when counties tie at the line (vetoed counties at 0), more than k are listed, and the
+probabilities over counties add up to the expected NUMBER LISTED, which is then above k (3.18–3.39
+for the sample's next waves with vetoes). Without ties they add up to exactly k.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ def rank_column(name: str, ranks: np.ndarray) -> pl.Series:
 
 
 def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
-    """Among the k lowest: at or below the k-th lowest score, so ties at the line are all in (as
-    `min` ranks); a missing score is never in."""
+    """Listed in the bottom k (被列入后k名): at or below the k-th lowest score, so ties at the line
+    are all in (as `min` ranks) and more than k may be listed; a missing score is never in. The
+    listing engine (`listing.bottom_members`) lists by this rule."""
     x = np.asarray(score, dtype=np.float64)
     known = ~np.isnan(x)
     if known.sum() == 0:
@@ -53,7 +61,7 @@ def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RankSimulation:
-    p_bottom: dict[int, np.ndarray]   # k → P(true standing among the k lowest)
+    p_bottom: dict[int, np.ndarray]   # k → P(listed in the bottom k): see `listing_probabilities`
     rank_low: np.ndarray              # 2.5% quantile of the simulated rank
     rank_high: np.ndarray
     rank_median: np.ndarray
@@ -158,11 +166,25 @@ def _descending_keys(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return key, missing
 
 
+def listing_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
+                          chunk: int = 1000) -> dict[int, np.ndarray]:
+    """P(被列入后k名) per county from score draws (n × C): how often the listing engine's rule
+    (`in_bottom`, ties at the line all listed) lists it. Summed over counties this is the expected
+    number listed, k without ties and more with them (module docstring)."""
+    return bottom_probabilities(draws, bottoms, chunk)
+
+
+def expected_listed(p_listed: np.ndarray) -> float:
+    """The expected number of counties listed: Σ P(被列入后k名), ≥ k, > k when ties are likely."""
+    return float(np.sum(p_listed))
+
+
 def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
                          chunk: int = 1000) -> dict[int, np.ndarray]:
-    """P(bottom k) from score draws (n × C): a county is in the bottom k of a draw when its score is
-    at or below the k-th lowest known score (ties at the line count as in, as with `min`). Needs a
-    partial sort per draw only, so it is cheaper than ranking."""
+    """P(listed in the bottom k) from score draws (n × C): a county is in the bottom k of a draw
+    when its score is at or below the k-th lowest known score (ties at the line count as in, as
+    with `min` and as the listing engine lists). Needs a partial sort per draw only, so it is
+    cheaper than ranking."""
     n_draws, n_counties = draws.shape
 
     def count_block(rows: slice) -> np.ndarray:
