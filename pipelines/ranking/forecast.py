@@ -52,6 +52,12 @@ class History:
     n: np.ndarray           # C × T respondents
     published: np.ndarray   # C × T published scores (after vetoes), for backtests
     vetoed: np.ndarray      # C × T bool
+    # C × T: the part of `variance` that comes from the survey (scales as 1/n); the rest is the
+    # Poisson noise of counts, which no number of interviews changes. None: all of it is survey.
+    survey_variance: np.ndarray | None = None
+
+    def survey_part(self) -> np.ndarray:
+        return self.variance if self.survey_variance is None else self.survey_variance
 
 
 def history_of(scores: Sequence[WaveScores]) -> History:
@@ -59,9 +65,12 @@ def history_of(scores: Sequence[WaveScores]) -> History:
     counties = scores[-1].composite["county_code"].to_list()
     order = pl.DataFrame({"county_code": counties})
     columns: dict[str, list[np.ndarray]] = {"raw": [], "se": [], "n": [], "score": [],
-                                            "veto": []}
+                                            "veto": [], "survey": []}
     for wave in scores:
         frame = order.join(wave.composite, on="county_code", how="left", maintain_order="left")
+        columns["survey"].append(order.join(_survey_variance(wave), on="county_code", how="left",
+                                            maintain_order="left")["survey_variance"]
+                                 .fill_null(np.nan).to_numpy())
         columns["raw"].append(frame["score_before_veto"].cast(pl.Float64).fill_null(np.nan)
                               .to_numpy())
         columns["se"].append(frame["se"].cast(pl.Float64).fill_null(np.nan).to_numpy())
@@ -70,12 +79,33 @@ def history_of(scores: Sequence[WaveScores]) -> History:
         columns["veto"].append(frame["veto"].fill_null(False).to_numpy())
     raw = np.column_stack(columns["raw"])
     se = np.column_stack(columns["se"])
-    # a vetoed wave publishes se 0; its pre-veto precision is that of a county of its size
-    se = np.where((se == 0) | np.isnan(se), np.nanmedian(se[se > 0]), se)
+    survey = np.column_stack(columns["survey"])
+    vetoed = np.column_stack(columns["veto"]).astype(bool)
+    variance = se**2
+    published = (se > 0) & ~np.isnan(se)
+    survey = np.where(published, np.minimum(survey, variance), survey)
+    # a vetoed wave publishes se 0; its pre-veto precision is its own survey part plus the typical
+    # count part (or, without a survey part, that of a county of its size)
+    counts = np.nanmedian((variance - survey)[published]) if published.any() else 0.0
+    variance = np.where(published, variance, np.where(np.isnan(survey),
+                                                      np.nanmedian(variance[published]),
+                                                      survey + counts))
+    survey = np.where(np.isnan(survey), variance, survey)
     deviation = raw - np.nanmean(raw, axis=0, keepdims=True)
-    return History(counties, [w.wave for w in scores], deviation, se**2,
-                   np.column_stack(columns["n"]), np.column_stack(columns["score"]),
-                   np.column_stack(columns["veto"]).astype(bool))
+    return History(counties, [w.wave for w in scores], deviation, variance,
+                   np.column_stack(columns["n"]), np.column_stack(columns["score"]), vetoed,
+                   survey)
+
+
+def _survey_variance(wave: WaveScores) -> pl.DataFrame:
+    """county_code, survey_variance: the survey part of the composite's variance, b'Σb (the part
+    a bigger sample shrinks). When a survey component is normalised across counties the survey
+    part is not separable: the whole published variance counts as survey (NaN here)."""
+    model = wave.model
+    part = np.full(len(model.counties), np.nan) if model.random_survey() \
+        else model.survey_part_variance()
+    return pl.DataFrame({"county_code": model.counties, "survey_variance": part},
+                        schema={"county_code": pl.String, "survey_variance": pl.Float64})
 
 
 def veto_rate(history: History) -> float:
@@ -180,15 +210,28 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None,
             gain = np.where(seen & ~first, prior_var / (prior_var + obs_var), 0.0)
         level = np.where(first, y, np.where(seen, prior + gain * (y - prior), prior))
         level_var = np.where(first, obs_var, np.where(seen, (1 - gain) * prior_var, prior_var))
-    current_n = history.n[:, -1]
-    ratio = 1.0 if planned_n is None else current_n / np.asarray(planned_n, dtype=float)
-    next_sampling = v[:, -1] * np.nan_to_num(ratio, nan=1.0)
+    next_sampling = next_sampling_variance(history, planned_n)
     listed_now = listed[:, -1]
     change_var = np.where(listed_now & (listing_spread is not None),
                           max(listing_spread or 0.0, sigma2_eta), sigma2_eta)
     mean = rho * level + drift + np.where(listed_now, listing_effect, 0.0)
     variance = rho**2 * level_var + change_var + drift_var + next_sampling
     return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, listing_effect)
+
+
+def next_sampling_variance(history: History,
+                           planned_n: np.ndarray | float | None = None) -> np.ndarray:
+    """C: the sampling variance of the next published score with `planned_n` interviews per
+    county: the survey part of the latest wave scaled by n_now / n_planned (same design effect per
+    interview), plus the Poisson part of the counts, which the number of interviews does not
+    change. None: a survey of today's size."""
+    total = history.variance[:, -1]
+    survey = np.minimum(history.survey_part()[:, -1], total)
+    if planned_n is None:
+        return total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = history.n[:, -1] / np.asarray(planned_n, dtype=float)
+    return survey * np.nan_to_num(ratio, nan=1.0, posinf=np.inf) + (total - survey)
 
 
 def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int = 0,
