@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "component_levers": "pipelines.ranking.ranks",
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
+    "WhatIf": "pipelines.ranking.risk",
     "what_if": "pipelines.ranking.risk",
     # store
     "Warehouse": "pipelines.store.warehouse",
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "listing_result": "pipelines.results.wave",
     "score_wave": "pipelines.results.wave",
     "scored_history": "pipelines.results.wave",
+    "township_scores": "pipelines.results.wave",
     # present
     "chart_png": "pipelines.present.figures",
     "component_comparison": "pipelines.present.views",
