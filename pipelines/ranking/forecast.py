@@ -16,9 +16,12 @@ moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = 
 - A county's drift β is the mean of its d[w] − ρ·d[w−1] shrunk toward the province (0) with the
   normal–normal weight v_β / (v_β + s²/m): a county with a short or noisy history gets little drift
   of its own. v_β is the between-county spread of drifts, estimated the same way.
-- Rectification: counties in the published bottom 3 (listed) are compared in the next wave with
-  the others; that average extra change, and its spread, apply to the counties listed now
-  (history shows listed counties either climb out or stay: a wider spread than ordinary counties).
+- Rectification (整治): counties listed on their survey score (published bottom 3, not by a veto)
+  are compared in the next wave with the filter's own prediction of their next deviation (the
+  innovation), less the others' mean innovation: the filtered level has already pulled a noisy low
+  score back (regression to the mean), so that rebound is not counted again. The effect comes with
+  its se and between-county spread, and is shrunk toward 0 when it rests on few cells
+  (`listing_effect`); it applies to the counties listed now on their score.
 - A Kalman filter (scalar state per county, vectorised over counties, looping over waves) gives the
   current true deviation and its variance; the prediction adds β, σ²_η, the drift's own uncertainty
   and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
@@ -122,7 +125,10 @@ class NextWave:
     sigma2_eta: float
     var_drift_between: float
     rho: float
-    listing_effect: float
+    listing_effect: float       # shrunk, from survey-score listings (see `listing_effect`)
+    listing_effect_se: float = 0.0
+    listing_cells: int = 0
+    listing_effect_raw: float = 0.0
 
 
 def persistence(history: History) -> float:
@@ -158,15 +164,7 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None,
     rho = persistence(history)
     diff = d[:, 1:] - rho * d[:, :-1]
     noise = v[:, 1:] + rho**2 * v[:, :-1]
-    # rectification: how counties did in the wave after landing in the bottom (listed), compared
-    # with the others, and how much that varied; applied to the counties listed now
     listed = listed_in_history(history, bottom)
-    after_listing = listed[:, :-1] & ~np.isnan(diff)
-    listing_effect, listing_spread = 0.0, None
-    if after_listing.sum() >= 2:
-        others = ~listed[:, :-1] & ~np.isnan(diff)
-        listing_effect = float(np.mean(diff[after_listing]) - np.mean(diff[others]))
-        listing_spread = float(np.var(diff[after_listing], ddof=1) - np.mean(noise[after_listing]))
     diff = np.where(listed[:, :-1], np.nan, diff)   # drift and σ²_η from the ordinary waves
     m = np.sum(~np.isnan(diff), axis=1)
     sums = np.nansum(diff, axis=1) if diff.size else np.zeros(d.shape[0])
@@ -197,26 +195,85 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None,
     drift = weight * raw_drift
     drift_var = np.where(has, weight * np.where(has, drift_noise, 0.0), var_between)
 
-    # Kalman filter of the level (θ[w] = ρ·θ[w−1] + β + η), every county at once
+    # rectification (整治): counties listed on their SURVEY score (not by a veto, whose pre-veto
+    # score says nothing about the listing) against the filter's own prediction of their next
+    # deviation; the filtered level already accounts for regression to the mean, so the effect is
+    # what is left over, not the raw rebound of a noisy low score
+    rectified = listed & ~history.vetoed
+    first = _kalman(d, v, rho, drift, sigma2_eta)
+    effect = listing_effect(first, rectified, sigma2_eta, d[:, -1], v[:, -1])
+    level, level_var = _kalman(d, v, rho, drift, sigma2_eta, rectified, effect.effect)[:2]
+    next_sampling = next_sampling_variance(history, planned_n)
+    listed_now = rectified[:, -1]
+    mean = rho * level + drift + np.where(listed_now, effect.effect, 0.0)
+    change_var = sigma2_eta + np.where(listed_now, effect.spread + effect.se**2, 0.0)
+    variance = rho**2 * level_var + change_var + drift_var + next_sampling
+    return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, effect.effect,
+                    effect.se, effect.cells, effect.raw)
+
+
+def _kalman(d: np.ndarray, v: np.ndarray, rho: float, drift: np.ndarray, sigma2_eta: float,
+            rectified: np.ndarray | None = None, effect: float = 0.0) -> tuple[np.ndarray, ...]:
+    """Kalman filter of the level θ[w] = ρ·θ[w−1] + β (+ the listing effect after a listing) + η,
+    every county at once: the filtered level and its variance after the last wave, and per wave
+    the innovation (observed − predicted) and its variance (NaN where there was no prediction)."""
     level = np.full(d.shape[0], np.nan)
     level_var = np.full(d.shape[0], np.inf)
+    innovation = np.full(d.shape, np.nan)
+    innovation_var = np.full(d.shape, np.nan)
     for w in range(d.shape[1]):
-        prior = np.where(np.isnan(level), np.nan, rho * level + drift)
+        bump = effect * rectified[:, w - 1] if rectified is not None and w > 0 else 0.0
+        prior = np.where(np.isnan(level), np.nan, rho * level + drift + bump)
         prior_var = rho**2 * level_var + sigma2_eta
         y, obs_var = d[:, w], v[:, w]
         seen = ~np.isnan(y)
         first = seen & np.isnan(prior)
+        predicted = seen & ~first
+        innovation[predicted, w] = (y - prior)[predicted]
+        innovation_var[predicted, w] = (prior_var + obs_var)[predicted]
         with np.errstate(invalid="ignore", divide="ignore"):
-            gain = np.where(seen & ~first, prior_var / (prior_var + obs_var), 0.0)
+            gain = np.where(predicted, prior_var / (prior_var + obs_var), 0.0)
         level = np.where(first, y, np.where(seen, prior + gain * (y - prior), prior))
         level_var = np.where(first, obs_var, np.where(seen, (1 - gain) * prior_var, prior_var))
-    next_sampling = next_sampling_variance(history, planned_n)
-    listed_now = listed[:, -1]
-    change_var = np.where(listed_now & (listing_spread is not None),
-                          max(listing_spread or 0.0, sigma2_eta), sigma2_eta)
-    mean = rho * level + drift + np.where(listed_now, listing_effect, 0.0)
-    variance = rho**2 * level_var + change_var + drift_var + next_sampling
-    return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, listing_effect)
+    return level, level_var, innovation, innovation_var
+
+
+@dataclass(frozen=True)
+class ListingEffect:
+    effect: float     # shrunk estimate: extra change in the wave after a listing (points)
+    se: float         # its posterior sd
+    raw: float        # before shrinkage
+    spread: float     # between-county variance of the effect (DerSimonian–Laird), ≥ 0
+    cells: int        # county-waves it rests on
+
+
+def listing_effect(filtered: tuple[np.ndarray, ...], rectified: np.ndarray, sigma2_eta: float,
+                   latest: np.ndarray, latest_var: np.ndarray) -> ListingEffect:
+    """The mean innovation of the wave after a survey-score listing, less that of the others
+    (the model's own misfit), inverse-variance weighted, with its se and the between-county
+    spread; then shrunk toward 0 with the normal prior N(0, A), A the spread of true deviations:
+    with few cells the estimate is pulled in, with many it stands."""
+    innovation, innovation_var = filtered[2][:, 1:], filtered[3][:, 1:]
+    known = ~np.isnan(innovation)
+    cells = rectified[:, :-1] & known
+    others = ~rectified[:, :-1] & known
+    if cells.sum() == 0 or others.sum() < 2:
+        return ListingEffect(0.0, 0.0, 0.0, 0.0, int(cells.sum()))
+    u, s = innovation[cells], innovation_var[cells]
+    baseline = float(np.mean(innovation[others]))
+    baseline_var = float(np.var(innovation[others])) / others.sum()
+    w = 1 / s
+    fixed = float(np.sum(w * u) / w.sum())
+    q = float(np.sum(w * (u - fixed) ** 2))
+    spread = max(0.0, (q - (u.size - 1)) / (w.sum() - np.sum(w**2) / w.sum())) if u.size > 1 \
+        else 0.0
+    w = 1 / (s + spread)
+    raw = float(np.sum(w * u) / w.sum()) - baseline
+    var = 1 / float(w.sum()) + baseline_var
+    prior = max(float(np.nanvar(latest) - np.nanmean(latest_var)), sigma2_eta)
+    shrink = prior / (prior + var)
+    return ListingEffect(raw * shrink, float(np.sqrt(var * shrink)), raw, spread,
+                         int(cells.sum()))
 
 
 def next_sampling_variance(history: History,
