@@ -136,6 +136,7 @@ def test_nobody_answering_gives_missing_not_zero():
     assert d3["mean"] is None and d3["se"] is None and d3["n"] == 0
 
 
+@pytest.mark.r
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R 未安装（apt-get install r-cran-survey）")
 def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
     """Run R live: the committed expected values are what R's survey package gives today."""
