@@ -280,7 +280,8 @@ def test_short_history_is_shrunk_to_the_province(history):
     assert np.var(full.drift) < np.var(raw)          # drifts pulled toward the province
     assert 0 < full.rho <= 1 and full.sigma2_eta > 0
     print(f"rho {full.rho:.3f}, sigma_eta {np.sqrt(full.sigma2_eta):.2f}, "
-          f"listing effect {full.listing_effect:+.2f}")
+          f"listing effect {full.listing_effect:+.2f} ± {full.listing_effect_se:.2f} "
+          f"(raw {full.listing_effect_raw:+.2f}, {full.listing_cells} cells)")
 
 
 def test_cli_risk_and_listing(built_db, capsys):

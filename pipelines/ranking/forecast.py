@@ -16,15 +16,21 @@ moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = 
 - A county's drift β is the mean of its d[w] − ρ·d[w−1] shrunk toward the province (0) with the
   normal–normal weight v_β / (v_β + s²/m): a county with a short or noisy history gets little drift
   of its own. v_β is the between-county spread of drifts, estimated the same way.
-- Rectification: counties in the published bottom 3 (listed) are compared in the next wave with
-  the others; that average extra change, and its spread, apply to the counties listed now
-  (history shows listed counties either climb out or stay: a wider spread than ordinary counties).
+- Rectification (整治): counties listed on their survey score (published bottom 3, not by a veto)
+  are compared in the next wave with the filter's own prediction of their next deviation (the
+  innovation), less the others' mean innovation: the filtered level has already pulled a noisy low
+  score back (regression to the mean), so that rebound is not counted again. The effect comes with
+  its se and between-county spread, and is shrunk toward 0 when it rests on few cells
+  (`listing_effect`); it applies to the counties listed now on their score.
 - A Kalman filter (scalar state per county, vectorised over counties, looping over waves) gives the
   current true deviation and its variance; the prediction adds β, σ²_η, the drift's own uncertainty
   and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
 - Vetoes are events, not trends: the history uses scores before any veto, and every county gets the
   province's historical veto rate of landing at 0 (the bottom) next time.
-Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave.
+Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave:
+the chance of being LISTED in the bottom k next time (被列入后k名, ties at the line all listed, as
+the listing engine lists). Vetoes tie counties at 0, so these add up to the expected number listed,
+more than k (`ranks.listing_probabilities`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.parallel import draw_blocks, map_blocks
-from pipelines.ranking.ranks import bottom_probabilities, in_bottom, rank_scores
+from pipelines.ranking.ranks import in_bottom, listing_probabilities, rank_scores
 from pipelines.stats.wave_scores import WaveScores
 
 
@@ -49,6 +55,12 @@ class History:
     n: np.ndarray           # C × T respondents
     published: np.ndarray   # C × T published scores (after vetoes), for backtests
     vetoed: np.ndarray      # C × T bool
+    # C × T: the part of `variance` that comes from the survey (scales as 1/n); the rest is the
+    # Poisson noise of counts, which no number of interviews changes. None: all of it is survey.
+    survey_variance: np.ndarray | None = None
+
+    def survey_part(self) -> np.ndarray:
+        return self.variance if self.survey_variance is None else self.survey_variance
 
 
 def history_of(scores: Sequence[WaveScores]) -> History:
@@ -56,9 +68,12 @@ def history_of(scores: Sequence[WaveScores]) -> History:
     counties = scores[-1].composite["county_code"].to_list()
     order = pl.DataFrame({"county_code": counties})
     columns: dict[str, list[np.ndarray]] = {"raw": [], "se": [], "n": [], "score": [],
-                                            "veto": []}
+                                            "veto": [], "survey": []}
     for wave in scores:
         frame = order.join(wave.composite, on="county_code", how="left", maintain_order="left")
+        columns["survey"].append(order.join(_survey_variance(wave), on="county_code", how="left",
+                                            maintain_order="left")["survey_variance"]
+                                 .fill_null(np.nan).to_numpy())
         columns["raw"].append(frame["score_before_veto"].cast(pl.Float64).fill_null(np.nan)
                               .to_numpy())
         columns["se"].append(frame["se"].cast(pl.Float64).fill_null(np.nan).to_numpy())
@@ -67,12 +82,33 @@ def history_of(scores: Sequence[WaveScores]) -> History:
         columns["veto"].append(frame["veto"].fill_null(False).to_numpy())
     raw = np.column_stack(columns["raw"])
     se = np.column_stack(columns["se"])
-    # a vetoed wave publishes se 0; its pre-veto precision is that of a county of its size
-    se = np.where((se == 0) | np.isnan(se), np.nanmedian(se[se > 0]), se)
+    survey = np.column_stack(columns["survey"])
+    vetoed = np.column_stack(columns["veto"]).astype(bool)
+    variance = se**2
+    published = (se > 0) & ~np.isnan(se)
+    survey = np.where(published, np.minimum(survey, variance), survey)
+    # a vetoed wave publishes se 0; its pre-veto precision is its own survey part plus the typical
+    # count part (or, without a survey part, that of a county of its size)
+    counts = np.nanmedian((variance - survey)[published]) if published.any() else 0.0
+    variance = np.where(published, variance, np.where(np.isnan(survey),
+                                                      np.nanmedian(variance[published]),
+                                                      survey + counts))
+    survey = np.where(np.isnan(survey), variance, survey)
     deviation = raw - np.nanmean(raw, axis=0, keepdims=True)
-    return History(counties, [w.wave for w in scores], deviation, se**2,
-                   np.column_stack(columns["n"]), np.column_stack(columns["score"]),
-                   np.column_stack(columns["veto"]).astype(bool))
+    return History(counties, [w.wave for w in scores], deviation, variance,
+                   np.column_stack(columns["n"]), np.column_stack(columns["score"]), vetoed,
+                   survey)
+
+
+def _survey_variance(wave: WaveScores) -> pl.DataFrame:
+    """county_code, survey_variance: the survey part of the composite's variance, b'Σb (the part
+    a bigger sample shrinks). When a survey component is normalised across counties the survey
+    part is not separable: the whole published variance counts as survey (NaN here)."""
+    model = wave.model
+    part = np.full(len(model.counties), np.nan) if model.random_survey() \
+        else model.survey_part_variance()
+    return pl.DataFrame({"county_code": model.counties, "survey_variance": part},
+                        schema={"county_code": pl.String, "survey_variance": pl.Float64})
 
 
 def veto_rate(history: History) -> float:
@@ -89,7 +125,10 @@ class NextWave:
     sigma2_eta: float
     var_drift_between: float
     rho: float
-    listing_effect: float
+    listing_effect: float       # shrunk, from survey-score listings (see `listing_effect`)
+    listing_effect_se: float = 0.0
+    listing_cells: int = 0
+    listing_effect_raw: float = 0.0
 
 
 def persistence(history: History) -> float:
@@ -125,15 +164,7 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None,
     rho = persistence(history)
     diff = d[:, 1:] - rho * d[:, :-1]
     noise = v[:, 1:] + rho**2 * v[:, :-1]
-    # rectification: how counties did in the wave after landing in the bottom (listed), compared
-    # with the others, and how much that varied; applied to the counties listed now
     listed = listed_in_history(history, bottom)
-    after_listing = listed[:, :-1] & ~np.isnan(diff)
-    listing_effect, listing_spread = 0.0, None
-    if after_listing.sum() >= 2:
-        others = ~listed[:, :-1] & ~np.isnan(diff)
-        listing_effect = float(np.mean(diff[after_listing]) - np.mean(diff[others]))
-        listing_spread = float(np.var(diff[after_listing], ddof=1) - np.mean(noise[after_listing]))
     diff = np.where(listed[:, :-1], np.nan, diff)   # drift and σ²_η from the ordinary waves
     m = np.sum(~np.isnan(diff), axis=1)
     sums = np.nansum(diff, axis=1) if diff.size else np.zeros(d.shape[0])
@@ -164,28 +195,100 @@ def predict_next(history: History, planned_n: np.ndarray | float | None = None,
     drift = weight * raw_drift
     drift_var = np.where(has, weight * np.where(has, drift_noise, 0.0), var_between)
 
-    # Kalman filter of the level (θ[w] = ρ·θ[w−1] + β + η), every county at once
+    # rectification (整治): counties listed on their SURVEY score (not by a veto, whose pre-veto
+    # score says nothing about the listing) against the filter's own prediction of their next
+    # deviation; the filtered level already accounts for regression to the mean, so the effect is
+    # what is left over, not the raw rebound of a noisy low score
+    rectified = listed & ~history.vetoed
+    first = _kalman(d, v, rho, drift, sigma2_eta)
+    effect = listing_effect(first, rectified, sigma2_eta, d[:, -1], v[:, -1])
+    level, level_var = _kalman(d, v, rho, drift, sigma2_eta, rectified, effect.effect)[:2]
+    next_sampling = next_sampling_variance(history, planned_n)
+    listed_now = rectified[:, -1]
+    mean = rho * level + drift + np.where(listed_now, effect.effect, 0.0)
+    change_var = sigma2_eta + np.where(listed_now, effect.spread + effect.se**2, 0.0)
+    variance = rho**2 * level_var + change_var + drift_var + next_sampling
+    return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, effect.effect,
+                    effect.se, effect.cells, effect.raw)
+
+
+def _kalman(d: np.ndarray, v: np.ndarray, rho: float, drift: np.ndarray, sigma2_eta: float,
+            rectified: np.ndarray | None = None, effect: float = 0.0) -> tuple[np.ndarray, ...]:
+    """Kalman filter of the level θ[w] = ρ·θ[w−1] + β (+ the listing effect after a listing) + η,
+    every county at once: the filtered level and its variance after the last wave, and per wave
+    the innovation (observed − predicted) and its variance (NaN where there was no prediction)."""
     level = np.full(d.shape[0], np.nan)
     level_var = np.full(d.shape[0], np.inf)
+    innovation = np.full(d.shape, np.nan)
+    innovation_var = np.full(d.shape, np.nan)
     for w in range(d.shape[1]):
-        prior = np.where(np.isnan(level), np.nan, rho * level + drift)
+        bump = effect * rectified[:, w - 1] if rectified is not None and w > 0 else 0.0
+        prior = np.where(np.isnan(level), np.nan, rho * level + drift + bump)
         prior_var = rho**2 * level_var + sigma2_eta
         y, obs_var = d[:, w], v[:, w]
         seen = ~np.isnan(y)
         first = seen & np.isnan(prior)
+        predicted = seen & ~first
+        innovation[predicted, w] = (y - prior)[predicted]
+        innovation_var[predicted, w] = (prior_var + obs_var)[predicted]
         with np.errstate(invalid="ignore", divide="ignore"):
-            gain = np.where(seen & ~first, prior_var / (prior_var + obs_var), 0.0)
+            gain = np.where(predicted, prior_var / (prior_var + obs_var), 0.0)
         level = np.where(first, y, np.where(seen, prior + gain * (y - prior), prior))
         level_var = np.where(first, obs_var, np.where(seen, (1 - gain) * prior_var, prior_var))
-    current_n = history.n[:, -1]
-    ratio = 1.0 if planned_n is None else current_n / np.asarray(planned_n, dtype=float)
-    next_sampling = v[:, -1] * np.nan_to_num(ratio, nan=1.0)
-    listed_now = listed[:, -1]
-    change_var = np.where(listed_now & (listing_spread is not None),
-                          max(listing_spread or 0.0, sigma2_eta), sigma2_eta)
-    mean = rho * level + drift + np.where(listed_now, listing_effect, 0.0)
-    variance = rho**2 * level_var + change_var + drift_var + next_sampling
-    return NextWave(mean, variance, drift, sigma2_eta, var_between, rho, listing_effect)
+    return level, level_var, innovation, innovation_var
+
+
+@dataclass(frozen=True)
+class ListingEffect:
+    effect: float     # shrunk estimate: extra change in the wave after a listing (points)
+    se: float         # its posterior sd
+    raw: float        # before shrinkage
+    spread: float     # between-county variance of the effect (DerSimonian–Laird), ≥ 0
+    cells: int        # county-waves it rests on
+
+
+def listing_effect(filtered: tuple[np.ndarray, ...], rectified: np.ndarray, sigma2_eta: float,
+                   latest: np.ndarray, latest_var: np.ndarray) -> ListingEffect:
+    """The mean innovation of the wave after a survey-score listing, less that of the others
+    (the model's own misfit), inverse-variance weighted, with its se and the between-county
+    spread; then shrunk toward 0 with the normal prior N(0, A), A the spread of true deviations:
+    with few cells the estimate is pulled in, with many it stands."""
+    innovation, innovation_var = filtered[2][:, 1:], filtered[3][:, 1:]
+    known = ~np.isnan(innovation)
+    cells = rectified[:, :-1] & known
+    others = ~rectified[:, :-1] & known
+    if cells.sum() == 0 or others.sum() < 2:
+        return ListingEffect(0.0, 0.0, 0.0, 0.0, int(cells.sum()))
+    u, s = innovation[cells], innovation_var[cells]
+    baseline = float(np.mean(innovation[others]))
+    baseline_var = float(np.var(innovation[others])) / others.sum()
+    w = 1 / s
+    fixed = float(np.sum(w * u) / w.sum())
+    q = float(np.sum(w * (u - fixed) ** 2))
+    spread = max(0.0, (q - (u.size - 1)) / (w.sum() - np.sum(w**2) / w.sum())) if u.size > 1 \
+        else 0.0
+    w = 1 / (s + spread)
+    raw = float(np.sum(w * u) / w.sum()) - baseline
+    var = 1 / float(w.sum()) + baseline_var
+    prior = max(float(np.nanvar(latest) - np.nanmean(latest_var)), sigma2_eta)
+    shrink = prior / (prior + var)
+    return ListingEffect(raw * shrink, float(np.sqrt(var * shrink)), raw, spread,
+                         int(cells.sum()))
+
+
+def next_sampling_variance(history: History,
+                           planned_n: np.ndarray | float | None = None) -> np.ndarray:
+    """C: the sampling variance of the next published score with `planned_n` interviews per
+    county: the survey part of the latest wave scaled by n_now / n_planned (same design effect per
+    interview), plus the Poisson part of the counts, which the number of interviews does not
+    change. None: a survey of today's size."""
+    total = history.variance[:, -1]
+    survey = np.minimum(history.survey_part()[:, -1], total)
+    if planned_n is None:
+        return total
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = history.n[:, -1] / np.asarray(planned_n, dtype=float)
+    return survey * np.nan_to_num(ratio, nan=1.0, posinf=np.inf) + (total - survey)
 
 
 def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int = 0,
@@ -215,7 +318,7 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
         cells[rng.choice(cells.size, rng.binomial(cells.size, vetoes), replace=False)] = -np.inf
 
     map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
-    return bottom_probabilities(sample, bottoms)
+    return listing_probabilities(sample, bottoms)
 
 
 def backtest(scores: Sequence[WaveScores], *, draws: int = 4000, seed: int = 0,

@@ -51,7 +51,9 @@ def _scores(frame: pl.DataFrame) -> np.ndarray:
 
 
 def bottom_members(scores: pl.DataFrame, k: int) -> set[str]:
-    """Counties among the k lowest (ties at the line are in)."""
+    """Counties listed in the bottom k (被列入后k名): among the k lowest, every county tied at the
+    line included, so two vetoed counties at 0 beside a third-lowest make four listed. The
+    dashboard's P(bottom k) is the chance of this (`ranks.listing_probabilities`)."""
     return set(scores.filter(pl.Series(in_bottom(_scores(scores), k)))["county_code"])
 
 

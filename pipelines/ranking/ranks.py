@@ -6,6 +6,13 @@ bottom k: the simulation draws every county's score from its sampling distributi
 (`ScoreModel.draw`: re-normalising relative components and redrawing Poisson counts in each draw) and
 counts how often each county is among the k lowest (Goldstein & Spiegelhalter 1996). The published
 rank itself is fixed.
+
+What "P(bottom k)" means when counties tie: the chance of being LISTED in the bottom k
+(被列入后k名), by the listing engine's own rule (`listing.bottom_members`: at or below the k-th
+lowest score, so every county tied at the line is listed). It is not the chance of holding one of
+k places: when counties tie at the line (vetoed counties at 0), more than k are listed, and the
+probabilities over counties add up to the expected NUMBER LISTED, which is then above k (3.18–3.39
+for the sample's next waves with vetoes). Without ties they add up to exactly k.
 """
 
 from __future__ import annotations
@@ -42,8 +49,9 @@ def rank_column(name: str, ranks: np.ndarray) -> pl.Series:
 
 
 def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
-    """Among the k lowest: at or below the k-th lowest score, so ties at the line are all in (as
-    `min` ranks); a missing score is never in."""
+    """Listed in the bottom k (被列入后k名): at or below the k-th lowest score, so ties at the line
+    are all in (as `min` ranks) and more than k may be listed; a missing score is never in. The
+    listing engine (`listing.bottom_members`) lists by this rule."""
     x = np.asarray(score, dtype=np.float64)
     known = ~np.isnan(x)
     if known.sum() == 0:
@@ -54,7 +62,7 @@ def in_bottom(score: np.ndarray, k: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class RankSimulation:
-    p_bottom: dict[int, np.ndarray]   # k → P(true standing among the k lowest)
+    p_bottom: dict[int, np.ndarray]   # k → P(listed in the bottom k): see `listing_probabilities`
     rank_low: np.ndarray              # 2.5% quantile of the simulated rank
     rank_high: np.ndarray
     rank_median: np.ndarray
@@ -159,11 +167,25 @@ def _descending_keys(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return key, missing
 
 
+def listing_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
+                          chunk: int = 1000) -> dict[int, np.ndarray]:
+    """P(被列入后k名) per county from score draws (n × C): how often the listing engine's rule
+    (`in_bottom`, ties at the line all listed) lists it. Summed over counties this is the expected
+    number listed, k without ties and more with them (module docstring)."""
+    return bottom_probabilities(draws, bottoms, chunk)
+
+
+def expected_listed(p_listed: np.ndarray) -> float:
+    """The expected number of counties listed: Σ P(被列入后k名), ≥ k, > k when ties are likely."""
+    return float(np.sum(p_listed))
+
+
 def bottom_probabilities(draws: np.ndarray, bottoms: tuple[int, ...] = (3, 10),
                          chunk: int = 1000) -> dict[int, np.ndarray]:
-    """P(bottom k) from score draws (n × C): a county is in the bottom k of a draw when its score is
-    at or below the k-th lowest known score (ties at the line count as in, as with `min`). Needs a
-    partial sort per draw only, so it is cheaper than ranking."""
+    """P(listed in the bottom k) from score draws (n × C): a county is in the bottom k of a draw
+    when its score is at or below the k-th lowest known score (ties at the line count as in, as
+    with `min` and as the listing engine lists). Needs a partial sort per draw only, so it is
+    cheaper than ranking."""
     n_draws, n_counties = draws.shape
 
     def count_block(rows: slice) -> np.ndarray:
@@ -197,16 +219,43 @@ def _draw_slices(n_draws: int, chunk: int) -> list[slice]:
 # -- frequentist rank confidence sets (Mogstad, Romano, Shaikh & Wilhelm; R package csranks) ------
 
 
+def fixed_scores(sigma: np.ndarray) -> np.ndarray:
+    """Populations whose estimate has no sampling error (a vetoed county's 0, a score fixed by a
+    rule): a variance below 10⁻¹² of the typical one, as the floor a caller gives them. Their
+    place is known exactly, so they stay out of the bootstrap: a pair of two of them would get a
+    standardised error of the Cholesky jitter over a 10⁻⁹ se (~10³) and blow up the max-t
+    critical value for every other pair (all sets [1, p] with two vetoes)."""
+    var = np.diag(sigma)
+    positive = var[var > 0]
+    if positive.size == 0:
+        return np.ones(var.size, dtype=bool)
+    return var <= 1e-12 * float(np.median(positive))
+
+
 def _bootstrap_errors(sigma: np.ndarray, replications: int, seed: int) -> np.ndarray:
     """p × R draws of the estimation errors, N(0, Σ) (the parametric bootstrap), one row per
-    population so that a pair's two rows are contiguous."""
+    population so that a pair's two rows are contiguous; exactly 0 for fixed scores."""
     var = np.diag(sigma)
     root = np.linalg.cholesky(sigma + 1e-12 * np.eye(var.size) * max(var.max(), 1e-12))
     # single precision: the bounds need the errors' quantiles to a few digits, and the stepdown
     # rounds stream these replicates through memory many times (half the bytes, half the time)
-    return np.ascontiguousarray(
+    z = np.ascontiguousarray(
         (np.random.default_rng(seed).standard_normal((replications, var.size)) @ root.T).T,
         dtype=np.float32)
+    z[fixed_scores(sigma)] = 0.0
+    return z
+
+
+def _pair_sd(sigma: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sd of each pair's difference, and which pairs are exact (both scores fixed: their
+    order is known, so they take no part in the max-t statistic; sd 1 keeps the arithmetic
+    finite)."""
+    var = np.diag(sigma)
+    fixed = fixed_scores(sigma)
+    exact = fixed[i] & fixed[j]
+    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd[exact] = 1.0
+    return sd, exact
 
 
 def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.ndarray, kind: str,
@@ -218,11 +267,14 @@ def _difference_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.nd
     `csdiffmeans`). Only the listed pairs are touched: a population's marginal set needs 2(p − 1)
     of them, not a p × p matrix."""
     diff = x[i] - x[j]
-    var = np.diag(sigma)
-    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd, exact = _pair_sd(sigma, i, j)
     low = np.full(i.size, -np.inf)
     high = np.full(i.size, np.inf)
-    active = np.ones(i.size, dtype=bool)
+    if kind in ("lower", "symmetric"):
+        low[exact] = diff[exact]
+    if kind in ("upper", "symmetric"):
+        high[exact] = diff[exact]
+    active = ~exact
     replications = z.shape[1]
 
     def largest(part: np.ndarray) -> np.ndarray:
@@ -274,11 +326,11 @@ def _paired_lower_bounds(x: np.ndarray, sigma: np.ndarray, i: np.ndarray, j: np.
     """`_difference_bounds(kind="lower", stepdown=True)` over the pairs (i, j) and (j, i) at once:
     the lower bounds for θ_i − θ_j and for θ_j − θ_i. The (j, i) errors are exactly the negated
     (i, j) ones, so each pair is standardised once per stepdown round instead of twice."""
-    var = np.diag(sigma)
-    sd = np.sqrt(np.maximum(var[i] + var[j] - 2 * sigma[i, j], 1e-300))
+    sd, exact = _pair_sd(sigma, i, j)
     diff = x[i] - x[j]
     low = np.full(i.size, -np.inf), np.full(i.size, -np.inf)     # (i, j) and (j, i)
-    live = np.ones(i.size, dtype=bool), np.ones(i.size, dtype=bool)
+    low[0][exact], low[1][exact] = diff[exact], -diff[exact]     # both fixed: known exactly
+    live = ~exact, ~exact
 
     def largest(scaled: np.ndarray, part: np.ndarray | slice) -> np.ndarray:
         """Per replication, the largest standardised error over the live pairs of `part`."""

@@ -37,7 +37,8 @@ def _classes() -> dict[str, type]:
     """The result types a stored tree may name: nothing else is ever constructed."""
     from pipelines.ranking.listing import ListingResult
     from pipelines.scheme.definitions import Component
-    from pipelines.stats.scoring import ScoreModel, WaveScores
+    from pipelines.stats.model import ScoreModel
+    from pipelines.stats.wave_scores import WaveScores
 
     return {cls.__name__: cls for cls in (WaveScores, ScoreModel, Component, ListingResult)}
 

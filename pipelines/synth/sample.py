@@ -603,10 +603,12 @@ def _truth(base_seed: int):
     return counties, cells, q, sheets, indicator_truth
 
 
-def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED) -> SimulatedWave:
+def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED,
+                  sizes: dict[str, int] | None = None) -> SimulatedWave:
     """A new survey of `wave` drawn from the sample province's ground truth (same latent quality,
     margins and design as the bundle, new respondents), and its indicator sheet with the Poisson
-    counts redrawn from their expected values. The bundle itself is not touched."""
+    counts redrawn from their expected values. The bundle itself is not touched. `sizes`: the
+    number of interviews per county code (a sample plan); otherwise the bundle's 285–320."""
     from pipelines.scheme.definitions import load_definitions
 
     defs = load_definitions()
@@ -617,7 +619,8 @@ def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED) -> SimulatedWa
     frames = []
     for c_index, county in enumerate(counties):
         cells = cells_by_county[county.code]
-        resp = _draw_respondents(sim, county, cells, float(q[c_index, w]))
+        size = (285, 321) if sizes is None else (sizes[county.code], sizes[county.code] + 1)
+        resp = _draw_respondents(sim, county, cells, float(q[c_index, w]), size)
         n = resp["r"].size
         columns: dict[str, object] = {
             "wave": [wave] * n,
