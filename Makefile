@@ -10,7 +10,7 @@ SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test uv deps system-font system-browser system-r warehouse sample bench
+.PHONY: run test check lint uv deps system-font system-browser system-r warehouse sample bench
 
 run: deps system-font warehouse
 	@$(UV) run --locked python -m compileall -q app.py pages pipelines
@@ -18,6 +18,14 @@ run: deps system-font warehouse
 
 test: deps system-font system-browser system-r
 	$(UV) run --locked pytest
+
+# The inner loop (< 60 s): lint, then every test not marked slow (simulation, crash, load,
+# notebook), browser (real Chromium) or r (runs R live). `make test` runs them all.
+check: deps lint
+	$(UV) run --locked pytest -q -n 2 -m "not slow and not browser and not r"
+
+lint: deps
+	$(UV) run --locked ruff check .
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \

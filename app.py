@@ -13,10 +13,10 @@ import streamlit as st
 
 from pages._shared import warehouse
 from pipelines import keep_freed_memory, wave_display
+from pipelines.present import session_keys as keys
 from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
 from pipelines.store.warehouse import WarehouseError
 
-GRANT = "access_grant"
 keep_freed_memory()      # the server process: short-lived NumPy temporaries reuse memory
 
 st.set_page_config(page_title="测评看板", page_icon=":material/leaderboard:", layout="wide")
@@ -38,20 +38,20 @@ def _sign_in() -> None:
     if _secret("auth") is not None:
         if not st.user.is_logged_in:
             st.sidebar.button("分析人员登录", on_click=st.login, icon=":material/login:")
-            st.session_state[GRANT] = None
+            st.session_state[keys.ACCESS_GRANT] = None
         else:
             analysts = set(_secret("roles", "analysts") or [])
             role = ANALYST if st.user.email in analysts else VIEWER
-            st.session_state[GRANT] = issue_grant(role, str(st.user.email))
+            st.session_state[keys.ACCESS_GRANT] = issue_grant(role, str(st.user.email))
             st.sidebar.caption(f"已登录：{st.user.email}")
             st.sidebar.button("退出登录", on_click=st.logout)
         _publish_role()
         return
     stored = os.environ.get(HASH_ENV) or _secret("local_auth", "analyst_password_hash")
     _publish_role()
-    if st.session_state["role"] == ANALYST:
+    if st.session_state[keys.ROLE] == ANALYST:
         if st.sidebar.button("退出分析人员模式", icon=":material/logout:"):
-            st.session_state[GRANT] = None
+            st.session_state[keys.ACCESS_GRANT] = None
             _publish_role()
             st.rerun()
         return
@@ -63,7 +63,7 @@ def _sign_in() -> None:
             password = st.text_input("密码", type="password")
             if st.form_submit_button("登录"):
                 if verify_password(password, str(stored)):
-                    st.session_state[GRANT] = issue_grant(ANALYST, "分析人员")
+                    st.session_state[keys.ACCESS_GRANT] = issue_grant(ANALYST, "分析人员")
                     _publish_role()
                     st.rerun()
                 time.sleep(1.0)  # slows guessing
@@ -73,8 +73,8 @@ def _sign_in() -> None:
 def _publish_role() -> None:
     """Read the grant out into `role` and `user_name` for the pages (recomputed every run, so
     writing them directly changes nothing)."""
-    role, user = granted(st.session_state.get(GRANT))
-    st.session_state["role"], st.session_state["user_name"] = role, user or "查看者"
+    role, user = granted(st.session_state.get(keys.ACCESS_GRANT))
+    st.session_state[keys.ROLE], st.session_state[keys.USER_NAME] = role, user or "查看者"
 
 
 def _filters() -> None:
@@ -83,20 +83,20 @@ def _filters() -> None:
     waves = wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list()
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
-    if (pending := st.session_state.pop("pending_wave", None)) in waves:
-        st.session_state["wave"] = pending          # a wave just published: show it
-    if "wave" not in st.session_state or st.session_state["wave"] not in waves:
+    if (pending := st.session_state.pop(keys.PENDING_WAVE, None)) in waves:
+        st.session_state[keys.WAVE] = pending          # a wave just published: show it
+    if keys.WAVE not in st.session_state or st.session_state[keys.WAVE] not in waves:
         wanted = st.query_params.get("wave")
-        st.session_state["wave"] = wanted if wanted in waves else (waves[-1] if waves else None)
-    if "city" not in st.session_state:
+        st.session_state[keys.WAVE] = wanted if wanted in waves else (waves[-1] if waves else None)
+    if keys.CITY not in st.session_state:
         wanted = st.query_params.get("city", "")
-        st.session_state["city"] = wanted if wanted in cities else ""
+        st.session_state[keys.CITY] = wanted if wanted in cities else ""
     if waves:
         st.sidebar.selectbox("期次", waves, key="wave", format_func=wave_display)
     st.sidebar.selectbox("市州", ["", *cities], key="city",
                          format_func=lambda code: cities.get(code, "全省"))
-    params = {"wave": st.session_state["wave"] or "", "city": st.session_state["city"]}
-    if county := st.session_state.get("county"):
+    params = {"wave": st.session_state[keys.WAVE] or "", "city": st.session_state[keys.CITY]}
+    if county := st.session_state.get(keys.COUNTY):
         params["county"] = county
     st.query_params.from_dict({k: v for k, v in params.items() if v})
 
@@ -117,6 +117,6 @@ pages = [
     st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
     st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
 ]
-if granted(st.session_state.get(GRANT))[0] == ANALYST:
+if granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST:
     pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
 st.navigation(pages).run()

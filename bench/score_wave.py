@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._data import scaled_warehouse  # noqa: E402
 from bench._measure import median_time, paired_median_times, peak_case, peak_memory_mb, report_peak  # noqa: E402
 from pipelines.scheme.definitions import Definitions, load_definitions  # noqa: E402
-from pipelines.stats.scoring import POINTS_PREFIX, item_points, score_frames, scored_items  # noqa: E402
+from pipelines.stats.points import POINTS_PREFIX, item_points, scored_items  # noqa: E402
+from pipelines.stats.wave_scores import score_frames  # noqa: E402
 from pipelines.store.warehouse import Warehouse  # noqa: E402
 
 SCALES = ("sample", "large", "national")

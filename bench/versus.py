@@ -37,7 +37,7 @@ def run_case(kind: str, scale: str, runs: int) -> float:
     defs = load_definitions()
     if kind == "score":
         from bench.score_wave import wave_frames
-        from pipelines.stats.scoring import score_frames
+        from pipelines.stats.wave_scores import score_frames
 
         responses, indicators, counties = wave_frames(scale)
         job = lambda: score_frames(responses, indicators, counties, defs)  # noqa: E731

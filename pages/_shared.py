@@ -19,13 +19,18 @@ from pipelines import (
     Funnel,
     ListingResult,
     WaveScores,
+    WhatIf,
+    component_levers,
     delisting_progress,
     funnel,
     load_definitions,
     result_cache,
+    township_scores,
     wave_display,
+    what_if,
 )
 from pipelines.present import charts  # noqa: F401  (registers the chart theme)
+from pipelines.present import session_keys as keys
 from pipelines.present.access import ANALYST, granted
 from pipelines.present.figures import figure_png
 from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
@@ -152,6 +157,42 @@ def progress(wave: str) -> pl.DataFrame:
     return _guard(_progress, wave)
 
 
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _levers(path: str, version: str, wave: str) -> pl.DataFrame:
+    return component_levers(_history(path, version, wave)[-1])
+
+
+def levers(wave: str) -> pl.DataFrame:
+    """Points each component adds to every county's score (per unit and per county-level SD)."""
+    return _guard(_levers, wave)
+
+
+@st.cache_resource(max_entries=64, show_spinner="正在计算乡镇（街道）得分……")
+def _townships(path: str, version: str, wave: str, county: str) -> pl.DataFrame | None:
+    return township_scores(warehouse(), definitions(), wave, county)
+
+
+def townships(wave: str, county: str) -> pl.DataFrame | None:
+    """One county's township survey scores, computed once per data version for every session."""
+    return _guard(lambda path, version, w: _townships(path, version, w, county), wave)
+
+
+WHAT_IF_DRAWS = 4000
+
+
+@st.cache_resource(max_entries=256, show_spinner="正在模拟新的名次……")
+def _what_if(path: str, version: str, wave: str, county: str,
+             changes: tuple[tuple[str, float], ...]) -> WhatIf:
+    return what_if(_history(path, version, wave)[-1], definitions(), county, dict(changes),
+                   draws=WHAT_IF_DRAWS)
+
+
+def what_if_result(wave: str, county: str, changes: dict[str, float]) -> WhatIf:
+    """The score, rank and bottom-k chances a county would have after `changes` (raw units)."""
+    chosen = tuple(sorted((k, float(v)) for k, v in changes.items() if v))
+    return _guard(lambda path, version, w: _what_if(path, version, w, county, chosen), wave)
+
+
 def warm_after_publish() -> str:
     """Store the newest wave's results right after a publish, so the first leader to open the
     dashboard gets them at once; returns a note for the analyst when they cannot be computed yet."""
@@ -185,16 +226,16 @@ def boundaries() -> dict | None:
 
 
 def selected_wave() -> str | None:
-    return st.session_state.get("wave")
+    return st.session_state.get(keys.WAVE)
 
 
 def selected_city() -> str | None:
     """City code, or None for the whole province."""
-    return st.session_state.get("city") or None
+    return st.session_state.get(keys.CITY) or None
 
 
 def is_analyst() -> bool:
-    return granted(st.session_state.get("access_grant"))[0] == ANALYST
+    return granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST
 
 
 def in_city(frame: pl.DataFrame) -> pl.DataFrame:

@@ -4,9 +4,22 @@ items with intervals, townships (wide intervals), the levers that move its score
 import polars as pl
 import streamlit as st
 
-from pages._shared import chart, definitions, history, percent, require_wave, risk, sample_badge, warehouse
-from pipelines import component_levers, survey_score_by, wave_display, what_if
+from pages._shared import (
+    chart,
+    definitions,
+    history,
+    levers,
+    percent,
+    require_wave,
+    risk,
+    sample_badge,
+    townships,
+    warehouse,
+    what_if_result,
+)
+from pipelines import wave_display
 from pipelines.present import charts
+from pipelines.present import session_keys as keys
 from pipelines.present.views import component_comparison, county_history
 
 wh = warehouse()
@@ -15,14 +28,14 @@ defs = definitions()
 st.title("县区画像")
 sample_badge(wh)
 counties = wh.counties()
-if st.session_state.get("city"):
-    counties = counties.filter(pl.col("city_code") == st.session_state["city"])
+if st.session_state.get(keys.CITY):
+    counties = counties.filter(pl.col("city_code") == st.session_state[keys.CITY])
 codes = counties["county_code"].to_list()
 names = dict(zip(counties["county_code"], counties["county_name"], strict=False))
-wanted = st.session_state.get("county") or st.query_params.get("county")
+wanted = st.session_state.get(keys.COUNTY) or st.query_params.get("county")
 chosen = st.selectbox("区县", codes, index=codes.index(wanted) if wanted in codes else 0,
                       format_func=lambda c: f"{names[c]}（{c}）")
-st.session_state["county"] = chosen
+st.session_state[keys.COUNTY] = chosen
 st.query_params["county"] = chosen
 
 scores = history(wave)[-1]
@@ -62,19 +75,18 @@ left, right = st.columns(2)
 with left:
     chart(charts.interval_chart(items, "题目", title="各题得分与95%区间"))
 with right:
-    responses = wh.responses(wave, county=chosen)
-    if responses["township"].null_count() < responses.height:
-        towns = survey_score_by(responses, defs, "township")
+    towns = townships(wave, chosen)
+    if towns is not None:
         chart(charts.interval_chart(towns.rename({"township": "乡镇（街道）"}), "乡镇（街道）",
                                     title="乡镇（街道）调查得分（样本小，区间宽）"))
     else:
         st.caption("本期数据没有乡镇（街道）信息。")
 
 st.subheader("提分杠杆与假设分析")
-levers = component_levers(scores).filter(pl.col("county_code") == chosen).sort(
+county_levers = levers(wave).filter(pl.col("county_code") == chosen).sort(
     "points_per_sd", descending=True)
 left, right = st.columns([2, 3])
-left.dataframe(levers.select(pl.col("label").alias("分项"),
+left.dataframe(county_levers.select(pl.col("label").alias("分项"),
                              pl.col("points_per_sd").round(2).alias("改善一个县际标准差可增分"),
                              pl.col("points_per_unit").round(3).alias("每单位增分")),
                hide_index=True, width="stretch")
@@ -89,8 +101,7 @@ with right.form("what_if"):
                                                     key=f"whatif_{comp.id}")
     submitted = st.form_submit_button("计算")
 if submitted:
-    result = what_if(scores, defs, chosen, {k: v for k, v in changes.items() if v},
-                     draws=4000)
+    result = what_if_result(wave, chosen, changes)
     right.success(f"得分 {result.score_before:.2f} → {result.score:.2f}；名次 第{result.rank_before}名"
                   f" → 第{result.rank}名；本期后3概率 {percent(result.p_bottom3)}，后10概率 "
                   f"{percent(result.p_bottom10)}")

@@ -22,6 +22,7 @@ from pipelines import (
     target_label,
     wave_display,
 )
+from pipelines.present import session_keys as keys
 from pipelines.present.access import granted
 from pipelines.store.warehouse import WarehouseError
 
@@ -35,8 +36,8 @@ wh = warehouse()
 defs = definitions()
 st.title("数据管理")
 sample_badge(wh)
-user = granted(st.session_state.get("access_grant"))[1] or "分析人员"
-if message := st.session_state.pop("flash", None):
+user = granted(st.session_state.get(keys.ACCESS_GRANT))[1] or "分析人员"
+if message := st.session_state.pop(keys.FLASH, None):
     st.success(message)
 upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本", "正式决定与验收", "操作记录"])
 
@@ -44,14 +45,14 @@ with upload:
     kind = st.radio("数据类型", ["survey", "indicators"], horizontal=True,
                     format_func={"survey": "调查数据（受访者）", "indicators": "工作指标表"}.get)
     known = wh.waves()["wave"].to_list()
-    if "upload_wave" not in st.session_state:
-        st.session_state["upload_wave"] = next_wave(known[-1]) if known else ""
+    if keys.UPLOAD_WAVE not in st.session_state:
+        st.session_state[keys.UPLOAD_WAVE] = next_wave(known[-1]) if known else ""
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key="upload_wave")
     file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
                             type=["csv", "xlsx", "parquet", "gz"],
                             # a new widget after each publish/discard and per data type: the
                             # browser then shows no stale file (popping a widget's state does not)
-                            key=f"upload_file_{kind}_{st.session_state.get('upload_round', 0)}")
+                            key=f"upload_file_{kind}_{st.session_state.get(keys.UPLOAD_ROUND, 0)}")
     source = st.text_input("数据来源（用于记住这一来源的列对应关系）", value="默认",
                            key="upload_source")
     if file is not None and wave:
@@ -133,13 +134,13 @@ with upload:
             else:
                 with st.spinner("正在为各页面预先计算最新一期的得分与风险……"):
                     note = warm_after_publish()
-                st.session_state["flash"] = result.summary() + " 各页面已按新数据更新。" + note
+                st.session_state[keys.FLASH] = result.summary() + " 各页面已按新数据更新。" + note
                 if kind == "survey":
-                    st.session_state["pending_wave"] = checked.wave
-                st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+                    st.session_state[keys.PENDING_WAVE] = checked.wave
+                st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
                 st.rerun()
         if discard.button("放弃"):
-            st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
+            st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
             st.rerun()
 
 with versions:

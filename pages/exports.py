@@ -15,6 +15,7 @@ from pages._shared import (
     warehouse,
 )
 from pipelines import build_deck, meeting_pack, meeting_tables, wave_display, workbook_bytes, workbook_note
+from pipelines.present import session_keys as keys
 
 wh = warehouse()
 wave = require_wave()
@@ -49,8 +50,8 @@ with left.container(border=True):
                "方法说明；演讲者备注中有方法提示。")
     if st.button("生成会议材料", key="make_deck", type="primary"):
         with st.spinner("正在生成幻灯片（绘制图表约需十秒）……"):
-            st.session_state["deck"] = (key, _deck(*key))
-    made = st.session_state.get("deck")
+            st.session_state[keys.DECK] = (key, _deck(*key))
+    made = st.session_state.get(keys.DECK)
     if made and made[0] == key:
         st.download_button("下载会议材料（PPTX）", data=made[1], file_name=f"{stem}.pptx",
                            mime="application/vnd.openxmlformats-officedocument."

@@ -19,16 +19,17 @@ _EXPORTS: dict[str, str] = {
     "load_definitions": "pipelines.scheme.definitions",
     # stats
     "Funnel": "pipelines.stats.funnel",
-    "WaveScores": "pipelines.stats.scoring",
+    "WaveScores": "pipelines.stats.wave_scores",
     "funnel": "pipelines.stats.funnel",
-    "score_frames": "pipelines.stats.scoring",
-    "survey_score_by": "pipelines.stats.scoring",
-    "svymean": "pipelines.stats.estimation",
+    "score_frames": "pipelines.stats.wave_scores",
+    "survey_score_by": "pipelines.stats.townships",
+    "svymean": "pipelines.stats.means",
     # ranking
     "ListingResult": "pipelines.ranking.listing",
     "component_levers": "pipelines.ranking.ranks",
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
+    "WhatIf": "pipelines.ranking.risk",
     "what_if": "pipelines.ranking.risk",
     # store
     "Warehouse": "pipelines.store.warehouse",
@@ -37,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "listing_result": "pipelines.results.wave",
     "score_wave": "pipelines.results.wave",
     "scored_history": "pipelines.results.wave",
+    "township_scores": "pipelines.results.wave",
     # present
     "chart_png": "pipelines.present.figures",
     "component_comparison": "pipelines.present.views",

@@ -11,7 +11,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.scheme.definitions import Definitions, load_definitions
-from pipelines.stats.scoring import WaveScores, normalise, score_frames
+from pipelines.stats.normalise import normalise
+from pipelines.stats.wave_scores import WaveScores, score_frames
 from pipelines.synth.sample import (
     SEED,
     WAVES,

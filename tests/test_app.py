@@ -277,6 +277,7 @@ def test_meeting_deck_is_built_from_the_page(monkeypatch, db_copy):
     assert any(t.startswith("县区排名（1/1）") for t in titles)   # one city fits on one slide
 
 
+@pytest.mark.slow
 def test_hostile_uploads_on_the_page_end_in_chinese_messages(monkeypatch, db_copy, analyst_hash):
     from tests.test_fuzz import zip_bomb
 

@@ -17,6 +17,8 @@ from pipelines.ranking.forecast import history_of, next_wave_probabilities
 from pipelines.ranking.ranks import simulate_ranks, tau_worst_set
 from tests.simulation import simulated_histories
 
+pytestmark = pytest.mark.slow
+
 BANDS = (0.0, 0.05, 0.2, 0.5, 0.8, 0.95, 1.0000001)
 MIN_MASS = 100
 

@@ -25,6 +25,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_ingest_then_waves(db_copy, tmp_path):
     file = tmp_path / "2026年调查.csv"
     file.write_bytes(csv_bytes(sample_wave("2025", counties=4)
@@ -105,6 +106,7 @@ def test_friendly_errors_for_usage_missing_files_and_a_busy_warehouse(db_copy, t
         assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_build_is_idempotent(tmp_path):
     db = tmp_path / "w.duckdb"
     first = cli("build", "--db", str(db))

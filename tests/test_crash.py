@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_wave
 
 KILL_POINTS = 8
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

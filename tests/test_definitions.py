@@ -61,6 +61,33 @@ def test_invalid_definitions_are_refused_with_file_and_key(tmp_path, file, old, 
     assert file in text
 
 
+@pytest.mark.parametrize("old, new, where, allowed", [
+    ('source = "indicator"', 'source = "survey_and_indicator"', "components[5].source",
+     "survey / indicator"),
+    ('direction = "lower"', 'direction = "down"', "components[5].direction", "higher / lower"),
+    ('normalisation = "goalposts"', 'normalisation = "rank"', "components[5].normalisation",
+     "goalposts / minmax / zscore"),
+    ('\ndont_know = "exclude"', '\ndont_know = "ignore"', "items.satisfaction.dont_know",
+     "exclude / score"),
+    ('op = ">="', 'op = "=>"', "vetoes[1].op", ">= / > / <= / < / =="),
+    ('ties = "min"', 'ties = "random"', "scheme.ties", "min / average / first"),
+    ("[scheme]", '[estimation]\nlonely_psu = "drop"\n\n[scheme]', "estimation.lonely_psu",
+     "adjust / certainty"),
+])
+def test_an_option_outside_its_type_is_refused_naming_the_option_and_the_choices(
+        tmp_path, old, new, where, allowed):
+    """Options are `Literal` types checked once when the TOML loads: one problem, in Chinese,
+    with the key, the allowed values and the value found."""
+    directory = _patched(tmp_path, "scheme.toml", old, new)
+    with pytest.raises(DefinitionError) as caught:
+        load_definitions(directory)
+    bad = new.split('"')[1]
+    option = where.rsplit(".", 1)[1]
+    matching = [p for p in caught.value.problems if f"：{where}：" in p]
+    assert matching == [f"scheme.toml：{where}：{option} 应为 {allowed} 之一，实际为 {bad!r}"], \
+        caught.value.problems
+
+
 def test_all_problems_are_reported_at_once(tmp_path):
     directory = _patched(tmp_path, "scheme.toml", "weight = 30", "weight = -30")
     text = (directory / "scheme.toml").read_text(encoding="utf-8")

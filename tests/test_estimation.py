@@ -10,7 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.stats.estimation import EstimationError, make_design, mean_covariance, rake, svymean
+from pipelines.stats.contrast import contrast
+from pipelines.stats.design import EstimationError, make_design
+from pipelines.stats.means import mean_covariance, svymean
+from pipelines.stats.raking import rake
 
 R_DIR = Path(__file__).resolve().parent / "fixtures" / "r_survey"
 TOL = 1e-6
@@ -56,11 +59,31 @@ def test_linear_combination_of_means_matches_svycontrast():
     values = frame.select(pl.col("y1", "y2").fill_null(np.nan)).to_numpy()
     est = mean_covariance(design, values, domain, 3)
     b = np.array([0.6, 0.4])
-    assert_close(est.mean @ b, reference["estimate"], "composite")
-    assert_close(np.sqrt(np.einsum("j,djk,k->d", b, est.cov, b)), reference["se"], "composite se")
+    composite, variance = contrast(est.mean, est.cov, b)
+    assert_close(composite[:, 0], reference["estimate"], "composite")
+    assert_close(np.sqrt(variance[:, 0, 0]), reference["se"], "composite se")
     # and not the sum of the variances: the covariance term matters here
     independent = np.sqrt(np.einsum("j,djj,j->d", b**2, est.cov, np.ones(2)))
     assert np.max(np.abs(independent - reference["se"].to_numpy())) > 1e-3
+
+
+def test_contrast_matches_svycontrast_on_several_contrasts_at_once():
+    """Two contrasts of four correlated totals: estimates L·m and the full covariance L Σ L',
+    off-diagonal included, as R's svycontrast gives them; and a stack of domains at once."""
+    given = pl.read_csv(R_DIR / "contrast_input.csv")
+    reference = pl.read_csv(R_DIR / "contrast_result.csv")
+    estimates, cov = given["estimate"].to_numpy(), given.drop("name", "estimate").to_numpy()
+    coefficients = np.array([[1, 0, -2, 0.5], [0.3, 0.7, 0, 1]])
+    mean, covariance = contrast(estimates, cov, coefficients)
+    assert_close(mean, reference["estimate"], "contrast")
+    assert_close(covariance, reference.drop("name", "estimate").to_numpy(), "contrast covariance")
+    stacked_mean, stacked_cov = contrast(np.stack([estimates, 2 * estimates]),
+                                         np.stack([cov, 4 * cov]), coefficients)
+    assert_close(stacked_mean[1], 2 * reference["estimate"].to_numpy(), "stacked contrast")
+    assert_close(stacked_cov[0], covariance, "stacked covariance")
+    vector_mean, vector_cov = contrast(estimates, cov, coefficients[1])
+    assert vector_mean.shape == (1,) and vector_cov.shape == (1, 1)
+    assert_close(vector_mean, reference["estimate"][1:], "one contrast")
 
 
 def test_a_domain_is_estimated_within_the_full_design_not_by_subsetting():
@@ -136,6 +159,7 @@ def test_nobody_answering_gives_missing_not_zero():
     assert d3["mean"] is None and d3["se"] is None and d3["n"] == 0
 
 
+@pytest.mark.r
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R 未安装（apt-get install r-cran-survey）")
 def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
     """Run R live: the committed expected values are what R's survey package gives today."""
@@ -143,7 +167,8 @@ def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("sample_items.csv", "sample_components.csv", "design_means.csv",
-                 "design_composite.csv", "rake_weights.csv", "rake_means.csv"):
+                 "design_composite.csv", "rake_weights.csv", "rake_means.csv",
+                 "contrast_input.csv", "contrast_result.csv"):
         fresh, committed = pl.read_csv(tmp_path / name), pl.read_csv(R_DIR / name)
         assert fresh.columns == committed.columns and fresh.height == committed.height, name
         for column in fresh.columns:
@@ -156,7 +181,7 @@ def test_r_reference_script_reproduces_the_committed_fixtures(tmp_path):
 def test_large_domains_are_estimated_in_blocks_of_whole_domains():
     """Blocks never split a domain: one domain bigger than a block, many small ones and unsorted
     rows all give the same estimates as estimating each domain on its own."""
-    from pipelines.stats.estimation import CHUNK_ROWS, _domain_blocks
+    from pipelines.stats.means import CHUNK_ROWS, _domain_blocks
 
     assert _domain_blocks(np.zeros(CHUNK_ROWS * 3, dtype=np.int64), CHUNK_ROWS) == \
         [(0, CHUNK_ROWS * 3)]
@@ -180,7 +205,7 @@ def test_large_domains_are_estimated_in_blocks_of_whole_domains():
 def test_t_quantiles_agree_with_scipy_on_both_sides_of_the_expansion():
     from scipy import special
 
-    from pipelines.stats.estimation import CORNISH_FISHER_DF, t_quantiles
+    from pipelines.stats.tquantiles import CORNISH_FISHER_DF, t_quantiles
 
     probs = np.concatenate([[1e-4, 0.0005, 0.025, 0.5, 0.975, 0.9995, 1 - 1e-4],
                             (np.arange(2000) + 0.5) / 2000])
@@ -194,7 +219,7 @@ def test_t_quantiles_agree_with_scipy_on_both_sides_of_the_expansion():
 
 
 def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one():
-    from pipelines.stats.estimation import domain_codes
+    from pipelines.stats.design import domain_codes
 
     rng = np.random.default_rng(11)
     for values in (rng.integers(-5, 40, 500), rng.integers(0, 10**9, 50), np.array([7])):
@@ -212,7 +237,7 @@ def test_integer_domain_codes_take_the_fast_path_and_agree_with_the_general_one(
 def test_domain_sizes_equal_the_estimation_pass_for_a_column_of_ones(with_psu, order):
     """Reference: `mean_covariance` of a column of ones (which `domain_sizes` replaces when the
     rows are sorted), on strata of one PSU, empty domains and zero weights too."""
-    from pipelines.stats.estimation import domain_sizes
+    from pipelines.stats.means import domain_sizes
 
     rng = np.random.default_rng(5)
     n = 3_000

@@ -63,6 +63,7 @@ def every_chart(pack) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_every_chart_exports_a_16_9_picture_whose_text_the_font_can_draw(pack, font_cmap):
     title, subtitle = "2025年度综合得分与95%置信区间", "2025年度 · 全省（示例数据）"
     source, stamp = figures.footer_text()
@@ -108,6 +109,7 @@ def runs_of(deck) -> list:
     return runs
 
 
+@pytest.mark.slow
 def test_deck_has_every_promised_slide_with_the_east_asian_font_on_every_run(pack):
     deck = Presentation(io.BytesIO(build_deck(pack)))
     assert abs(deck.slide_width / deck.slide_height - 16 / 9) < 0.01

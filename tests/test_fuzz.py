@@ -154,6 +154,7 @@ def gzip_bomb() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, name", [(zip_bomb, "炸弹.xlsx"), (gzip_bomb, "炸弹.csv.gz")])
 def test_compression_bombs_are_refused_without_unpacking(fuzz_wh, defs, make, name):
     assert_refused(fuzz_wh, defs, make(), name, write=True)

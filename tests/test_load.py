@@ -19,6 +19,8 @@ from pipelines.ingest.load import ingest_bytes
 from tests.conftest import csv_bytes, sample_wave
 from tests.test_app import navigation_not_pages_directory  # noqa: F401  (autouse fixture)
 
+pytestmark = pytest.mark.slow
+
 APP = Path(__file__).resolve().parent.parent / "app.py"
 SESSIONS = 20
 VIEWS = 3

@@ -304,7 +304,7 @@ def test_cli_risk_and_listing(built_db, capsys):
 def test_a_wave_with_counties_not_yet_surveyed_has_no_rank_for_them(built_db, history, defs):
     """A partial wave (only some counties' survey rows in) must not break the risk table: the
     counties without a score get no rank and no chance of the bottom k, the others are ranked."""
-    from pipelines.stats.scoring import score_frames
+    from pipelines.stats.wave_scores import score_frames
 
     wh = Warehouse.open(built_db, read_only=True)
     try:

@@ -18,6 +18,7 @@ def regenerated(tmp_path_factory):
     return out, generate(out)
 
 
+@pytest.mark.slow
 def test_generator_reproduces_bundled_files_byte_for_byte(regenerated):
     out, written = regenerated
     bundled = sorted(p.relative_to(SAMPLE_DIR) for p in SAMPLE_DIR.rglob("*") if p.is_file())

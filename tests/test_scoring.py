@@ -15,7 +15,8 @@ from pipelines.results.wave import score_wave
 from pipelines.scheme.definitions import Component
 from pipelines.stats.change import wave_change
 from pipelines.stats.funnel import funnel
-from pipelines.stats.scoring import normalise, score_frames
+from pipelines.stats.normalise import normalise
+from pipelines.stats.wave_scores import score_frames
 from pipelines.store.warehouse import Warehouse
 from tests.test_estimation import R_DIR, assert_close
 
@@ -248,7 +249,7 @@ def test_cli_score_csv_json_and_table(built_db, capsys):
 
 
 def test_item_points_follow_the_scheme_for_every_answer_code(sample_wh, defs):
-    from pipelines.stats.scoring import POINTS_PREFIX, item_points
+    from pipelines.stats.points import POINTS_PREFIX, item_points
 
     responses = sample_wh.responses("2025")
     item = defs.questionnaire.items[0]
@@ -269,7 +270,7 @@ def test_item_points_follow_the_scheme_for_every_answer_code(sample_wh, defs):
 
 
 def test_column_quantiles_match_numpy_including_missing_counties():
-    from pipelines.stats.scoring import column_quantiles
+    from pipelines.stats.replicates import column_quantiles
 
     rng = np.random.default_rng(7)
     draws = rng.gamma(0.7, size=(2001, 1300))   # skewed, more columns than one block
@@ -314,18 +315,18 @@ def test_a_forked_child_gets_its_own_thread_pool():
 ])
 def test_codes_looked_up_per_run_equal_codes_looked_up_per_cell(cells):
     """Reference: every cell cast on its own (the per-cell lookup the runs replace)."""
-    from pipelines.stats.scoring import _category_codes, _dense_codes
+    from pipelines.stats.county_design import category_codes, dense_codes
 
     series = pl.Series(cells, dtype=pl.String)
     first_seen = series.unique(maintain_order=True)
-    codes, values = _dense_codes(series)
+    codes, values = dense_codes(series)
     assert values == first_seen.to_list()
     assert codes.tolist() == series.cast(pl.Enum(first_seen)).to_physical().to_list()
     categories = ["c", "a"]                      # "b" and null are not among them
     for with_null in (series, pl.concat([series, pl.Series([None], dtype=pl.String)])):
         expected = with_null.cast(pl.Enum(categories), strict=False).to_physical() \
             .cast(pl.Int64).fill_null(-1).to_list()
-        assert _category_codes(with_null, categories).tolist() == expected
+        assert category_codes(with_null, categories).tolist() == expected
 
 
 def test_unknown_county_codes_are_named(defs, scores_2025):
@@ -341,7 +342,7 @@ def test_unknown_county_codes_are_named(defs, scores_2025):
 
 @pytest.mark.parametrize("shape", [(2000, 2850), (2000, 88), (7, 1030), (3, 0)])
 def test_column_variances_in_blocks_equal_numpys_bit_for_bit(shape):
-    from pipelines.stats.scoring import column_variances
+    from pipelines.stats.replicates import column_variances
 
     draws = np.random.default_rng(1).gamma(3.0, size=shape) * 7 + 100
     assert np.array_equal(column_variances(draws), draws.var(axis=0, ddof=1))

@@ -16,7 +16,7 @@ from pipelines.ranking.listing import ListingResult
 from pipelines.ranking.ranks import DRAWS
 from pipelines.ranking.risk import delisting_progress, risk_table
 from pipelines.results.wave import listing_result, scored_history
-from pipelines.stats.scoring import WaveScores
+from pipelines.stats.wave_scores import WaveScores
 from pipelines.present.tables import (Table, comparison_table, component_table, progress_table,
                               ranking_table, risk_display)
 from pipelines.store.warehouse import Warehouse, WarehouseError

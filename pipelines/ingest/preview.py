@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipelines.scheme.definitions import Definitions
-from pipelines.stats.scoring import POINTS_PREFIX, item_points, scored_items
+from pipelines.stats.points import POINTS_PREFIX, item_points, scored_items
 
 COUNT_CHANGE_FLAG = 0.3      # respondents per county changed by more than 30%
 SHIFT_FLAG = 10.0            # an item's county mean moved by more than 10 points

@@ -11,7 +11,7 @@ import polars as pl
 from pipelines.core.waves import wave_display
 from pipelines.ranking.ranks import rank_column, rank_scores
 from pipelines.stats.change import wave_change
-from pipelines.stats.scoring import WaveScores
+from pipelines.stats.wave_scores import WaveScores
 
 
 def cut_line_scores(scores: pl.Series, bottoms: tuple[int, ...] = (3, 10)) -> pl.DataFrame:

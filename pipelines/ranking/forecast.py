@@ -37,7 +37,7 @@ import polars as pl
 
 from pipelines.core.parallel import draw_blocks, map_blocks
 from pipelines.ranking.ranks import bottom_probabilities, in_bottom, rank_scores
-from pipelines.stats.scoring import WaveScores
+from pipelines.stats.wave_scores import WaveScores
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from scipy import special
 
 from pipelines.core.parallel import map_blocks
 from pipelines.scheme.definitions import Scheme
-from pipelines.stats.scoring import WaveScores, normalise
+from pipelines.stats.normalise import normalise
+from pipelines.stats.wave_scores import WaveScores
 
 DRAWS = 10_000
 

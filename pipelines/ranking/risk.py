@@ -26,7 +26,7 @@ from pipelines.ranking.ranks import (
     tau_worst_sets,
 )
 from pipelines.scheme.definitions import Definitions
-from pipelines.stats.scoring import WaveScores
+from pipelines.stats.wave_scores import WaveScores
 
 RISK_COLUMNS = ["county_code", "county_name", "city_name", "score", "rank", "rank_low", "rank_high",
                 "p_bottom3", "p_bottom10", "p_bottom3_next", "p_bottom10_next", "in_worst3_set",

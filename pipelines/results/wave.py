@@ -8,7 +8,8 @@ import polars as pl
 from pipelines.core.waves import wave_display
 from pipelines.ranking.listing import ListingResult, PublishedWave, run_listing
 from pipelines.scheme.definitions import Definitions
-from pipelines.stats.scoring import WaveScores, score_frames
+from pipelines.stats.townships import survey_score_by
+from pipelines.stats.wave_scores import WaveScores, score_frames
 from pipelines.store.warehouse import Warehouse, WarehouseError
 
 
@@ -43,3 +44,12 @@ def listing_result(wh: Warehouse, defs: Definitions, history: list[WaveScores]) 
                            wh.indicators(s.wave)) for s in history]
     return run_listing(defs.scheme, defs.indicators, waves, wh.counties(), wh.inspections(),
                        wh.decisions())
+
+
+def township_scores(wh: Warehouse, defs: Definitions, wave: str, county: str) -> pl.DataFrame | None:
+    """Design-based survey scores of one county's townships (small samples, wide intervals), or
+    None when the wave's file carries no township column for it."""
+    responses = wh.responses(wave, county=county)
+    if responses.height == 0 or responses["township"].null_count() == responses.height:
+        return None
+    return survey_score_by(responses, defs, "township")

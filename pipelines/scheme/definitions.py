@@ -11,15 +11,29 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 SURVEYS_DIR = Path(__file__).resolve().parents[2] / "surveys"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-COLUMN_TYPES = ("text", "integer", "number", "code")
-INDICATOR_KINDS = ("rate", "per_thousand", "count", "flag", "amount", "index", "change_pct")
-NORMALISATIONS = ("goalposts", "minmax", "zscore")
-VETO_OPS = (">=", ">", "<=", "<", "==")
-TIE_RULES = ("min", "average", "first")
+
+# Options as types: each is checked once, when its TOML file loads (`_Checker.choice`), so the code
+# downstream may trust a value to be one of these.
+ColumnType = Literal["text", "integer", "number", "code"]
+IndicatorKind = Literal["rate", "per_thousand", "count", "flag", "amount", "index", "change_pct"]
+Source = Literal["survey", "indicator"]
+Direction = Literal["higher", "lower"]
+Normalisation = Literal["goalposts", "minmax", "zscore"]
+DontKnow = Literal["exclude", "score"]           # 说不清: left out of the item's mean, or scored
+VetoOp = Literal[">=", ">", "<=", "<", "=="]
+TieRule = Literal["min", "average", "first"]
+LonelyPsu = Literal["adjust", "certainty"]       # a stratum with one PSU (R: survey.lonely.psu)
+
+COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
+INDICATOR_KINDS: tuple[IndicatorKind, ...] = get_args(IndicatorKind)
+NORMALISATIONS: tuple[Normalisation, ...] = get_args(Normalisation)
+VETO_OPS: tuple[VetoOp, ...] = get_args(VetoOp)
+TIE_RULES: tuple[TieRule, ...] = get_args(TieRule)
+LONELY_PSU_RULES: tuple[LonelyPsu, ...] = get_args(LonelyPsu)
 
 
 class DefinitionError(ValueError):
@@ -38,7 +52,7 @@ class DefinitionError(ValueError):
 class ColumnDef:
     id: str
     label: str
-    type: str
+    type: ColumnType
     aliases: tuple[str, ...]
     required: bool = False
     codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -86,7 +100,7 @@ class IndicatorDef:
     id: str
     label: str
     unit: str
-    kind: str
+    kind: IndicatorKind
     aliases: tuple[str, ...]
 
 
@@ -104,7 +118,7 @@ class IndicatorCatalogue:
 @dataclass(frozen=True)
 class ItemScoring:
     points: dict[int, float]
-    dont_know: str = "exclude"  # exclude | score
+    dont_know: DontKnow = "exclude"
     dont_know_points: float | None = None
 
 
@@ -112,13 +126,13 @@ class ItemScoring:
 class Component:
     id: str
     label: str
-    source: str  # survey | indicator
+    source: Source
     weight: float
     items: tuple[str, ...] = ()
     item_weights: tuple[float, ...] = ()
     indicator: str | None = None
-    direction: str = "higher"
-    normalisation: str | None = None
+    direction: Direction = "higher"
+    normalisation: Normalisation | None = None
     lo: float | None = None
     hi: float | None = None
     per_100k_population: bool = False
@@ -128,7 +142,7 @@ class Component:
 @dataclass(frozen=True)
 class Veto:
     subject: str
-    op: str
+    op: VetoOp
     value: float
     reason: str
 
@@ -170,9 +184,9 @@ class DelistingRules:
 
 @dataclass(frozen=True)
 class EstimationSettings:
-    """How county estimates are made (see pipelines/estimation.py)."""
+    """How county estimates are made (see pipelines/stats/means.py)."""
 
-    lonely_psu: str = "adjust"        # adjust | certainty
+    lonely_psu: LonelyPsu = "adjust"
     rake_to_margins: bool = False     # rake the file's weights to the county margins first
     replicates: int = 2000            # draws for relative normalisations and Poisson counts
     seed: int = 20251123
@@ -182,7 +196,7 @@ class EstimationSettings:
 class Scheme:
     name: str
     year: int
-    ties: str
+    ties: TieRule
     confidence_level: float
     items: dict[str, ItemScoring]
     components: tuple[Component, ...]
@@ -232,6 +246,17 @@ class _Checker:
             self.fail(where, f"类型应为{_kind_name(kinds)}，实际为 {value!r}")
             return None
         return value
+
+    def choice(self, table: dict, key: str, path: str, options: Any, *, default: Any = ...) -> Any:
+        """The value of `key` if it is one of the `Literal` type's `options`; otherwise None and a
+        problem naming the option and the allowed values."""
+        value = self.get(table, key, path, str, default=default)
+        allowed = get_args(options)
+        if value is None or value in allowed:
+            return value
+        self.fail(f"{path}.{key}" if path else key,
+                  f"{key} 应为 {' / '.join(allowed)} 之一，实际为 {value!r}")
+        return None
 
     def string_list(self, table: dict, key: str, path: str, *, default: Any = ...) -> tuple[str, ...]:
         values = self.get(table, key, path, list, default=default)
@@ -300,9 +325,7 @@ def load_questionnaire(path: Path) -> Questionnaire:
         if not isinstance(spec, dict):
             c.fail(where, "应为表")
             continue
-        col_type = c.get(spec, "type", where, str)
-        if col_type is not None and col_type not in COLUMN_TYPES:
-            c.fail(f"{where}.type", f"应为 {'/'.join(COLUMN_TYPES)} 之一，实际为 {col_type!r}")
+        col_type = c.choice(spec, "type", where, ColumnType)
         codes_raw = c.get(spec, "codes", where, dict, default={}) or {}
         codes = {}
         for canon, _variants in codes_raw.items():
@@ -376,9 +399,7 @@ def load_indicator_catalogue(path: Path) -> IndicatorCatalogue:
     sheet = c.get(raw, "sheet", "", dict) or {}
     indicators: list[IndicatorDef] = []
     for where, spec, ind_id in c.entries(raw, "indicators", "指标"):
-        kind = c.get(spec, "kind", where, str)
-        if kind is not None and kind not in INDICATOR_KINDS:
-            c.fail(f"{where}.kind", f"应为 {'/'.join(INDICATOR_KINDS)} 之一，实际为 {kind!r}")
+        kind = c.choice(spec, "kind", where, IndicatorKind)
         label = c.get(spec, "label", where, str) or ind_id
         indicators.append(IndicatorDef(ind_id, label, c.get(spec, "unit", where, str, default=""),
                                        kind or "index",
@@ -407,9 +428,7 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     raw = _read_toml(path)
     c = _Checker(path)
     head = c.get(raw, "scheme", "", dict) or {}
-    ties = c.get(head, "ties", "scheme", str, default="min")
-    if ties not in TIE_RULES:
-        c.fail("scheme.ties", f"应为 {'/'.join(TIE_RULES)} 之一，实际为 {ties!r}")
+    ties = c.choice(head, "ties", "scheme", TieRule, default="min")
     level = c.get(head, "confidence_level", "scheme", float, default=0.95)
     if level is not None and not 0.5 < level < 1:
         c.fail("scheme.confidence_level", "置信水平应在 0.5 与 1 之间，例如 0.95")
@@ -425,9 +444,7 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     for index, spec in enumerate(c.get(raw, "vetoes", "", list, default=[]) or []):
         where = f"vetoes[{index + 1}]"
         subject = c.get(spec, "subject", where, str) or ""
-        op = c.get(spec, "op", where, str) or ">="
-        if op not in VETO_OPS:
-            c.fail(f"{where}.op", f"应为 {' '.join(VETO_OPS)} 之一，实际为 {op!r}")
+        op = c.choice(spec, "op", where, VetoOp) or ">="
         target = subject.removeprefix("component:")
         known = component_ids if subject.startswith("component:") else indicator_ids
         if subject and target not in known:
@@ -446,9 +463,7 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
 
 def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
     default = EstimationSettings()
-    lonely = c.get(raw, "lonely_psu", "estimation", str, default=default.lonely_psu)
-    if lonely not in ("adjust", "certainty"):
-        c.fail("estimation.lonely_psu", f"应为 adjust 或 certainty，实际为 {lonely!r}")
+    lonely = c.choice(raw, "lonely_psu", "estimation", LonelyPsu, default=default.lonely_psu)
     replicates = c.get(raw, "replicates", "estimation", int, default=default.replicates)
     if replicates is not None and replicates < 200:
         c.fail("estimation.replicates", "重复抽样次数至少为 200")
@@ -484,10 +499,8 @@ def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnair
             c.fail(f"{where}.points", f"答案代码 {code}（{_answer_label(item, code)}）未赋分")
         for code in sorted(points.keys() - valid_codes):
             c.fail(f"{where}.points", f"答案代码 {code} 不是该题的有效答案（说不清另用 dont_know 规定）")
-        dont_know = c.get(spec, "dont_know", where, str, default="exclude")
+        dont_know = c.choice(spec, "dont_know", where, DontKnow, default="exclude")
         dk_points = c.get(spec, "dont_know_points", where, float, default=None)
-        if dont_know not in ("exclude", "score"):
-            c.fail(f"{where}.dont_know", f"应为 exclude 或 score，实际为 {dont_know!r}")
         if dont_know == "score" and dk_points is None:
             c.fail(f"{where}.dont_know_points", "dont_know = \"score\" 时必须给出说不清的分值")
         scoring[item_id] = ItemScoring(points, dont_know, dk_points)
@@ -508,7 +521,7 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
         if comp_id in seen:
             c.fail(f"{where}.id", f"分项标识 {comp_id!r} 重复")
         seen.add(comp_id)
-        source = c.get(spec, "source", where, str) or ""
+        source = c.choice(spec, "source", where, Source)
         weight = c.get(spec, "weight", where, float)
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", "权重必须为正数")
@@ -537,8 +550,6 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                 per_100k_population=bool(c.get(spec, "per_100k_population", where, bool,
                                                default=False)),
                 poisson=bool(c.get(spec, "poisson", where, bool, default=False))))
-        else:
-            c.fail(f"{where}.source", f"应为 survey 或 indicator，实际为 {source!r}")
     total = sum(comp.weight for comp in components)
     if components and abs(total - 100) > 1e-9:
         c.fail("components", f"各分项权重之和应为 100，实际为 {total:g}")
@@ -550,14 +561,9 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
 def _normalisation(c: _Checker, spec: dict, where: str) -> dict[str, Any]:
     """Direction and normalisation of a component. A survey component without one is used as
     it is (already 0–100, higher is better); an indicator needs one."""
-    direction = c.get(spec, "direction", where, str, default="higher")
-    if direction not in ("higher", "lower"):
-        c.fail(f"{where}.direction", f"应为 higher 或 lower，实际为 {direction!r}")
-    normalisation = c.get(spec, "normalisation", where, str,
-                          default=None if spec.get("source") == "survey" else ...)
-    if normalisation is not None and normalisation not in NORMALISATIONS:
-        c.fail(f"{where}.normalisation",
-               f"应为 {'/'.join(NORMALISATIONS)} 之一，实际为 {normalisation!r}")
+    direction = c.choice(spec, "direction", where, Direction, default="higher")
+    normalisation = c.choice(spec, "normalisation", where, Normalisation,
+                             default=None if spec.get("source") == "survey" else ...)
     lo = c.get(spec, "lo", where, float, default=None)
     hi = c.get(spec, "hi", where, float, default=None)
     if normalisation == "goalposts" and (lo is None or hi is None or lo >= hi):

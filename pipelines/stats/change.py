@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from scipy import special
 
-from pipelines.stats.scoring import WaveScores
+from pipelines.stats.wave_scores import WaveScores
 
 COMPOSITE = "composite"
 

@@ -16,7 +16,7 @@ The model (documented because later tests check intervals and risks against its 
   random, so the weighted estimator of the answering population's mean is unbiased.
 - strata: mode (手机/固话) × urban/rural with a fixed allocation that over-samples urban phones;
   design weights are post-stratified to the county's age × sex × urban/rural margins.
-- official decisions follow the published ranking (scored by pipelines/scoring.py from the very
+- official decisions follow the published ranking (scored by pipelines/stats/wave_scores.py from the very
   files written here): bottom 3 → listed; a listed county outside the bottom 10 is inspected and
   delisted when the 摘帽 targets are met (an inspection can fail).
 """
@@ -405,7 +405,7 @@ def _published_scores(survey: pl.DataFrame, sheet: pl.DataFrame, county_frame: p
                       questionnaire) -> pl.DataFrame:
     """The wave's published scores, as the scoring pipeline computes them from the files."""
     from pipelines.scheme.definitions import load_definitions
-    from pipelines.stats.scoring import score_frames
+    from pipelines.stats.wave_scores import score_frames
 
     responses = survey.rename({f"Q{n}": item.column
                                for n, item in enumerate(questionnaire.items, start=1)})

@@ -1,7 +1,8 @@
-"""Design-based estimation: ratio means with Taylor-linearised variances, and raking.
+"""Design-based ratio means with Taylor-linearised variances and covariances.
 
 The estimator is the one in Lumley's R package `survey` (`svydesign` + `svyby(..., svymean,
-na.rm = TRUE)`), checked against it to 1e-6 (tests/fixtures/r_survey/):
+na.rm = TRUE)`), checked against it to 1e-6 (tests/fixtures/r_survey/); the design is
+encoded in pipelines/stats/design.py:
 
 - the mean of `y` in domain d is the ratio  m = Σ w·y / Σ w  over the domain's rows that answered;
 - its influence value for row i is  z_i = w_i·(y_i − m)/Σw  in the domain, 0 elsewhere: a domain is
@@ -25,114 +26,16 @@ correlated items needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy import special  # scipy.stats would add a second to the dashboard's start
 
 from pipelines.core.parallel import map_blocks
-
-LONELY_PSU_RULES = ("adjust", "certainty")
-
-
-class EstimationError(ValueError):
-    """A design or data problem, worded for the user (Chinese)."""
-
-
-@dataclass(frozen=True)
-class Design:
-    """A sampling design encoded as integer codes, one entry per row."""
-
-    weight: np.ndarray            # float64, ≥ 0
-    stratum: np.ndarray           # int64 codes 0..H−1
-    psu: np.ndarray | None        # int64 codes 0..P−1 (None: every row is its own PSU)
-    psus_in_stratum: np.ndarray   # n_h, per stratum code, in the full design
-    fpc_factor: np.ndarray        # f_h per stratum code (1 without fpc)
-    lonely_psu: str = "adjust"
-
-    @property
-    def n_rows(self) -> int:
-        return self.weight.size
-
-    @property
-    def n_strata(self) -> int:
-        return self.psus_in_stratum.size
-
-
-def domain_codes(frame: pl.DataFrame,
-                 columns: Sequence[str]) -> tuple[np.ndarray, pl.DataFrame]:
-    """Integer code per row for the combination of `columns`, and the key frame in code order."""
-    if len(columns) == 1:
-        codes, uniques = _factorize(frame.get_column(columns[0]))
-        return codes, pl.DataFrame({columns[0]: uniques})
-    keys = frame.select(columns)
-    indexed = keys.with_row_index("__row")
-    unique = keys.unique(maintain_order=False).sort(columns, nulls_last=True) \
-        .with_row_index("__code")
-    joined = indexed.join(unique, on=list(columns), how="left", nulls_equal=True).sort("__row")
-    return joined["__code"].to_numpy().astype(np.int64), unique.drop("__code")
-
-
-def _factorize(series: pl.Series) -> tuple[np.ndarray, pl.Series]:
-    """Codes in sorted order of the values (nulls last), and the values in code order."""
-    if series.dtype.is_integer() and series.len() and not series.null_count():
-        values = series.to_numpy().astype(np.int64, copy=False)
-        low, span = int(values.min()), int(values.max()) - int(values.min()) + 1
-        if span <= 4 * values.size:          # small range: a presence table, no sort or join
-            present = np.zeros(span, dtype=bool)
-            present[values - low] = True
-            code_of = np.cumsum(present) - 1
-            return code_of[values - low], pl.Series(series.name, np.flatnonzero(present) + low,
-                                                    dtype=series.dtype)
-    uniques = series.unique().sort(nulls_last=True)
-    codes = series.to_frame("v").join(uniques.to_frame("v").with_row_index("c"), on="v",
-                                      how="left", nulls_equal=True, maintain_order="left")["c"]
-    return codes.to_numpy().astype(np.int64), uniques
-
-
-def make_design(frame: pl.DataFrame, *, weight: str, strata: str | Sequence[str] | None = None,
-                psu: str | None = None, fpc: str | None = None,
-                lonely_psu: str = "adjust") -> Design:
-    """Encode the design columns of `frame`. PSU labels are taken as nested within strata."""
-    if lonely_psu not in LONELY_PSU_RULES:
-        raise EstimationError(f"单一PSU层的处理规则应为 {'/'.join(LONELY_PSU_RULES)} 之一")
-    w = frame[weight].cast(pl.Float64).to_numpy()
-    if np.isnan(w).any() or not np.isfinite(w).all() or (w < 0).any():
-        raise EstimationError(f"权重列 {weight} 含空值、非有限值或负数")
-    n = frame.height
-    strata_cols = [strata] if isinstance(strata, str) else list(strata or [])
-    if strata_cols:
-        stratum, _ = domain_codes(frame, strata_cols)
-    else:
-        stratum = np.zeros(n, dtype=np.int64)
-    n_strata = int(stratum.max()) + 1 if n else 0
-    if psu is not None:
-        psu_codes, _ = domain_codes(frame.with_columns(pl.Series("__stratum", stratum)),
-                              ["__stratum", psu])
-        first = np.full(int(psu_codes.max()) + 1 if n else 0, -1, dtype=np.int64)
-        first[psu_codes] = stratum
-        psus_in_stratum = np.bincount(first, minlength=n_strata)
-    else:
-        psu_codes = None
-        psus_in_stratum = np.bincount(stratum, minlength=n_strata)
-    fpc_factor = np.ones(n_strata)
-    if fpc is not None:
-        population = frame[fpc].cast(pl.Float64).to_numpy()
-        per_stratum = np.full(n_strata, np.nan)
-        per_stratum[stratum] = population
-        if np.any(np.bincount(stratum, weights=(population != per_stratum[stratum]),
-                              minlength=n_strata)):
-            raise EstimationError(f"有限总体校正列 {fpc} 在同一层内取值不一致")
-        if np.all(per_stratum <= 1):  # sampling fractions
-            fpc_factor = 1 - per_stratum
-        else:
-            if np.any(per_stratum < psus_in_stratum):
-                raise EstimationError(f"有限总体校正列 {fpc} 小于该层的样本PSU数")
-            fpc_factor = np.where(np.isinf(per_stratum), 1.0,
-                                  (per_stratum - psus_in_stratum) / per_stratum)
-    return Design(w, stratum, psu_codes, psus_in_stratum, fpc_factor, lonely_psu)
+from pipelines.scheme.definitions import LonelyPsu
+from pipelines.stats.design import Design, domain_codes, make_design
+from pipelines.stats.tquantiles import t_interval
 
 
 @dataclass(frozen=True)
@@ -409,43 +312,10 @@ def _starts(sorted_keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(flags)
 
 
-CORNISH_FISHER_DF = 100  # from here on the expansion is within 5e-8 of the exact t quantile
-
-
-def t_quantiles(df: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Student t quantiles (broadcast over `df` and `probs`): exact (`stdtrit`) below
-    CORNISH_FISHER_DF, above it the Cornish–Fisher expansion in 1/df to the fourth order
-    (Abramowitz & Stegun 26.7.5) around the normal quantile, which is many times faster and agrees
-    to 5e-8 for probabilities in [1e-4, 1 − 1e-4] (tests/test_estimation.py)."""
-    df, probs = np.asarray(df, dtype=np.float64), np.asarray(probs, dtype=np.float64)
-    z = special.ndtri(probs)
-    z2 = z * z
-    g1 = (z2 + 1) * z / 4
-    g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
-    g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
-    g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = z + (g1 + (g2 + (g3 + g4 / df) / df) / df) / df
-    small = ~(df >= CORNISH_FISHER_DF)           # NaN df too: stdtrit gives NaN
-    if small.any():
-        df_b, probs_b, out = (np.array(a) for a in np.broadcast_arrays(df, probs, out))
-        exact = np.broadcast_to(small, out.shape)
-        out[exact] = special.stdtrit(df_b[exact], probs_b[exact])
-    return out
-
-
-def t_interval(mean: np.ndarray, se: np.ndarray, df: np.ndarray,
-               level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """mean ± t_{df} · se; NaN where df < 1 (no variance estimate is possible)."""
-    distinct, which = np.unique(np.where(np.asarray(df) >= 1, df, np.nan), return_inverse=True)
-    q = t_quantiles(distinct, 0.5 + level / 2)[which].reshape(np.shape(df))
-    return mean - q * se, mean + q * se
-
-
 def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
             strata: str | Sequence[str] | None = None, psu: str | None = None,
             fpc: str | None = None, by: str | Sequence[str] | None = None, level: float = 0.95,
-            lonely_psu: str = "adjust") -> pl.DataFrame:
+            lonely_psu: LonelyPsu = "adjust") -> pl.DataFrame:
     """Design-based means of `value` (one or several columns) overall or per `by` domain.
 
     Returns the `by` columns (and `variable` when several values are given) with
@@ -483,78 +353,3 @@ def estimates_frame(est: MeanEstimates, keys: pl.DataFrame, variables: Sequence[
     columns += [pl.Series(name, np.asarray(array, dtype=np.float64).ravel(), nan_to_null=True)
                 for name, array in flat.items()]
     return pl.DataFrame(columns).with_columns(pl.col("df", "n").cast(pl.Int64))
-
-
-# -- raking ------------------------------------------------------------------------------------
-
-
-def rake(frame: pl.DataFrame, *, weight: str, margins: Mapping[str, pl.DataFrame],
-         by: str | Sequence[str] | None = None, population: str = "population",
-         tol: float = 1e-10, max_iter: int = 200) -> pl.Series:
-    """Iterative proportional fitting of `weight` to population `margins`, per `by` domain.
-
-    `margins` maps a column of `frame` to a frame of (`by` columns, that column, `population`).
-    Raises EstimationError (Chinese) when a sample category has no population figure, a populated
-    category has no respondent, the margins of a domain disagree on its total, or the iteration does
-    not converge. Returns the raked weights (same order as `frame`).
-    """
-    by_cols = [by] if isinstance(by, str) else list(by or [])
-    w = frame[weight].cast(pl.Float64).to_numpy().copy()
-    indexed = frame.with_row_index("__row")
-    cells: list[tuple[np.ndarray, np.ndarray]] = []
-    domain_totals: list[pl.DataFrame] = []
-    for variable, table in margins.items():
-        keys = [*by_cols, variable]
-        missing = [c for c in [*keys, population] if c not in table.columns]
-        if missing:
-            raise EstimationError(f"边际表 {variable} 缺少列：{'、'.join(missing)}")
-        table = table.select(*keys, pl.col(population).cast(pl.Float64))
-        table = table.group_by(keys).agg(pl.col(population).sum()).sort(keys) \
-            .with_row_index("__cell")
-        joined = indexed.select("__row", *keys).join(table, on=keys, how="left",
-                                                      maintain_order="left")
-        unmatched = joined.filter(pl.col("__cell").is_null())
-        if unmatched.height:
-            example = unmatched.row(0, named=True)
-            where = "，".join(f"{k}={example[k]}" for k in keys)
-            raise EstimationError(f"样本中的类别（{where}）在边际表 {variable} 中没有人口数，"
-                                  f"共 {unmatched.height} 名受访者")
-        cell = joined["__cell"].to_numpy().astype(np.int64)
-        present = np.bincount(cell, minlength=table.height) > 0
-        target = table[population].to_numpy()
-        empty = (~present) & (target > 0)
-        if empty.any():
-            example = table.filter(pl.Series(empty)).row(0, named=True)
-            where = "，".join(f"{k}={example[k]}" for k in keys)
-            raise EstimationError(f"边际表 {variable} 的类别（{where}）有人口但样本中没有受访者，"
-                                  f"无法加权（共 {int(empty.sum())} 个空类别）；请合并类别")
-        cells.append((cell, target))
-        domain_totals.append(
-            table.group_by(by_cols).agg(pl.col(population).sum().alias(variable)) if by_cols
-            else pl.DataFrame({"__all": [0], variable: [float(target.sum())]}))
-    if len(domain_totals) > 1:
-        on = by_cols or ["__all"]
-        merged = domain_totals[0]
-        for extra in domain_totals[1:]:
-            merged = merged.join(extra, on=on, how="full", coalesce=True)
-        names = list(margins)
-        spread = merged.select(*on, pl.max_horizontal(names).alias("hi"),
-                               pl.min_horizontal(names).alias("lo"))
-        bad = spread.filter(((pl.col("hi") - pl.col("lo")).abs() > 1e-6 * pl.col("hi").abs())
-                            | pl.col("hi").is_null() | pl.col("lo").is_null())
-        if bad.height:
-            example = bad.row(0, named=True)
-            where = "，".join(f"{k}={example[k]}" for k in by_cols) or "全体"
-            raise EstimationError(f"各边际表的总人口不一致（{where}：{example['lo']:g} 与 "
-                                  f"{example['hi']:g}），无法同时满足")
-    for _ in range(max_iter):
-        worst = 0.0
-        for cell, target in cells:
-            current = np.bincount(cell, weights=w, minlength=target.size)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                factor = np.where(current > 0, target / current, 1.0)
-            w *= factor[cell]
-            worst = max(worst, float(np.max(np.abs(factor[current > 0] - 1.0), initial=0.0)))
-        if worst < tol:
-            return pl.Series(weight, w)
-    raise EstimationError(f"加权迭代 {max_iter} 次仍未收敛（最大调整 {worst:.2e}），请检查边际表")
