@@ -41,11 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     build = with_db(sub.add_parser("build", help="由 surveys/ 构建数据仓库（已存在则跳过）"))
     build.add_argument("--source", type=Path, default=None, help="省份数据目录（默认示例省份）")
     ingest = with_db(sub.add_parser("ingest", help="导入一期调查数据或工作指标表"))
-    ingest.add_argument("file", type=Path, help="CSV（UTF-8/GBK）、XLSX 或 Parquet 文件")
+    ingest.add_argument("file", type=Path,
+                        help="Excel（xlsx/xls）、WPS（et）、ODS、CSV/TXT（UTF-8/GBK/UTF-16）或 Parquet 文件")
     ingest.add_argument("--wave", required=True, help="期次，例如 2025、2025H1、2025Q4")
     ingest.add_argument("--kind", choices=("survey", "indicators"), default="survey",
                         help="survey = 调查数据（默认），indicators = 工作指标表")
     ingest.add_argument("--replace", action="store_true", help="替换已存在的同期数据（原版本保留）")
+    ingest.add_argument("--equal-weights", action="store_true",
+                        help="文件没有权重列时，确认按等权重（每人权重为1）导入")
     with_db(sub.add_parser("waves", help="列出已导入的期次"))
     loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
     loads.add_argument("--wave", default=None)
@@ -148,11 +151,13 @@ def _warm(db: Path, wh: Warehouse | None = None) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from pipelines.ingest.load import ingest_file
+    from pipelines.ingest.validation import Confirmations
 
     defs = load_definitions()
+    confirmed = Confirmations(equal_weights=args.equal_weights)
     with _open(args.db) as wh:
         result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
-                             progress=sys.stderr.isatty())
+                             progress=sys.stderr.isatty(), confirmed=confirmed)
         for warning in result.warnings:
             print(f"提示：{warning}", file=sys.stderr)
         print(result.summary(), flush=True)

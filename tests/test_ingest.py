@@ -93,7 +93,10 @@ def test_english_headers_and_names_only_are_accepted(wh, defs):
 
 
 def test_missing_weight_column_means_equal_weights(wh, defs):
-    result = ingest_bytes(wh, defs, csv_bytes(small_wave().drop("权重")), "无权重.csv", NEW_WAVE)
+    from pipelines.ingest.validation import Confirmations
+
+    result = ingest_bytes(wh, defs, csv_bytes(small_wave().drop("权重")), "无权重.csv", NEW_WAVE,
+                          confirmed=Confirmations(equal_weights=True))
     assert any("等权重" in w for w in result.warnings)
     weights = wh.cursor().sql("select distinct weight from current_responses "
                               "where wave = '2026'").pl()

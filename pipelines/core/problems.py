@@ -17,9 +17,12 @@ class Problem:
     row: int | None  # row as seen in Excel / a text editor (header = 1); None = whole file
     column: str | None  # the column's header as written in the file
     message: str
+    sheet: str | None = None  # the workbook sheet of `row`, when several were read
 
     def describe(self) -> str:
         where = [f"文件“{self.file}”"]
+        if self.sheet is not None:
+            where.append(f"工作表“{self.sheet}”")
         if self.row is not None:
             where.append(f"第{self.row}行")
         if self.column is not None:
@@ -52,10 +55,11 @@ class ProblemList:
         self.items: list[Problem] = []
         self.total = 0
 
-    def add(self, message: str, row: int | None = None, column: str | None = None) -> None:
+    def add(self, message: str, row: int | None = None, column: str | None = None,
+            sheet: str | None = None) -> None:
         self.total += 1
         if len(self.items) < PROBLEM_CAP:
-            self.items.append(Problem(self.file, row, column, message))
+            self.items.append(Problem(self.file, row, column, message, sheet))
 
     def add_rows(self, rows: list[int], column: str | None, message: str, count: int) -> None:
         """Add one problem per offending row (rows are the first few; count is how many in all)."""

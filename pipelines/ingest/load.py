@@ -22,7 +22,13 @@ from pipelines.core.parallel import in_background
 from pipelines.core.problems import IngestError, Problem
 from pipelines.core.waves import wave_display, wave_error
 from pipelines.ingest.readers import IntegerColumns, RawTable, read_table
-from pipelines.ingest.validation import Validated, validate_indicators, validate_survey
+from pipelines.ingest.validation import (
+    NOTHING_CONFIRMED,
+    Confirmations,
+    Validated,
+    validate_indicators,
+    validate_survey,
+)
 from pipelines.scheme.definitions import Definitions
 from pipelines.store.warehouse import ARCHIVE_CODEC, LoadRecord, Warehouse, current_user, pack_archive
 
@@ -49,8 +55,10 @@ class LoadResult:
 
 def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                  kind: str = "survey", *, replace: bool = False, loaded_by: str | None = None,
-                 progress: bool = False, renames: dict[str, str] | None = None) -> LoadResult:
-    """Validate and load `data` (the content of `file_name`) as `kind` for `wave`."""
+                 progress: bool = False, renames: dict[str, str] | None = None,
+                 confirmed: Confirmations = NOTHING_CONFIRMED) -> LoadResult:
+    """Validate and load `data` (the content of `file_name`) as `kind` for `wave`; `confirmed`
+    holds what the analyst confirmed (equal weights, missing counties, a repeated wave)."""
     started = time.perf_counter()
     file_name = safe_file_name(file_name)
     if kind not in KINDS:
@@ -73,11 +81,11 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
     steps.set_postfix_str("读取与校验")
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed)
     steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(
-        data, raw, validated, lambda: _read_as_text(data, file_name, renames))
+        data, raw, validated, lambda: _read_as_text(data, file_name, renames, defs, kind))
     record = LoadRecord(
         kind=kind, wave=wave, source_name=file_name, source_sha256=sha256,
         archive_sha256=sha256 if archive is data else hashlib.sha256(archive).hexdigest(),
@@ -165,14 +173,15 @@ def _integer_headers(defs: Definitions, renames: dict[str, str] | None) -> Integ
 
 
 def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
-                kind: str = "survey", *, renames: dict[str, str] | None = None) -> CheckedFile:
+                kind: str = "survey", *, renames: dict[str, str] | None = None,
+                confirmed: Confirmations = NOTHING_CONFIRMED) -> CheckedFile:
     """Read and validate without writing; raises IngestError with every problem."""
     file_name = safe_file_name(file_name)
     if kind not in KINDS:
         raise IngestError(file_name, [Problem(file_name, None, None, f"未知的数据类型“{kind}”")])
     if message := wave_error(wave):
         raise IngestError(file_name, [Problem(file_name, None, None, message)])
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed)
     sha256 = hashlib.sha256(data).hexdigest()
     return CheckedFile(file_name, wave, kind, validated.frame,
                        list(validated.warnings), dict(validated.dropped_columns),
@@ -181,24 +190,61 @@ def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, w
 
 def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                        kind: str, renames: dict[str, str] | None = None,
+                       confirmed: Confirmations = NOTHING_CONFIRMED,
                        ) -> tuple[RawTable, Validated]:
     """A survey file's answer and age columns are read as integers when they all are; a file
-    that fails a check is read again as text, so every problem quotes its cell as written."""
-    validate = validate_survey if kind == "survey" else validate_indicators
+    that fails a check is read again as text, so every problem quotes its cell as written. What
+    the reader detected (sheets, header row, skipped rows) leads the warnings."""
     integers = _integer_headers(defs, renames) if kind == "survey" else None
-    raw = _apply_renames(read_table(data, file_name, integers), renames)
+    index = _header_index(defs, kind, renames)
+    raw = _apply_renames(read_table(data, file_name, integers, index), renames)
     try:
-        return raw, validate(raw, file_name, wave, defs, wh.counties())
+        validated = _validate(wh, defs, raw, file_name, wave, kind, confirmed)
     except IngestError:
         if _all_text(raw):
             raise
-    raw = _read_as_text(data, file_name, renames)
-    return raw, validate(raw, file_name, wave, defs, wh.counties())
+        raw = _read_as_text(data, file_name, renames, defs, kind)
+        validated = _validate(wh, defs, raw, file_name, wave, kind, confirmed)
+    validated.warnings[:0] = list(raw.notes)
+    return raw, validated
 
 
-def _read_as_text(data: bytes, file_name: str, renames: dict[str, str] | None) -> RawTable:
+def _validate(wh: Warehouse, defs: Definitions, raw: RawTable, file_name: str, wave: str,
+              kind: str, confirmed: Confirmations) -> Validated:
+    if kind == "survey":
+        return validate_survey(raw, file_name, wave, defs, wh.counties(), confirmed)
+    return validate_indicators(raw, file_name, wave, defs, wh.counties(),
+                               history=_indicator_history(wh, wave))
+
+
+def _indicator_history(wh: Warehouse, wave: str) -> pl.DataFrame:
+    """indicator_id → median value over earlier waves (the scale a new sheet should have)."""
+    frames = [wh.indicators(w) for w in wh.waves().get_column("wave").to_list() if w < wave]
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return pl.DataFrame(schema={"indicator_id": pl.String, "median": pl.Float64})
+    return pl.concat([f.select("indicator_id", "value") for f in frames]).group_by(
+        "indicator_id").agg(pl.col("value").median().alias("median"))
+
+
+def _header_index(defs: Definitions, kind: str, renames: dict[str, str] | None,
+                  ) -> dict[str, str]:
+    """Normalised alias → field, with the analyst's chosen headers, to find a sheet's header."""
+    from pipelines.core.headers import build_alias_index, normalise_header
+    from pipelines.ingest.validation import header_targets
+
+    index = build_alias_index(header_targets(defs, kind))
+    for header, target in (renames or {}).items():
+        if target:
+            index[normalise_header(header)] = target
+    return index
+
+
+def _read_as_text(data: bytes, file_name: str, renames: dict[str, str] | None,
+                  defs: Definitions | None = None, kind: str = "survey") -> RawTable:
     """Every cell as text, with the analyst's renames."""
-    return _apply_renames(read_table(data, file_name), renames)
+    index = _header_index(defs, kind, renames) if defs is not None else None
+    return _apply_renames(read_table(data, file_name, header_index=index), renames)
 
 
 def _all_text(raw: RawTable) -> bool:
@@ -218,13 +264,15 @@ def ingest_file(wh: Warehouse, defs: Definitions, path: Path, wave: str, kind: s
 
 def _archive_bytes(data: bytes, raw: RawTable, validated: Validated,
                    as_text: Callable[[], RawTable]) -> tuple[bytes, bool]:
-    """The raw file as received, unless personal-data columns were dropped: then a UTF-8 CSV of
-    the file without them (personal data must never be stored, not even in the archive)."""
-    if not validated.dropped_columns:
+    """The raw file as received, unless it holds columns the definitions do not keep (personal
+    data, free text such as 备注) or is a workbook laid out for reading: then a UTF-8 CSV of the
+    kept columns, as read (nothing that is not stored may be kept in the archive either)."""
+    left_out = list(validated.dropped_columns) + list(validated.ignored_columns)
+    if not left_out and raw.row_numbers is None:
         return data, False
     if not _all_text(raw):
         raw = as_text()   # the cells as written ("03", not 3)
-    kept = raw.frame.drop(list(validated.dropped_columns))
+    kept = raw.frame.drop([c for c in left_out if c in raw.frame.columns])
     return kept.write_csv(line_terminator="\n").encode("utf-8"), True
 
 

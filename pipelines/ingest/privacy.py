@@ -3,9 +3,16 @@
 A column is dropped when its header says what it is (电话, 手机号, 身份证, 姓名 …) or when most of its
 filled cells look like a mobile/landline number or an ID-card number. Dropping is reported as a
 warning; the archived copy of the file has those columns removed too.
+
+Columns the questionnaire keeps are never dropped: the respondent id is checked on its own (a real
+ID-card number passes the GB 11643 check digit and holds a plausible birth date; a 12- or 18-digit
+survey id almost never does), and other kept text cells are screened for a phone or ID-card number
+written inside them (`numbers_in_text`).
 """
 
 from __future__ import annotations
+
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -32,14 +39,15 @@ _SHARE_THRESHOLD = 0.5
 
 
 def personal_data_columns(frame: pl.DataFrame, keep: set[str]) -> dict[str, str]:
-    """Columns holding personal data → what they hold. Columns in `keep` are mapped ones that
-    passed their own type checks (a respondent id is not a phone number) and are not screened by
-    name, only by value."""
+    """Columns holding personal data → what they hold. Columns in `keep` (those the
+    questionnaire maps) are never dropped here: see `id_column_problem` and `numbers_in_text`."""
     found: dict[str, str] = {}
     # one random sample of rows serves every column's quick screen (sampling each column on its
     # own walked a million cells per column)
     rows = _sample_rows(frame) if frame.height > 5 * _SCREEN_SAMPLE else None
     for column in frame.columns:
+        if column in keep:
+            continue
         key = normalise_header(column)
         if column not in keep:
             for kind, words in _HEADER_WORDS.items():
@@ -111,3 +119,53 @@ class _Cells:
         if self._all is None:
             self._all = _without_spaces(self.values.drop_nulls())
         return _share(self._all, pattern)
+
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+_MOBILE = r"^(\+?86[- ]?)?1[3-9]\d{9}$"
+# free text: a mobile, an area-code landline (010/02x/0[3-9]xx, local number not starting 0/1) or
+# an 18-character ID-card form, not inside a longer run of digits
+_IN_TEXT = (r"(^|[^\d])(1[3-9]\d{9}|0(10|2\d|[3-9]\d{2})-?[2-9]\d{6,7}|\d{17}[\dXx])($|[^\dXx])")
+
+
+def valid_id_cards(cells: pl.Series) -> pl.Series:
+    """Whether each cell is a real resident ID-card number: 17 digits and a GB 11643 check
+    character, with a birth date (characters 7–14) between 1900 and today."""
+    text = cells.cast(pl.String).str.strip_chars().str.to_uppercase()
+    shaped = text.str.contains(r"^\d{17}[\dX]$").fill_null(False)
+    frame = pl.DataFrame({"t": text.set(~shaped, None)})
+    total = pl.sum_horizontal(pl.col("t").str.slice(i, 1).cast(pl.Int32) * w
+                              for i, w in enumerate(_ID_WEIGHTS))
+    expected = pl.lit(_ID_CHECK).str.slice(total % 11, 1)
+    birth = pl.col("t").str.slice(6, 8).str.to_date("%Y%m%d", strict=False)
+    today = date.today()
+    valid = (expected == pl.col("t").str.slice(17, 1)) & birth.is_not_null() \
+        & (birth >= date(1900, 1, 1)) & (birth <= today)
+    return frame.select(valid.fill_null(False)).to_series()
+
+
+def id_column_problem(cells: pl.Series) -> str | None:
+    """Why a respondent-id column cannot be stored, or None. Most filled cells being real ID-card
+    numbers or mobile numbers means the column is personal data, not a survey id."""
+    values = cells.drop_nulls().cast(pl.String)
+    if values.len() == 0:
+        return None
+    if values.len() > _SCREEN_SAMPLE:
+        values = values.sample(_SCREEN_SAMPLE, seed=0)
+    if float(valid_id_cards(values).mean() or 0.0) >= _SHARE_THRESHOLD:
+        return ("受访者编号列中多数是真实的身份证号码（校验位与出生日期均有效），个人信息不能导入："
+                "请改用调查机构的样本编号后重新导出")
+    if _share(_without_spaces(values), _MOBILE) >= _SHARE_THRESHOLD:
+        return "受访者编号列中多数是手机号码，个人信息不能导入：请改用调查机构的样本编号后重新导出"
+    return None
+
+
+def numbers_in_text(cells: pl.Series) -> pl.Series:
+    """Whether each text cell holds a phone or ID-card number somewhere inside it (null → False);
+    an 18-character number counts only when it is a real ID-card number."""
+    text = cells.cast(pl.String).str.replace_all(r"[\s\u3000]", "")
+    found = text.str.extract(_IN_TEXT, 2)
+    is_id = found.str.len_chars() == 18
+    real = valid_id_cards(found.set(~is_id.fill_null(False), None))
+    return (found.is_not_null() & (~is_id.fill_null(False) | real)).fill_null(False)

@@ -33,6 +33,9 @@ class RawTable:
     frame: pl.DataFrame  # text (pl.String), headers as in the file; see `IntegerColumns`
     file_format: str  # CSV / XLSX / Parquet
     encoding: str | None
+    row_numbers: pl.Series | None = None  # each row's number as seen in Excel (None: header + 1…)
+    sheet_names: pl.Series | None = None  # each row's sheet, when several sheets were read
+    notes: tuple[str, ...] = ()           # what the reader detected (sheets, header row, skips)
 
 
 # the file's headers → those whose cells should all be whole numbers (a CSV's are then parsed as
@@ -44,10 +47,16 @@ class _NotUtf8(Exception):
     """A file taken for UTF-8 (its header line is) has other bytes further on."""
 
 
+SPREADSHEETS = {".xlsx": "XLSX", ".xlsm": "XLSX", ".xls": "XLS", ".xlsb": "XLSB", ".et": "ET",
+                ".ods": "ODS"}
+
+
 def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | None = None,
-               ) -> RawTable:
+               header_index: dict[str, str] | None = None) -> RawTable:
     """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese.
-    The caps of pipelines/limits.py apply before anything large is built in memory."""
+    The caps of pipelines/limits.py apply before anything large is built in memory.
+    `header_index` (normalised alias → field) lets a spreadsheet's header row and data sheets be
+    found (see sheets.py); without it a sheet's first row is its header."""
     caps = limits()
     suffix = Path(file_name.lower().removesuffix(".gz")).suffix
     if len(data) > caps.file_bytes:
@@ -56,15 +65,17 @@ def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | No
         data = _gunzip(data, file_name, caps)
     if not data or data.isspace():   # not `strip()`: that copies the whole file
         raise _fail(file_name, "文件为空")
-    if suffix in (".xlsx", ".xlsm"):
-        _check_zip(data, file_name, caps)
-        table = _read_xlsx(data, file_name)
+    if suffix in SPREADSHEETS:
+        if data[:4] == b"PK\x03\x04":
+            _check_zip(data, file_name, caps)
+        table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index)
     elif suffix == ".parquet":
         table = _read_parquet(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
         table = _read_csv(data, file_name, integer_columns)
     else:
-        raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 CSV、XLSX 或 Parquet 文件")
+        raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 Excel（xlsx/xls）、WPS（et）、"
+                               "ODS、CSV、文本（txt）或 Parquet 文件")
     _check_shape(table.frame, file_name, caps)
     return table
 
@@ -287,14 +298,27 @@ def _line_by_line_field_counts(text: str, delimiter: str, file_name: str) -> Non
             for line, fields in bad.select("line", "fields").iter_rows()])
 
 
-def _read_xlsx(data: bytes, file_name: str) -> RawTable:
+def _read_spreadsheet(data: bytes, file_name: str, label: str,
+                      header_index: dict[str, str] | None) -> RawTable:
+    from pipelines.ingest import sheets
+
+    is_zip = data[:4] == b"PK\x03\x04"
     try:
-        frame = pl.read_excel(io.BytesIO(data), sheet_id=1, infer_schema_length=0,
-                              raise_if_empty=True)
-    except Exception as exc:  # fastexcel raises several types for broken workbooks
-        raise _fail(file_name, f"XLSX 文件无法读取，可能已损坏或不完整（{type(exc).__name__}）"
+        if is_zip and label == "XLSX" and len(data) <= sheets.OPENPYXL_MAX_BYTES:
+            grids = sheets.read_openpyxl(data)
+        else:
+            grids = sheets.read_calamine(data, is_xlsx=is_zip and label == "XLSX")
+    except Exception as exc:  # the readers raise several types for broken workbooks
+        raise _fail(file_name, f"{label} 文件无法读取，可能已损坏或不完整（{type(exc).__name__}）"
                     ) from None
-    return RawTable(_clean_frame(frame), "XLSX", None)
+    try:
+        table = sheets.to_table(grids, header_index)
+    except sheets.SheetError as exc:
+        raise _fail(file_name, str(exc)) from None
+    if table.frame.height == 0 and table.frame.width == 0:
+        raise _fail(file_name, "文件为空")
+    return RawTable(_clean_frame(table.frame), label, None, table.row_numbers, table.sheet_names,
+                    tuple(table.notes))
 
 
 def _read_parquet(data: bytes, file_name: str) -> RawTable:

@@ -14,11 +14,12 @@ import polars as pl
 from pipelines.core.headers import build_alias_index, match_headers
 from pipelines.core.problems import ProblemList
 from pipelines.core.waves import normalise_wave_cell
-from pipelines.ingest.privacy import personal_data_columns
+from pipelines.ingest.privacy import id_column_problem, numbers_in_text, personal_data_columns
 from pipelines.ingest.readers import FIRST_DATA_ROW, RawTable
 from pipelines.scheme.definitions import Definitions, Item
 
 ROW = "__row"
+SHEET = "__sheet"
 
 
 def _normalised_waves(cells: pl.Series) -> pl.Series:
@@ -29,6 +30,18 @@ ROWS_PER_RULE = 20
 FLAG_VALUES = {"1": 1.0, "0": 0.0, "是": 1.0, "否": 0.0, "有": 1.0, "无": 0.0, "没有": 0.0}
 
 
+@dataclass(frozen=True)
+class Confirmations:
+    """What the analyst confirmed for a file that would otherwise be refused (never assumed)."""
+
+    equal_weights: bool = False          # no weight column: every respondent weighs 1
+    allow_missing_counties: bool = False  # the province's counties absent from the wave
+    allow_repeat: bool = False            # the file repeats an earlier wave's respondents
+
+
+NOTHING_CONFIRMED = Confirmations()
+
+
 @dataclass
 class Validated:
     """A clean file: canonical rows plus what the analyst should know."""
@@ -37,9 +50,17 @@ class Validated:
     warnings: list[str] = field(default_factory=list)
     dropped_columns: dict[str, str] = field(default_factory=dict)  # header → personal-data kind
     mapping: dict[str, str] = field(default_factory=dict)  # header → canonical column
+    ignored_columns: list[str] = field(default_factory=list)  # not in the definitions: not kept
 
 
-def _with_rows(frame: pl.DataFrame) -> pl.DataFrame:
+def _with_rows(frame: pl.DataFrame, raw: RawTable | None = None) -> pl.DataFrame:
+    """The row number each row has in the file as the analyst sees it (a spreadsheet's reader
+    knows them: title rows above the header, skipped rows, several sheets)."""
+    if raw is not None and raw.row_numbers is not None:
+        frame = frame.with_columns(raw.row_numbers.cast(pl.Int64).alias(ROW))
+        if raw.sheet_names is not None:
+            frame = frame.with_columns(raw.sheet_names.alias(SHEET))
+        return frame
     return frame.with_row_index(ROW, offset=FIRST_DATA_ROW).with_columns(pl.col(ROW).cast(pl.Int64))
 
 
@@ -49,7 +70,7 @@ def _report(problems: ProblemList, frame: pl.DataFrame, mask: pl.Expr, column: s
     hits = frame.filter(mask)
     if hits.height:
         for row in hits.head(ROWS_PER_RULE).iter_rows(named=True):
-            problems.add(message(row), row=row[ROW], column=column)
+            problems.add(message(row), row=row[ROW], column=column, sheet=row.get(SHEET))
         problems.total += hits.height - min(hits.height, ROWS_PER_RULE)
 
 
@@ -57,10 +78,16 @@ def _report_repeats(problems: ProblemList, frame: pl.DataFrame, key: str, column
                     message) -> None:
     """Report every row whose `key` already appeared (`_RowChecks` calls it only when some
     did); `__first` in the row is that first row."""
-    first_row = frame.filter(pl.col(key).is_not_null()).group_by(key).agg(
-        pl.col(ROW).min().alias("__first"))
-    with_first = frame.join(first_row, on=key, how="left")
-    _report(problems, with_first, pl.col(ROW) != pl.col("__first"), column, message)
+    indexed = frame.with_row_index("__pos")
+    first_pos = indexed.filter(pl.col(key).is_not_null()).group_by(key).agg(
+        pl.col("__pos").min().alias("__first_pos"))
+    with_first = indexed.join(first_pos, on=key, how="left", maintain_order="left")
+    at = pl.col("__first_pos").fill_null(0)
+    first = pl.format("第{}", pl.col(ROW).gather(at))
+    if SHEET in frame.columns:   # rows of several sheets: say which sheet the first one is on
+        first = pl.format("工作表“{}”第{}", pl.col(SHEET).gather(at), pl.col(ROW).gather(at))
+    with_first = with_first.with_columns(first.alias("__first"))
+    _report(problems, with_first, pl.col("__pos") != pl.col("__first_pos"), column, message)
 
 
 class _RowChecks:
@@ -158,7 +185,8 @@ def target_label(defs: Definitions, target: str) -> str:
 
 
 def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
-                    counties: pl.DataFrame) -> Validated:
+                    counties: pl.DataFrame, confirmed: Confirmations = NOTHING_CONFIRMED,
+                    ) -> Validated:
     """Check a survey file against the questionnaire and the province's counties."""
     q = defs.questionnaire
     problems = ProblemList(file_name)
@@ -168,9 +196,9 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     for target, headers in duplicates.items():
         problems.add(f"多个列都对应“{target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
     dropped = _drop_personal_data(raw.frame, mapped, warnings)
-    for header in unmatched:
-        if header not in dropped:
-            warnings.append(f"“{header}”列不在问卷定义中，已忽略")
+    ignored = [h for h in unmatched if h not in dropped]
+    for header in ignored:
+        warnings.append(f"“{header}”列不在问卷定义中，已忽略（不保存，也不进入归档副本）")
     mapped = {h: t for h, t in mapped.items() if h not in dropped}
     header_of = {t: h for h, t in mapped.items()}
 
@@ -182,12 +210,21 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     for item in q.items:
         if item.column not in header_of:
             problems.add(f"缺少题目“{item.label}”的列（可用列名：{'、'.join(item.aliases[:3])}）")
+    if "weight" not in header_of and not confirmed.equal_weights:
+        problems.add("文件没有权重列（可用列名：" + "、".join(q.columns["weight"].aliases[:6])
+                     + "）。如权重列另有名称，请在列对应中指定；如确认本期按等权重（每人权重为1）"
+                     "计算，请勾选“按等权重导入”（命令行加 --equal-weights）")
     if raw.frame.height == 0:
         problems.add("文件只有表头，没有数据行")
+    if "respondent_id" in header_of and (why := id_column_problem(
+            raw.frame.get_column(header_of["respondent_id"]))):
+        problems.add(why, column=header_of["respondent_id"])
     problems.raise_if_any()
 
-    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for h, t in mapped.items()]))
+    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for h, t in mapped.items()]),
+                       raw)
     checks = _RowChecks(problems)
+    _screen_kept_text(frame, header_of, checks)
     out: dict[str, pl.Expr] = {}
     parsed: list[pl.Expr] = []   # every parsed column in one with_columns, evaluated in parallel
 
@@ -195,7 +232,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     rid, rid_header = pl.col("respondent_id"), header_of["respondent_id"]
     checks.add(rid.is_null(), rid_header, lambda r: "受访者编号为空")
     checks.add_repeats("respondent_id", rid_header,
-                       lambda r: f"受访者编号“{r['respondent_id']}”重复（第{r['__first']}行已出现）")
+                       lambda r: f"受访者编号“{r['respondent_id']}”重复（{r['__first']}行已出现）")
 
     # county: code and/or name, both must be known and agree
     frame = _resolve_county(frame, header_of, counties, checks)
@@ -219,7 +256,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
                    lambda r: f"权重必须为正数，实际为 {r['weight']}")
         out["weight"] = pl.col("__weight")
     else:
-        warnings.append("文件没有权重列，按等权重（每人权重为1）处理")
+        warnings.append("文件没有权重列，已按分析人员确认的等权重（每人权重为1）处理")
         out["weight"] = pl.lit(1.0)
 
     # age: integer within the questionnaire's range (blank allowed)
@@ -268,7 +305,23 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
         pl.lit(wave).alias("wave"), pl.col("respondent_id"),
         *[expr.alias(name) for name, expr in out.items()],
     ).with_columns(pl.col("weight").cast(pl.Float64))
-    return Validated(typed, warnings, dropped, mapped)
+    return Validated(typed, warnings, dropped, mapped, ignored)
+
+
+_SCREENED = ("stratum", "psu", "township", "mode", "county_name", "wave")
+
+
+def _screen_kept_text(frame: pl.DataFrame, header_of: dict[str, str], checks: _RowChecks) -> None:
+    """A kept text cell must not hold a phone or ID-card number (it would be stored and
+    archived); the rule is counted on the distinct spellings (a column holds a few)."""
+    for target in _SCREENED:
+        if target not in header_of or frame.schema[target] != pl.String:
+            continue
+        values = frame.get_column(target).drop_nulls().unique()
+        hits = values.filter(numbers_in_text(values))
+        if hits.len():
+            checks.add(pl.col(target).is_in(hits.implode()), header_of[target],
+                       lambda r: "单元格中含有电话号码或身份证号码，个人信息不能导入：请删除后重新导出")
 
 
 def _per_distinct(cells: pl.Series, fn, dtype: pl.DataType) -> pl.Series:
@@ -336,8 +389,10 @@ def _resolve_county(frame: pl.DataFrame, header_of: dict[str, str], counties: pl
 
 
 def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definitions,
-                        counties: pl.DataFrame) -> Validated:
-    """Check a county × indicator sheet; output is long: county_code, indicator_id, value."""
+                        counties: pl.DataFrame, history: pl.DataFrame | None = None,
+                        ) -> Validated:
+    """Check a county × indicator sheet; output is long: county_code, indicator_id, value.
+    `history` (indicator_id, median over earlier waves) guards the scale of rate columns."""
     catalogue = defs.indicators
     problems = ProblemList(file_name)
     warnings: list[str] = []
@@ -346,9 +401,16 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     for target, headers in duplicates.items():
         problems.add(f"多个列都对应同一指标“{target}”：{'、'.join(headers)}")
     dropped = _drop_personal_data(raw.frame, mapped, warnings)
+    ignored = []
     for header in unmatched:
-        if header not in dropped:
-            problems.add("未知的指标名称：不在指标目录（surveys/indicators.toml）中", column=header)
+        if header in dropped:
+            continue
+        if _mostly_numbers(raw.frame.get_column(header)):
+            problems.add("未知的指标名称：不在指标目录（surveys/indicators.toml）中；如是已有指标的"
+                         "另一种写法，请在列对应中指定，或在指标目录中加入别名", column=header)
+        else:     # 备注, 填报人 …: text the catalogue does not keep
+            ignored.append(header)
+            warnings.append(f"“{header}”列不是指标（文字列），已忽略（不保存，也不进入归档副本）")
     header_of = {t: h for h, t in mapped.items() if h not in dropped}
     if "county_code" not in header_of and "county_name" not in header_of:
         problems.add("缺少区县列：需要“区县代码”或“区县名称”")
@@ -359,7 +421,7 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
         problems.add("文件只有表头，没有数据行")
     problems.raise_if_any()
 
-    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]))
+    frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]), raw)
     checks = _RowChecks(problems)
     frame = _resolve_county(frame, header_of, counties, checks)
     if "period" in header_of:
@@ -372,7 +434,7 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
 
     code_header = header_of.get("county_code", header_of.get("county_name"))
     checks.add_repeats("__county_code", code_header,
-                       lambda r: f"区县 {r['__county_code']} 重复出现（第{r['__first']}行已有）")
+                       lambda r: f"区县 {r['__county_code']} 重复出现（{r['__first']}行已有）")
     checks.report(frame)
     present = set(frame.get_column("__county_code").drop_nulls().to_list())
     for row in counties.filter(~pl.col("county_code").is_in(list(present))).iter_rows(named=True):
@@ -402,6 +464,9 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
         elif ind.kind == "change_pct":
             checks.add(v < -100, h,
                        lambda r, i=ind_id: f"同比变化不能低于 -100%：{r[i]}")
+        if ind.kind == "rate" and (why := _rate_scale_problem(
+                frame.get_column(f"__{ind_id}"), frame.get_column(ind_id), ind_id, history)):
+            problems.add(why, column=h)
         missing = frame.filter(pl.col(ind_id).is_null()).height
         if missing:
             warnings.append(f"指标“{ind.label}”有 {missing} 个区县为空")
@@ -411,4 +476,34 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     problems.raise_if_any()
     long = pl.concat(values).with_columns(pl.lit(wave).alias("wave")).select(
         "wave", "county_code", "indicator_id", "value")
-    return Validated(long, warnings, dropped, {h: t for t, h in header_of.items()})
+    return Validated(long, warnings, dropped, {h: t for t, h in header_of.items()}, ignored)
+
+
+def _mostly_numbers(cells: pl.Series) -> bool:
+    """Whether most filled cells of an unknown column are numbers (an indicator's values)."""
+    values = cells.drop_nulls().cast(pl.String).str.replace_all(r"[,%％\s]", "")
+    return values.len() > 0 and float(values.cast(pl.Float64, strict=False).is_not_null().mean()
+                                      or 0.0) > 0.5
+
+
+def _rate_scale_problem(values: pl.Series, cells: pl.Series, ind_id: str,
+                        history: pl.DataFrame | None) -> str | None:
+    """A percent rate whose every value is a fraction (≤ 1, none written with %) while earlier
+    waves (or, without any, the unit) say percent: most likely Excel's 91.9% as 0.919. It is
+    refused, never loaded 100× off or guessed."""
+    filled = values.drop_nulls()
+    if filled.len() == 0 or filled.max() > 1 or filled.max() <= 0:
+        return None
+    if cells.drop_nulls().cast(pl.String).str.contains("[%％]").any():
+        return None
+    earlier = None
+    if history is not None and history.height:
+        hit = history.filter(pl.col("indicator_id") == ind_id)
+        earlier = hit["median"][0] if hit.height else None
+    if earlier is not None and earlier <= 1:
+        return None
+    basis = (f"往期该指标的中位数为 {earlier:.1f}" if earlier is not None
+             else "指标目录中该指标的单位为 %")
+    return (f"本列所有数值都在 0–1 之间（如 {filled[0]}），而{basis}：看起来是小数形式的比率"
+            "（0.919 表示 91.9%），直接导入会小100倍。请把本列改为百分数（乘以100，或在 Excel 中"
+            "设为百分比格式后另存）再导入")
