@@ -20,13 +20,13 @@ from pptx.oxml.ns import qn
 from pptx.text.text import TextFrame
 from pptx.util import Emu, Inches, Pt
 
-from pipelines.present import charts
-from pipelines.present.views import component_comparison, county_histories, county_history
-from pipelines.present.figures import SOURCE, chart_png
-from pipelines.exports.pack import METHOD_NOTES, MeetingPack
-from pipelines.ranking.ranks import component_levers
-from pipelines.present.tables import PERCENT, SCORE, Table, progress_table
 from pipelines.core.waves import wave_display
+from pipelines.exports.pack import METHOD_NOTES, MeetingPack
+from pipelines.present import charts
+from pipelines.present.figures import SOURCE, chart_png
+from pipelines.present.tables import PERCENT, SCORE, Table, progress_table
+from pipelines.present.views import component_comparison, county_histories, county_history
+from pipelines.ranking.ranks import component_levers
 
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
@@ -101,7 +101,8 @@ def _format(value: object, kind: str | None) -> str:
     return str(value)
 
 
-def _table(slide, table: Table, left, top, width, *, row_height=Inches(0.32), size=11) -> None:
+def _table(slide, table: Table, left, top, width, *, row_height=None, size=11) -> None:
+    row_height = Inches(0.32) if row_height is None else row_height
     frame = table.frame
     shape = slide.shapes.add_table(frame.height + 1, frame.width, left, top, width,
                                    Emu(row_height * (frame.height + 1)))

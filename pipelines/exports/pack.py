@@ -10,17 +10,23 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from pipelines.present.views import cut_line_scores, overview, ranking_view, Overview
-from pipelines.scheme.definitions import Definitions
+from pipelines.core.waves import wave_display
+from pipelines.present.tables import (
+    Table,
+    comparison_table,
+    component_table,
+    progress_table,
+    ranking_table,
+    risk_display,
+)
+from pipelines.present.views import Overview, cut_line_scores, overview, ranking_view
 from pipelines.ranking.listing import ListingResult
 from pipelines.ranking.ranks import DRAWS
 from pipelines.ranking.risk import delisting_progress, risk_table
 from pipelines.results.wave import listing_result, scored_history
+from pipelines.scheme.definitions import Definitions
 from pipelines.stats.wave_scores import WaveScores
-from pipelines.present.tables import (Table, comparison_table, component_table, progress_table,
-                              ranking_table, risk_display)
 from pipelines.store.warehouse import Warehouse, WarehouseError
-from pipelines.core.waves import wave_display
 
 METHOD_NOTES = (
     "综合得分由居民调查（按抽样设计加权）和县区工作指标按评分方案合成；95%置信区间按泰勒线性化"

@@ -7,8 +7,8 @@ from typing import TextIO
 
 import polars as pl
 
-from pipelines.scheme.definitions import Definitions
 from pipelines.results.wave import score_wave
+from pipelines.scheme.definitions import Definitions
 from pipelines.store.warehouse import Warehouse
 
 SCORE_COLUMNS = ["county_code", "county_name", "city_name", "score", "se", "ci_low", "ci_high",
@@ -71,7 +71,8 @@ def _write_text(table: pl.DataFrame, labels: dict[str, str], out: TextIO, title:
         rows.append([_cell(record[c]) for c in shown])
     widths = [max(_width(r[i]) for r in rows) for i in range(len(shown))]
     for row in rows:
-        out.write("  ".join(_pad(cell, width) for cell, width in zip(row, widths)).rstrip() + "\n")
+        cells = (_pad(cell, width) for cell, width in zip(row, widths, strict=False))
+        out.write("  ".join(cells).rstrip() + "\n")
 
 
 def _cell(value: object) -> str:
