@@ -10,7 +10,7 @@ SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test check lint uv deps system-font system-browser system-r warehouse sample bench
+.PHONY: run test check lint docs uv deps system-font system-browser system-r warehouse sample bench
 
 run: deps system-font warehouse
 	@$(UV) run --locked python -m compileall -q app.py pages pipelines
@@ -26,6 +26,10 @@ check: deps lint
 
 lint: deps
 	$(UV) run --locked ruff check .
+
+# docs/cli.md is generated from the argparse definitions (tests/test_docs.py checks it matches).
+docs: deps
+	$(UV) run --locked python -c 'from pipelines.cli import write_reference; write_reference()'
 
 uv:
 	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \

@@ -10,6 +10,7 @@ import time
 
 import polars as pl
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
 
 from pages._shared import warehouse
 from pipelines import keep_freed_memory, wave_display
@@ -18,6 +19,14 @@ from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_g
 from pipelines.store.warehouse import WarehouseError
 
 keep_freed_memory()      # the server process: short-lived NumPy temporaries reuse memory
+
+if PagesManager.uses_pages_directory:
+    # `streamlit run app.py` on a fresh server: until st.navigation first runs, Streamlit takes
+    # pages/ for its legacy navigation folder and runs this script nested inside that navigation,
+    # so the first visitor's widgets belong to a page that no longer exists after this run (their
+    # wave fell back to the oldest on the next page change). Declare st.navigation and start over.
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 st.set_page_config(page_title="测评看板", page_icon=":material/leaderboard:", layout="wide")
 
@@ -119,4 +128,5 @@ pages = [
 ]
 if granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST:
     pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
+    pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
 st.navigation(pages).run()

@@ -3,6 +3,10 @@ resident memory of one run measured in a fresh process (so earlier cases do not 
 
 from __future__ import annotations
 
+import datetime
+import json
+import os
+import platform
 import resource
 import statistics
 import subprocess
@@ -63,3 +67,37 @@ def report_peak() -> None:
 def peak_case(argv: list[str]) -> str | None:
     """The case to run once when the script was started by `peak_memory_mb`."""
     return argv[argv.index(PEAK_FLAG) + 1] if PEAK_FLAG in argv else None
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _commit() -> str:
+    """The checked-out commit (with "+dirty" when the tree has changes), for the results file."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=root, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               text=True, capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def record_results(bench: str, runs: int, rows: list[dict[str, object]]) -> Path:
+    """Write this run's figures to bench/results/ as JSON: the dated history lives there, in
+    files the benchmarks write, so docs/performance.md holds only the current figures.
+    Set CEPING_BENCH_NO_RECORD=1 to skip (e.g. a trial run on a loaded machine)."""
+    stamp = datetime.datetime.now(datetime.UTC)
+    path = RESULTS / f"{stamp:%Y-%m-%dT%H%M}-{bench}.json"
+    if os.environ.get("CEPING_BENCH_NO_RECORD"):
+        return path
+    RESULTS.mkdir(exist_ok=True)
+    document = {"bench": bench, "utc": stamp.isoformat(timespec="seconds"), "commit": _commit(),
+                "runs": runs, "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                "python": platform.python_version(),
+                "machine": platform.machine(), "rows": rows}
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print(f"recorded {path.relative_to(RESULTS.parent.parent)}", flush=True)
+    return path

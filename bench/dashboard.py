@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import scaled_warehouse  # noqa: E402
+from bench._measure import record_results  # noqa: E402
 
 PAGES = {"县区排名": "得分表", "挂牌风险": "漏斗图", "摘帽进度": "规则判定与正式决定对照",
          "县区画像": "提分杠杆与假设分析", "会议材料": "导出范围", "评分方案": "敏感性分析",
@@ -87,6 +88,7 @@ def main(runs: int = 3, scales: tuple[str, ...] = ("sample", "national")) -> Non
     byte-compiled first, as `make run` does."""
     subprocess.run([sys.executable, "-m", "compileall", "-q", "app.py", "pages", "pipelines"],
                    cwd=Path(__file__).resolve().parent.parent, check=True)
+    rows: list[dict[str, object]] = []
     for scale in scales:
         source = scaled_warehouse(scale)
         computed, stored, switches = [], [], {k: [] for k in PAGES}
@@ -108,6 +110,10 @@ def main(runs: int = 3, scales: tuple[str, ...] = ("sample", "national")) -> Non
         for label, values in switches.items():
             print(f"  switch to {label}: median {statistics.median(values):.2f}s "
                   f"(runs: {', '.join(f'{v:.2f}' for v in values)})")
+        rows.append({"scale": scale, "cold_computed_s": statistics.median(computed),
+                     "cold_stored_s": statistics.median(stored),
+                     "switch_s": {k: statistics.median(v) for k, v in switches.items()}})
+    record_results("dashboard", runs, rows)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import geography_warehouse, wave_file  # noqa: E402
-from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
+from bench._measure import median_time, peak_case, peak_memory_mb, record_results, report_peak  # noqa: E402,E501
 from pipelines.ingest.load import ingest_file  # noqa: E402
 from pipelines.scheme.definitions import load_definitions  # noqa: E402
 from pipelines.store.warehouse import Warehouse  # noqa: E402
@@ -70,6 +70,7 @@ def load_once(case: str, tmp: Path) -> int:
 def main(runs: int) -> None:
     print(f"{'file':<26}{'rows':>11}{'MB':>7}{'median':>9}{'rows/s':>11}{'of which write':>15}"
           f"{'peak MB':>9}")
+    results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         for case, (_, _, file) in CASES.items():
@@ -82,6 +83,9 @@ def main(runs: int) -> None:
             size = file().stat().st_size / 2**20
             print(f"{case:<26}{rows:>11,}{size:>7.0f}{seconds:>8.2f}s{rows / seconds:>11,.0f}"
                   f"{writing:>14.2f}s{peak:>9,.0f}", flush=True)
+            results.append({"file": case, "rows": rows, "mb": size, "seconds": seconds,
+                            "rows_per_s": rows / seconds, "write_s": writing, "peak_mb": peak})
+    record_results("ingest_wave", runs, results)
 
 
 if __name__ == "__main__":

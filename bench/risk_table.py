@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import scaled_warehouse  # noqa: E402
-from bench._measure import median_time, peak_case, peak_memory_mb, report_peak  # noqa: E402
+from bench._measure import median_time, peak_case, peak_memory_mb, record_results, report_peak  # noqa: E402,E501
 from pipelines.ranking.forecast import history_of, next_wave_probabilities  # noqa: E402
 from pipelines.ranking.ranks import simulate_ranks  # noqa: E402
 from pipelines.ranking.risk import risk_table  # noqa: E402
@@ -40,6 +40,7 @@ def history(scale: str):
 
 def main(runs: int) -> None:
     defs = load_definitions()
+    rows: list[dict[str, object]] = []
     print(f"{'scale':<28}{'risk table':>12}{'this wave':>12}{'next wave':>12}{'peak MB':>9}")
     for scale in SCALES:
         scores = history(scale)
@@ -49,8 +50,11 @@ def main(runs: int) -> None:
         past = history_of(scores)
         later = median_time(lambda: next_wave_probabilities(past, draws=DRAWS, seed=2), n_runs)
         label = f"{scale} ({len(scores[-1].model.counties):,} × {len(scores)} waves)"
-        print(f"{label:<28}{full:>11.2f}s{now:>11.2f}s{later:>11.2f}s"
-              f"{peak_memory_mb(__file__, scale):>9,.0f}", flush=True)
+        peak = peak_memory_mb(__file__, scale)
+        print(f"{label:<28}{full:>11.2f}s{now:>11.2f}s{later:>11.2f}s{peak:>9,.0f}", flush=True)
+        rows.append({"scale": scale, "counties": len(scores[-1].model.counties), "waves": len(scores),
+                     "risk_table_s": full, "this_wave_s": now, "next_wave_s": later, "peak_mb": peak})
+    record_results("risk_table", runs, rows)
 
 
 if __name__ == "__main__":

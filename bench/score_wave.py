@@ -32,7 +32,14 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._data import scaled_warehouse  # noqa: E402
-from bench._measure import median_time, paired_median_times, peak_case, peak_memory_mb, report_peak  # noqa: E402
+from bench._measure import (  # noqa: E402
+    median_time,
+    paired_median_times,
+    peak_case,
+    peak_memory_mb,
+    record_results,
+    report_peak,
+)
 from pipelines.scheme.definitions import Definitions, load_definitions  # noqa: E402
 from pipelines.stats.points import POINTS_PREFIX, item_points, scored_items  # noqa: E402
 from pipelines.stats.wave_scores import score_frames  # noqa: E402
@@ -150,6 +157,7 @@ def main(runs: int) -> None:
     items = scored_items(defs.scheme)
     have_r = shutil.which("Rscript") is not None
     contrast = survey_part_contrast(defs, items)
+    rows: list[dict[str, object]] = []
     print(f"{'scale':<30}{'ours':>9}{'floor':>9}{'÷floor':>8}{'pandas':>9}{'÷ours':>7}"
           f"{'R svyby+contrast':>18}{'÷ours':>8}{'peak MB':>9}")
     with tempfile.TemporaryDirectory() as name:
@@ -174,6 +182,7 @@ def main(runs: int) -> None:
                 < 1e-9, "pandas and ours disagree"
             pandas_s = median_time(lambda: pandas_items(df, items), max(1, n_runs // 2))
             r_text = r_ratio = "–"
+            r_seconds: float | None = None
             if have_r and scale == "sample":
                 t_items, t_comp, r_out = r_survey(scored, items, contrast, tmp)
                 first = result.items.filter(pl.col("item_id") == items[0]) \
@@ -186,6 +195,7 @@ def main(runs: int) -> None:
                             gap(first["se"], first["se_right"]), gap(part["est"], part["part"]),
                             gap(part["se"], part["part_se"]))
                 assert worst < 1e-6, f"R and ours disagree by {worst}"
+                r_seconds = t_items + t_comp
                 r_text = f"{t_items:.2f}+{t_comp:.2f}s"
                 r_ratio = f"{(t_items + t_comp) / ours:,.0f}×"
             peak = peak_memory_mb(__file__, scale)
@@ -193,6 +203,10 @@ def main(runs: int) -> None:
             print(f"{label:<30}{ours * 1000:>7.0f}ms{floor * 1000:>7.0f}ms{over_floor:>7.1f}×"
                   f"{pandas_s:>8.2f}s{pandas_s / ours:>6.1f}×{r_text:>18}{r_ratio:>8}{peak:>9,.0f}",
                   flush=True)
+            rows.append({"scale": scale, "counties": counties.height, "respondents": responses.height,
+                         "ours_s": ours, "floor_s": floor, "ours_over_floor": over_floor,
+                         "pandas_s": pandas_s, "r_s": r_seconds, "peak_mb": peak})
+        record_results("score_wave", runs, rows)
         if have_r:
             print("\nR svyby, one item, on slices of the national wave (R's time grows with "
                   "counties × respondents):")

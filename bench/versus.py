@@ -8,8 +8,9 @@ Run: uv run python bench/versus.py REV [rounds]      (e.g. bb96cc1; not part of 
 
 The earlier commit is checked out in a temporary git worktree that shares this tree's virtual
 environment and generated data (bench/.cache/, read only); it builds its own empty warehouses.
-REV must already have bench/_data.py. Cases: scoring (sample, national), the 10,000-draw risk
-table (sample, national), ingest of the national CSV wave.
+REV must already have bench/_data.py and the split stats package (d277eeb or later). Cases:
+scoring (sample, national), the 10,000-draw risk table (sample, national), ingest of the national
+CSV wave.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def main(rev: str, rounds: int) -> None:
                     for side, where in (("now", REPO), (rev, tree)):
                         done = subprocess.run(
                             [sys.executable, str(HERE / "versus.py"), "--case", kind, scale,
-                             str(runs)], cwd=where, capture_output=True, text=True, check=True)
+                             str(runs)], cwd=where, capture_output=True, text=True)
+                        if done.returncode:
+                            raise SystemExit(f"{label} failed in {where}:\n{done.stderr[-2000:]}")
                         results.setdefault(label, {}).setdefault(side, []).append(
                             float(done.stdout.split()[-1]))
             print(f"{'case':<24}{'this tree':>11}{rev:>12}{'ratio':>8}   ({rounds} rounds)")

@@ -13,17 +13,21 @@ import altair as alt
 import polars as pl
 import streamlit as st
 from altair.utils.schemapi import disable_debug_mode
+from streamlit.runtime.pages_manager import PagesManager
 
 from pipelines import (
     Definitions,
     Funnel,
     ListingResult,
+    PlanSettings,
+    SamplePlan,
     WaveScores,
     WhatIf,
     component_levers,
     delisting_progress,
     funnel,
     load_definitions,
+    plan_for_scores,
     result_cache,
     township_scores,
     wave_display,
@@ -36,6 +40,17 @@ from pipelines.present.figures import figure_png
 from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.present.views import Overview, overview, ranking_view
 from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
+
+
+def require_entry() -> None:
+    """Every page calls this first: a page runs only inside app.py's navigation (sidebar, filters,
+    sign-in check). `streamlit run app.py` on a fresh server takes pages/ for Streamlit's legacy
+    navigation folder until st.navigation first runs, so a bookmarked deep link would run this
+    file alone; switch the server to st.navigation and rerun, and app.py runs first."""
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
 
 # Altair validates every schema object as it is built (debug mode): a county map's inline data is
 # then checked value by value on each page view. The chart builders are validated by the tests and
@@ -191,6 +206,24 @@ def what_if_result(wave: str, county: str, changes: dict[str, float]) -> WhatIf:
     """The score, rank and bottom-k chances a county would have after `changes` (raw units)."""
     chosen = tuple(sorted((k, float(v)) for k, v in changes.items() if v))
     return _guard(lambda path, version, w: _what_if(path, version, w, county, chosen), wave)
+
+
+@st.cache_resource(max_entries=32, show_spinner="正在规划各县样本量……")
+def _plan(path: str, version: str, wave: str, total: int, minimum: int, maximum: int | None,
+          fixed: tuple[tuple[str, int], ...], weights: tuple[tuple[int, float], ...]) -> SamplePlan:
+    settings = PlanSettings(total=total, min_per_county=minimum, max_per_county=maximum,
+                            fixed=dict(fixed), weights=dict(weights),
+                            seed=definitions().scheme.estimation.seed)
+    return plan_for_scores(_history(path, version, wave), warehouse().counties(), settings)
+
+
+def sample_plan(wave: str, total: int, minimum: int, maximum: int | None,
+                fixed: dict[str, int], weights: dict[int, float]) -> SamplePlan:
+    """The next wave's sample plan from the history up to `wave`, once per data version and
+    settings (raises PlanError for settings that admit no allocation)."""
+    return _guard(lambda path, version, w: _plan(path, version, w, total, minimum, maximum,
+                                                 tuple(sorted(fixed.items())),
+                                                 tuple(weights.items())), wave)
 
 
 def warm_after_publish() -> str:

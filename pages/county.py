@@ -10,6 +10,7 @@ from pages._shared import (
     history,
     levers,
     percent,
+    require_entry,
     require_wave,
     risk,
     sample_badge,
@@ -21,6 +22,8 @@ from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present import session_keys as keys
 from pipelines.present.views import component_comparison, county_history
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 wh = warehouse()
 wave = require_wave()
@@ -54,6 +57,7 @@ cols[2].metric("风险等级", row["band"])
 cols[3].metric("本期后3 / 后10", f"{percent(row['p_bottom3'])} / {percent(row['p_bottom10'])}")
 cols[4].metric("下期后3 / 后10",
                f"{percent(row['p_bottom3_next'])} / {percent(row['p_bottom10_next'])}")
+cols[4].caption(f"其中下期一票否决概率 {percent(row['p_veto_next'])}")
 if row["veto_reason"]:
     st.error(f"一票否决：{row['veto_reason']}（得分记为0）")
 

@@ -7,15 +7,15 @@ import datetime
 import polars as pl
 import streamlit as st
 
-from pages._shared import definitions, is_analyst, sample_badge, warehouse, warm_after_publish
+from pages._shared import definitions, is_analyst, require_entry, sample_badge, warehouse, warm_after_publish
 from pipelines import (
+    Confirmations,
     IngestError,
     check_bytes,
     column_mapping,
     header_targets,
     indicator_preview,
     ingest_bytes,
-    next_wave,
     read_table,
     safe_file_name,
     survey_preview,
@@ -25,7 +25,10 @@ from pipelines import (
 )
 from pipelines.present import session_keys as keys
 from pipelines.present.access import granted
+from pipelines.present.upload import proposed_wave
 from pipelines.store.warehouse import WarehouseError
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 UNUSED = "（不使用）"
 
@@ -45,10 +48,11 @@ upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本",
 with upload:
     kind = st.radio("数据类型", ["survey", "indicators"], horizontal=True,
                     format_func={"survey": "调查数据（受访者）", "indicators": "工作指标表"}.get)
-    known = wh.waves()["wave"].to_list()
-    if keys.UPLOAD_WAVE not in st.session_state:
-        st.session_state[keys.UPLOAD_WAVE] = next_wave(known[-1]) if known else ""
-    wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key="upload_wave")
+    # one box per data type: a wave whose survey is in proposes itself for its indicator sheet
+    wave_key = f"{keys.UPLOAD_WAVE}_{kind}"
+    if wave_key not in st.session_state:
+        st.session_state[wave_key] = proposed_wave(wh.waves(), kind)
+    wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key=wave_key)
     file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
                             type=["csv", "xlsx", "parquet", "gz"],
                             # a new widget after each publish/discard and per data type: the
@@ -56,6 +60,17 @@ with upload:
                             key=f"upload_file_{kind}_{st.session_state.get(keys.UPLOAD_ROUND, 0)}")
     source = st.text_input("数据来源（用于记住这一来源的列对应关系）", value="默认",
                            key="upload_source")
+    confirmed = Confirmations()
+    if kind == "survey":
+        st.caption("以下情况默认拒绝导入，确认无误后再勾选（勾选会记入导入提示）：")
+        round_ = st.session_state.get(keys.UPLOAD_ROUND, 0)
+        confirmed = Confirmations(
+            equal_weights=st.checkbox("按等权重导入（文件没有权重列时，每人权重为1）",
+                                      key=f"confirm_equal_weights_{round_}"),
+            allow_missing_counties=st.checkbox("允许缺少区县导入（本期确有区县未调查）",
+                                               key=f"confirm_missing_counties_{round_}"),
+            allow_repeat=st.checkbox("确认不是重复的往期数据（文件与已导入的某期大量相同）",
+                                     key=f"confirm_repeat_{round_}"))
     if file is not None and wave:
         data = file.getvalue()
         try:
@@ -84,7 +99,8 @@ with upload:
         renames = {h: t for h, t in chosen.items() if t != automatic.get(h) or
                    mapping.filter(pl.col("header") == h)["how"][0] == "已记住"}
         try:
-            checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind, renames=renames)
+            checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind, renames=renames,
+                                  confirmed=confirmed)
         except IngestError as exc:
             st.error(f"文件未通过校验，共 {exc.total} 个问题（未做任何更改）。请修改后重新上传。")
             st.dataframe(pl.DataFrame([{"行": p.row, "列": p.column, "问题": p.message}
@@ -119,8 +135,12 @@ with upload:
                     st.dataframe(preview.answers, hide_index=True, width="stretch")
             else:
                 changes = indicator_preview(checked.rows, wh.indicators(earlier[-1]))
-                st.markdown(f"较上期变化超过50%的指标值：{changes.height} 个")
-                st.dataframe(changes.head(100), hide_index=True, width="stretch")
+                st.markdown(f"较上期变化超过50%（或由0变为非0）的指标值：{changes.height} 个")
+                st.dataframe(changes.head(100).select(
+                    pl.col("county_code").alias("区县代码"), pl.col("indicator_id").alias("指标"),
+                    pl.col("value").alias("本期"), pl.col("value_previous").alias("上期"),
+                    (pl.col("change") * 100).round(1).alias("变化（%）"),
+                    pl.col("flag").alias("提示")), hide_index=True, width="stretch")
         replace = False
         if checked.replaces is not None and checked.already_loaded is None:
             replace = st.checkbox(f"替换{wave_display(checked.wave)}现有数据（原版本保留，可恢复）")
@@ -129,7 +149,8 @@ with upload:
                           or (checked.replaces is not None and not replace)):
             try:
                 result = ingest_bytes(wh, defs, data, file.name, checked.wave, kind,
-                                      replace=replace, loaded_by=user, renames=renames)
+                                      replace=replace, loaded_by=user, renames=renames,
+                                      confirmed=confirmed)
             except (IngestError, WarehouseError) as exc:
                 st.error(str(exc))
             else:

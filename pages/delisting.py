@@ -10,6 +10,7 @@ from pages._shared import (
     in_city,
     listing,
     progress,
+    require_entry,
     require_wave,
     sample_badge,
     show_table,
@@ -19,6 +20,8 @@ from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present.tables import comparison_table
 from pipelines.present.views import county_histories, county_history
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 
 def unbroken(label: str) -> str:

@@ -8,6 +8,7 @@ from pages._shared import (
     definitions,
     history,
     listing,
+    require_entry,
     require_wave,
     risk,
     sample_badge,
@@ -16,6 +17,8 @@ from pages._shared import (
 )
 from pipelines import build_deck, meeting_pack, meeting_tables, wave_display, workbook_bytes, workbook_note
 from pipelines.present import session_keys as keys
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 wh = warehouse()
 wave = require_wave()

@@ -15,6 +15,7 @@ from pages._shared import (
     overview_summary,
     percent,
     progress,
+    require_entry,
     risk,
     sample_badge,
     selected_wave,
@@ -22,6 +23,8 @@ from pages._shared import (
 )
 from pipelines import wave_display, wave_display_expr
 from pipelines.present import charts
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 wh = warehouse()
 province = wh.meta("province") or "本省"

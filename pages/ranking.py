@@ -10,6 +10,7 @@ from pages._shared import (
     definitions,
     in_city,
     ranking,
+    require_entry,
     require_wave,
     sample_badge,
     show_table,
@@ -19,6 +20,8 @@ from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present.tables import ranking_table
 from pipelines.present.views import chart_rows, cut_line_scores
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 wh = warehouse()
 wave = require_wave()

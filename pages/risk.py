@@ -5,20 +5,23 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (
-                           chart,
-                           city_label,
-                           definitions,
-                           funnel_data,
-                           in_city,
-                           require_wave,
-                           risk,
-                           sample_badge,
-                           show_table,
-                           warehouse,
+    chart,
+    city_label,
+    definitions,
+    funnel_data,
+    in_city,
+    require_entry,
+    require_wave,
+    risk,
+    sample_badge,
+    show_table,
+    warehouse,
 )
 from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present.tables import risk_display
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 wh = warehouse()
 wave = require_wave()

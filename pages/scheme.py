@@ -4,8 +4,10 @@ view (other weights or normalisations → how ranks would change)."""
 import polars as pl
 import streamlit as st
 
-from pages._shared import definitions, history, require_wave, sample_badge, warehouse
+from pages._shared import definitions, history, require_entry, require_wave, sample_badge, warehouse
 from pipelines.present.views import sensitivity
+
+require_entry()   # before anything renders: only inside app.py's navigation
 
 NORMALISATION = {None: "原值（0–100）", "goalposts": "目标值法", "minmax": "全省最小最大",
                  "zscore": "标准分（50+10z）"}
@@ -23,7 +25,9 @@ st.dataframe(pl.DataFrame([{
     "标准化": NORMALISATION.get(c.normalisation, c.normalisation)
     + (f"（{c.lo:g}–{c.hi:g}）" if c.normalisation == "goalposts" else ""),
     "说明": ("题目：" + "、".join(defs.questionnaire.item(i).label for i in c.items)) if c.items
-    else defs.indicators.get(c.indicator).label + ("；按泊松计数计入误差" if c.poisson else ""),
+    else defs.indicators.get(c.indicator).label
+    + ("；由本期与上期两个泊松计数计入误差" if c.change_of else "；按泊松计数计入误差" if c.poisson
+       else ""),
 } for c in scheme.components]), hide_index=True, width="stretch")
 
 st.subheader("一票否决")

@@ -1,5 +1,5 @@
 """测评看板's public API for pages, notebooks and scripts: files → ingest → store → stats → ranking →
-results → present → exports (docs/architecture in README). Names load on first use, so importing
+results → present → exports (docs/architecture.md). Names load on first use, so importing
 the package stays cheap for the dashboard's first paint."""
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
     "WhatIf": "pipelines.ranking.risk",
+    "PlanError": "pipelines.ranking.plan",
+    "PlanSettings": "pipelines.ranking.plan",
+    "SamplePlan": "pipelines.ranking.plan",
+    "plan_for_scores": "pipelines.ranking.plan",
     "what_if": "pipelines.ranking.risk",
     # store
     "Warehouse": "pipelines.store.warehouse",
@@ -50,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "ranking_view": "pipelines.present.views",
     "sensitivity": "pipelines.present.views",
     # ingest
+    "Confirmations": "pipelines.ingest.validation",
     "build_warehouse": "pipelines.ingest.build",
     "check_bytes": "pipelines.ingest.load",
     "column_mapping": "pipelines.ingest.load",

@@ -1,5 +1,5 @@
 """Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score,risk,listing,
-export,set-password}`.
+plan,export,set-password}`.
 
 Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
 error), never a traceback.
@@ -49,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--replace", action="store_true", help="替换已存在的同期数据（原版本保留）")
     ingest.add_argument("--equal-weights", action="store_true",
                         help="文件没有权重列时，确认按等权重（每人权重为1）导入")
+    ingest.add_argument("--allow-missing-counties", action="store_true",
+                        help="调查数据缺少部分区县时，确认按缺少导入（缺少的区县会列出）")
+    ingest.add_argument("--allow-repeat", action="store_true",
+                        help="文件与已导入的往期调查数据大量相同时，确认不是重复上传")
     with_db(sub.add_parser("waves", help="列出已导入的期次"))
     loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
     loads.add_argument("--wave", default=None)
@@ -63,6 +67,16 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    plan = with_db(sub.add_parser("plan", help="下一期抽样方案：按排名需要分配各县样本量"))
+    plan.add_argument("--wave", required=True, help="依据截至该期的数据规划下一期，例如 2025")
+    plan.add_argument("--total", type=int, required=True, help="下一期总样本量（人）")
+    plan.add_argument("--min-per-county", type=int, default=200, help="每县最少样本量（默认 200）")
+    plan.add_argument("--max-per-county", type=int, default=None, help="每县最多样本量（默认不限）")
+    plan.add_argument("--fixed", action="append", default=[], metavar="代码=样本量",
+                      help="固定某县样本量，例如 --fixed 990101=400（可重复）")
+    plan.add_argument("--line-weights", default="1,1", metavar="W1,W2",
+                      help="后3名线、后10名线错判的权重（默认 1,1）")
+    plan.add_argument("--format", choices=("table", "csv", "json"), default="table")
     backup = with_db(sub.add_parser("backup", help="把数据仓库备份到一个新文件"))
     backup.add_argument("out", type=Path, help="备份文件（不存在的新文件，例如 备份-2026-11-23.duckdb）")
     restore = with_db(sub.add_parser("restore", help="由备份文件恢复数据仓库（原仓库另存，不丢失）"))
@@ -83,12 +97,85 @@ def _parser() -> argparse.ArgumentParser:
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
     rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
+    withdraw = with_db(sub.add_parser(
+        "withdraw", help="撤回某期已发布的数据（保留在导入记录中，记入操作记录）"))
+    withdraw.add_argument("--wave", required=True, help="期次，例如 2025")
+    withdraw.add_argument("--kind", choices=("survey", "indicators"), default="survey",
+                          help="survey = 调查数据（默认），indicators = 工作指标表")
+    withdraw.add_argument("--reason", required=True, help="撤回原因（记入操作记录）")
     return parser
+
+
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+def reference_markdown() -> str:
+    """docs/cli.md, rendered from the argparse definitions so the manual cannot drift from the
+    parser (tests/test_docs.py compares the file with this; `make docs` rewrites it)."""
+    parser = _parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    helps = {choice.dest: choice.help for choice in sub._choices_actions}
+    lines = ["# 命令行参考", "",
+             "<!-- 由 pipelines/cli.py 的 argparse 定义生成（make docs），请勿手工编辑。 -->", "",
+             f"{parser.description}。用法：`uv run python -m pipelines <命令> [选项]`；"
+             "每条命令都可加 `-h` 查看帮助。有问题的输入以中文列出全部问题并以状态 1 退出，"
+             "参数有误以状态 2 退出，数据仓库不做任何更改。", "",
+             "| 命令 | 作用 |", "| --- | --- |"]
+    lines += [f"| [`{name}`](#{name}) | {helps.get(name, '')} |" for name in sub.choices]
+    for name, command in sub.choices.items():
+        lines += ["", f"## {name}", "", helps.get(name, "") or "", "",
+                  f"```\n{_usage(command)}\n```", ""]
+        arguments = [a for a in command._actions if not isinstance(a, argparse._HelpAction)]
+        if arguments:
+            lines += ["| 参数 | 说明 | 默认 | 可选值 |", "| --- | --- | --- | --- |"]
+            lines += [_argument_row(a) for a in arguments]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _usage(command: argparse.ArgumentParser) -> str:
+    formatter = argparse.HelpFormatter(command.prog, width=100)
+    formatter.add_usage(command.usage, command._actions, command._mutually_exclusive_groups,
+                        prefix="")
+    return formatter.format_help().strip()
+
+
+def _argument_row(action: argparse.Action) -> str:
+    name = ", ".join(f"`{o}`" for o in action.option_strings) or f"`{action.metavar or action.dest}`"
+    if action.required and action.option_strings:
+        name += "（必填）"
+    default = action.default
+    if isinstance(default, Path):      # machine-independent: the repository's own file name
+        default = default.name
+    shown = "" if default in (None, False, argparse.SUPPRESS) or not action.option_strings \
+        else f"`{default}`"
+    choices = " ".join(f"`{c}`" for c in action.choices) if action.choices else ""
+    text = (action.help or "").replace("|", "\\|")
+    return f"| {name} | {text} | {shown} | {choices} |"
+
+
+def write_reference() -> None:
+    REFERENCE.parent.mkdir(exist_ok=True)
+    REFERENCE.write_text(reference_markdown(), encoding="utf-8")
+
+
+def _report_leftovers(args: argparse.Namespace) -> None:
+    """Partial copies an interrupted restore or build left are removed and said so; the safety
+    copies a restore keeps are named only by `waves` and `restore`, not by every command."""
+    from pipelines.store.leftovers import clean_leftovers
+
+    if getattr(args, "db", None) is None:
+        return
+    found = clean_leftovers(args.db)
+    if not found.removed and args.command not in ("waves", "restore"):
+        return
+    if notice := found.notice():
+        print(notice, file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     keep_freed_memory()
+    _report_leftovers(args)
     try:
         return _COMMANDS[args.command](args)
     except (IngestError, DefinitionError, WarehouseError) as exc:
@@ -154,7 +241,9 @@ def _ingest(args: argparse.Namespace) -> int:
     from pipelines.ingest.validation import Confirmations
 
     defs = load_definitions()
-    confirmed = Confirmations(equal_weights=args.equal_weights)
+    confirmed = Confirmations(equal_weights=args.equal_weights,
+                              allow_missing_counties=args.allow_missing_counties,
+                              allow_repeat=args.allow_repeat)
     with _open(args.db) as wh:
         result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
                              progress=sys.stderr.isatty(), confirmed=confirmed)
@@ -194,6 +283,14 @@ def _rollback(args: argparse.Namespace) -> int:
     with _open(args.db) as wh:
         load_id = wh.rollback_wave(args.wave, args.kind)
     print(f"已将{wave_display(args.wave)}恢复为导入编号 {load_id} 的版本")
+    return 0
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    with _open(args.db) as wh:
+        load_id = wh.withdraw_wave(args.wave, args.kind, reason=args.reason)
+    print(f"已撤回{wave_display(args.wave)}的{'调查数据' if args.kind == 'survey' else '工作指标表'}"
+          f"（导入编号 {load_id}，仍保留在导入记录中；重新导入即可再次发布）")
     return 0
 
 
@@ -268,6 +365,66 @@ def _listing(args: argparse.Namespace) -> int:
 PROGRESS_LABELS = {"listed_in": "挂牌期次", "conditions_met": "已满足", "conditions": "条件数",
                    "missing": "未满足条件", "p_bottom10_next": "下期后10概率",
                    "expected_exit": "预计摘帽"}
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.exports.report import write_table
+    from pipelines.present.plan_views import (
+        PLAN_LABELS,
+        SUMMARY_LABELS,
+        parse_fixed,
+        plan_view,
+        weighting_note,
+    )
+    from pipelines.ranking.plan import PlanError, PlanSettings, plan_for_scores
+    from pipelines.results.wave import scored_history
+
+    defs = load_definitions()
+    lines = (defs.scheme.listing.province_bottom, defs.scheme.listing.city_bottom)
+    try:
+        weights = [float(w) for w in args.line_weights.split(",")]
+        fixed = parse_fixed(args.fixed)
+    except ValueError:
+        print("参数有误：--line-weights 应为两个数（如 1,1），--fixed 应为 代码=样本量",
+              file=sys.stderr)
+        return 2
+    if len(weights) != len(lines) or min(weights) < 0 or sum(weights) <= 0:
+        print("参数有误：--line-weights 应为两个非负数，且不全为 0", file=sys.stderr)
+        return 2
+    settings = PlanSettings(total=args.total, min_per_county=args.min_per_county,
+                            max_per_county=args.max_per_county, fixed=fixed,
+                            weights=dict(zip(lines, weights, strict=True)),
+                            seed=defs.scheme.estimation.seed)
+    with _open(args.db, read_only=True) as wh:
+        history = scored_history(wh, defs, args.wave)
+        counties = wh.counties()
+    try:
+        plan = plan_for_scores(history, counties, settings)
+    except PlanError as exc:
+        print(f"参数有误：{exc}", file=sys.stderr)
+        return 2
+    view = plan_view(plan, counties)
+    summary = plan.summary.select("allocation", *SUMMARY_LABELS)
+    if args.format == "json":
+        json.dump({"counties": view.to_dicts(), "summary": summary.to_dicts()}, sys.stdout,
+                  ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    write_table(view, PLAN_LABELS, args.format, sys.stdout,
+                title=f"依据截至{wave_display(args.wave)}的数据，下一期抽样方案（总样本量 {args.total}）",
+                shown=tuple(PLAN_LABELS))
+    if args.format == "table":
+        print()
+        write_table(summary, SUMMARY_LABELS, "table", sys.stdout,
+                    title="预计错判区县数（公布名次与真实水平分处后"
+                          f"{lines[0]}名/后{lines[1]}名分界线两侧的区县数，同一总样本量）"
+                          + weighting_note(plan),
+                    shown=tuple(SUMMARY_LABELS))
+        print(f"抽样误差中调查部分约占 {plan.survey_share:.0%}（各县中位数），其余为计数指标的泊松误差，"
+              "样本量不能缩小它。")
+    return 0
 
 
 def _backup(args: argparse.Namespace) -> int:
@@ -379,6 +536,6 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
-             "loads": _loads, "rollback": _rollback, "score": _score, "risk": _risk,
-             "listing": _listing, "export": _export, "scaled": _scaled,
+             "loads": _loads, "rollback": _rollback, "withdraw": _withdraw, "score": _score,
+             "risk": _risk, "listing": _listing, "plan": _plan, "export": _export, "scaled": _scaled,
              "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password}

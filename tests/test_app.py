@@ -140,13 +140,15 @@ def test_viewer_cannot_reach_data_management(monkeypatch, db_copy, analyst_hash)
     assert at.session_state["role"] == "viewer"
 
 
+@pytest.mark.slow
 def test_analyst_uploads_a_gbk_wave_and_it_appears_in_the_ranking(monkeypatch, db_copy,
                                                                    analyst_hash):
     at = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
     assert at.session_state["role"] == "analyst"
     at.switch_page("pages/data.py").run()
     assert at.title[0].value == "数据管理" and not at.exception
-    survey = sample_wave("2025").with_columns(pl.lit("2026").alias("调查期次"))
+    survey = sample_wave("2025").with_columns(    # a new wave: new respondent ids
+        pl.lit("2026").alias("调查期次"), (pl.lit("N") + pl.col("受访者编号")).alias("受访者编号"))
     at.text_input[0].set_value("2026").run()
     at.file_uploader[0].upload("2026年调查.csv", csv_bytes(survey, "gbk"), "text/csv").run()
     assert not at.exception
@@ -187,6 +189,7 @@ def test_a_bad_upload_shows_every_problem_and_changes_nothing(monkeypatch, db_co
     assert set(problems["列"]) == {"权重"} and problems["行"].min() == 2
 
 
+@pytest.mark.slow
 def test_first_run_builds_the_warehouse(monkeypatch, tmp_path):
     db = tmp_path / "fresh.duckdb"
     at = run_app(monkeypatch, db)
@@ -225,7 +228,9 @@ def test_column_mapping_is_chosen_once_and_remembered_per_source(monkeypatch, db
     at.switch_page("pages/data.py").run()
     survey = sample_wave("2025", counties=3).with_columns(pl.lit("2026").alias("调查期次")) \
         .rename({"受访者编号": "访问序号"})          # a spelling no alias knows
-    at.text_input(key="upload_wave").set_value("2026").run()
+    at.text_input(key="upload_wave_survey").set_value("2026").run()
+    at.checkbox(key="confirm_missing_counties_0").check().run()   # 3 of 88 counties of 2025,
+    at.checkbox(key="confirm_repeat_0").check().run()             # relabelled
     at.text_input(key="upload_source").set_value("某市民调中心").run()
     at.file_uploader[0].upload("某市.csv", csv_bytes(survey), "text/csv").run()
     assert any("未通过校验" in e.value for e in at.error)     # 受访者编号 is missing
@@ -258,6 +263,7 @@ def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path)
     assert any("放入边界文件" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_meeting_deck_is_built_from_the_page(monkeypatch, db_copy):
     """A leader (viewer) chooses a city, builds the deck and gets a download button with it."""
     import io

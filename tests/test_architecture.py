@@ -98,3 +98,20 @@ def test_pages_use_the_public_api_present_and_store_only():
 def test_public_api_names_resolve():
     for name in pipelines.__all__:
         assert getattr(pipelines, name) is not None, name
+
+
+def test_every_page_first_checks_it_runs_inside_the_entry_file():
+    """A page's first statement after its imports is require_entry(): on a fresh `streamlit run
+    app.py` server a bookmarked deep link would otherwise run the page without app.py."""
+    wrong = []
+    for path in sorted((ROOT / "pages").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        body = [n for n in ast.parse(path.read_text()).body
+                if not isinstance(n, ast.Import | ast.ImportFrom)
+                and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+        first = body[0] if body else None
+        if not (isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
+                and getattr(first.value.func, "id", "") == "require_entry"):
+            wrong.append(path.name)
+    assert not wrong, f"pages that do not call require_entry() first: {wrong}"

@@ -14,7 +14,7 @@ from pipelines.cli import main
 from pipelines.ingest.load import ingest_bytes
 from pipelines.store.backup import backup, restore
 from pipelines.store.warehouse import Warehouse, WarehouseError
-from tests.conftest import csv_bytes, sample_wave, sha256_of
+from tests.conftest import PARTIAL, csv_bytes, sample_wave, sha256_of
 
 TABLES = ("meta", "cities", "counties", "margins", "raw_files", "loads", "waves", "responses",
           "indicators", "decisions", "inspections")
@@ -43,7 +43,8 @@ def test_backup_and_restore_round_trip(db_copy, tmp_path, defs):
     wh = Warehouse.open(target)
     try:
         survey = sample_wave("2025", counties=5).with_columns(pl.lit("2026").alias("调查期次"))
-        result = ingest_bytes(wh, defs, csv_bytes(survey), "2026.csv", "2026", loaded_by="测试")
+        result = ingest_bytes(wh, defs, csv_bytes(survey), "2026.csv", "2026", loaded_by="测试",
+                              confirmed=PARTIAL)
         assert result.load_id == before["loads"]["load_id"].max() + 1
         actions = wh.audit_log()["action"].to_list()
         assert actions[:2] == ["发布调查数据", "恢复备份"]
@@ -103,6 +104,7 @@ def test_no_change_from_the_command_line_while_the_dashboard_holds_the_warehouse
         wh.close()
 
 
+@pytest.mark.slow
 def test_restore_refuses_while_the_dashboard_holds_the_warehouse(db_copy, tmp_path):
     out = tmp_path / "b.duckdb"
     backup(db_copy, out)
@@ -123,7 +125,8 @@ def test_every_data_change_is_audited(db_copy, defs):
     try:
         survey = sample_wave("2025", counties=5)
         data = csv_bytes(survey)
-        ingest_bytes(wh, defs, data, "2025再调查.csv", "2025", replace=True, loaded_by="张三")
+        ingest_bytes(wh, defs, data, "2025再调查.csv", "2025", replace=True, loaded_by="张三",
+                     confirmed=PARTIAL)
         wh.rollback_wave("2025", "survey", by="李四")
         wh.record_decision("990101", "2025", "省", "挂牌整治", "2026-01-05", "禁毒〔2026〕1号", "王五")
         wh.record_inspection("990101", "2025", True, "2026-02-01", "", "王五")

@@ -194,7 +194,9 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         page.get_by_text("选择文件").first.wait_for(timeout=30_000)
         survey = tmp_path / "2026年调查.csv"
         survey.write_bytes(csv_bytes(sample_wave("2025").with_columns(
-            __import__("polars").lit("2026").alias("调查期次")), "gbk"))
+            __import__("polars").lit("2026").alias("调查期次"),
+            (__import__("polars").lit("N") + __import__("polars").col("受访者编号"))
+            .alias("受访者编号")), "gbk"))
         _upload(page, survey)
         _settle(page)
         _no_exception(page)

@@ -72,7 +72,7 @@ def test_invalid_definitions_are_refused_with_file_and_key(tmp_path, file, old, 
     ('op = ">="', 'op = "=>"', "vetoes[1].op", ">= / > / <= / < / =="),
     ('ties = "min"', 'ties = "random"', "scheme.ties", "min / average / first"),
     ("[scheme]", '[estimation]\nlonely_psu = "drop"\n\n[scheme]', "estimation.lonely_psu",
-     "adjust / certainty"),
+     "adjust / certainty / average"),
 ])
 def test_an_option_outside_its_type_is_refused_naming_the_option_and_the_choices(
         tmp_path, old, new, where, allowed):

@@ -80,6 +80,7 @@ def test_every_chart_exports_a_16_9_picture_whose_text_the_font_can_draw(pack, f
         assert not missing, (name, sorted(missing))
 
 
+@pytest.mark.slow
 def test_pictures_come_at_double_scale_and_renders_are_cached(pack):
     chart = every_chart(pack)["history"]
     before = figures._render.cache_info()
@@ -141,6 +142,7 @@ def test_deck_has_every_promised_slide_with_the_east_asian_font_on_every_run(pac
         assert "方法说明" in slide.notes_slide.notes_text_frame.text
 
 
+@pytest.mark.slow
 def test_a_city_deck_shows_only_that_city(built_db, defs):
     wh = Warehouse.open(built_db, read_only=True)
     try:
@@ -197,6 +199,7 @@ def test_injected_formulas_are_neutralised_in_csv_and_workbook():
     assert [c.value for c in cells] == HOSTILE
 
 
+@pytest.mark.slow
 def test_export_command_writes_deck_and_workbook(built_db, tmp_path, capsys):
     pptx, xlsx = tmp_path / "会议.pptx", tmp_path / "表格.xlsx"
     assert main(["export", "--wave", "2025", "--db", str(built_db), "--pptx", str(pptx),

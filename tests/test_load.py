@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from pipelines.ingest.load import ingest_bytes
-from tests.conftest import csv_bytes, sample_wave
+from tests.conftest import PARTIAL, csv_bytes, sample_wave
 from tests.test_app import navigation_not_pages_directory  # noqa: F401  (autouse fixture)
 
 pytestmark = pytest.mark.slow
@@ -128,7 +128,7 @@ def test_twenty_sessions_read_while_a_wave_is_published(dashboard_env, defs):
         thread.start()
     watcher.start()
     time.sleep(THINK[0])
-    result = ingest_bytes(wh, defs, data, "2026年调查.csv", "2026", loaded_by="分析人员")
+    result = ingest_bytes(wh, defs, data, "2026年调查.csv", "2026", loaded_by="分析人员", confirmed=PARTIAL)
     assert result.rows == expected_rows
     for thread in threads:
         thread.join(timeout=300)

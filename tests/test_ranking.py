@@ -284,6 +284,7 @@ def test_short_history_is_shrunk_to_the_province(history):
           f"(raw {full.listing_effect_raw:+.2f}, {full.listing_cells} cells)")
 
 
+@pytest.mark.slow
 def test_cli_risk_and_listing(built_db, capsys):
     assert main(["risk", "--wave", "2025", "--db", str(built_db), "--format", "csv",
                  "--draws", "2000"]) == 0

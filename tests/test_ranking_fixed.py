@@ -29,6 +29,7 @@ def _true_ranks(theta: np.ndarray) -> np.ndarray:
     return 1 + (theta[None, :] > theta[:, None]).sum(axis=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("vetoes", [0, 1, 2, 4])
 def test_rank_sets_stay_informative_and_cover_with_vetoed_counties(vetoes):
     theta, se = _truth(vetoes)
@@ -78,6 +79,7 @@ def test_two_tied_fixed_scores_do_not_blow_up_the_critical_value():
     assert worst[-2:].all() and worst.sum() <= 12 and not worst[0]
 
 
+@pytest.mark.slow
 def test_sample_waves_with_vetoes_get_informative_sets(built_db, defs):
     """2021–2024 of the sample have 2–3 vetoes each: their sets were the whole province."""
     from pipelines.results.wave import scored_history

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
 from pipelines.ranking.forecast import history_of, next_sampling_variance
 from pipelines.scheme.definitions import load_definitions
@@ -15,6 +16,7 @@ from pipelines.synth.sample import sample_counties, simulate_wave
 from tests.simulation import true_composite, true_item_means
 
 
+@pytest.mark.slow
 def test_planned_sample_size_shrinks_only_the_survey_part_of_the_next_variance():
     defs = load_definitions()
     counties = sample_counties()

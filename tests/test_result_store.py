@@ -118,6 +118,7 @@ def test_every_result_kind_round_trips(tmp_path, wh, defs):
         assert getattr(back_listing, name).equals(getattr(listing, name)), name
 
 
+@pytest.mark.slow
 def test_build_stores_what_the_first_page_needs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CEPING_DRAWS", "2000")
     db = tmp_path / "warehouse.duckdb"

@@ -34,11 +34,16 @@ def scores_2025(sample_wh, defs):
 
 
 def test_item_estimates_match_r_svyby_on_the_sample_province(scores_2025):
-    reference = pl.read_csv(R_DIR / "sample_items.csv", schema_overrides={"county_code": pl.String})
+    reference = pl.read_csv(R_DIR / "sample_items.csv", schema_overrides={"county_code": pl.String},
+                            infer_schema_length=None)
     joined = reference.join(scores_2025.items, on=["county_code", "item_id"], suffix="_ours")
     assert joined.height == reference.height == 88 * 9
-    for column in ("mean", "se", "ci_low", "ci_high", "n_eff", "deff"):
+    for column in ("mean", "se", "n_eff", "deff"):
         assert_close(joined[f"{column}_ours"], joined[column], column)
+    for side in ("low", "high"):        # share items: svyciprop's logit interval (the default)
+        expected = pl.when(pl.col("share")).then(pl.col(f"logit_{side}")) \
+            .otherwise(pl.col(f"ci_{side}"))
+        assert_close(joined[f"ci_{side}_ours"], joined.select(expected).to_series(), side)
     assert (joined["df"] == joined["df_ours"]).all() and (joined["n"] == joined["n_ours"]).all()
 
 
@@ -154,12 +159,15 @@ def test_poisson_counts_carry_noise_and_small_counts_more_relative_noise(scores_
     assert (outflow["se"] > 0).all()
     fixed = scores_2025.components.filter(pl.col("component_id") == "social_control_rate")
     assert (fixed["se"] == 0).all()
-    composite = scores_2025.composite.join(
-        outflow.select("county_code", pl.col("points_se").alias("poisson_se")), on="county_code")
+    noisy = [c.id for c in scores_2025.model.components if c.poisson]
+    assert set(noisy) == {"outflow_traffickers", "new_users_change"}
+    poisson_var = scores_2025.components.filter(pl.col("component_id").is_in(noisy)) \
+        .group_by("county_code").agg((pl.col("points_se") ** 2).sum().alias("poisson_var"))
+    composite = scores_2025.composite.join(poisson_var, on="county_code", maintain_order="left")
     model = scores_2025.model
     b = model.survey_weights()
     survey_se = np.sqrt(np.einsum("k,ckl,l->c", b, model.survey_cov, b))
-    assert_close(composite["se"] ** 2, survey_se**2 + composite["poisson_se"] ** 2, "se adds up")
+    assert_close(composite["se"] ** 2, survey_se**2 + composite["poisson_var"], "se adds up")
 
 
 @pytest.mark.parametrize("normalisation,direction", [
@@ -170,7 +178,8 @@ def test_poisson_points_are_the_normalised_rates_of_the_gamma_draws(scores_2025,
     """Reference: the same Gamma draws (same generator state) divided by the exposure and put
     through `normalise`; a county with an unknown count has no points."""
     model = scores_2025.model
-    k = model.random_indicators()[0]
+    k = next(k for k in model.random_indicators()
+             if model._indicator_components()[k].change_of is None)
     comp = dataclasses.replace(model._indicator_components()[k], normalisation=normalisation,
                                direction=direction, lo=1.0, hi=9.0)
     components = tuple(comp if c.id == comp.id else c for c in model.components)

@@ -9,7 +9,7 @@ import polars as pl
 
 from pipelines.ingest.load import ingest_bytes
 from pipelines.store.warehouse import Warehouse, WarehouseError
-from tests.conftest import csv_bytes, sample_wave
+from tests.conftest import PARTIAL, csv_bytes, sample_wave
 
 
 def _two_at_once(wh: Warehouse, defs, files: list[bytes], monkeypatch, replace=False):
@@ -27,7 +27,7 @@ def _two_at_once(wh: Warehouse, defs, files: list[bytes], monkeypatch, replace=F
     def publish(n: int) -> None:
         try:
             outcomes[n] = ingest_bytes(wh, defs, files[n], f"分析员{n}.csv", "2026",
-                                       loaded_by=f"分析员{n}", replace=replace)
+                                       loaded_by=f"分析员{n}", replace=replace, confirmed=PARTIAL)
         except Exception as exc:  # noqa: BLE001  (the test inspects whatever happened)
             outcomes[n] = exc
 
@@ -75,7 +75,7 @@ def test_two_replacements_of_one_version(wh, defs, monkeypatch):
     """Both chose to replace version X: the second would replace the first's new version,
     which nobody chose; it is refused."""
     base = sample_wave("2023", counties=6).with_columns(pl.lit("2026").alias("调查期次"))
-    ingest_bytes(wh, defs, csv_bytes(base), "原版.csv", "2026", loaded_by="分析员")
+    ingest_bytes(wh, defs, csv_bytes(base), "原版.csv", "2026", loaded_by="分析员", confirmed=PARTIAL)
     outcomes = _two_at_once(wh, defs, _files(), monkeypatch, replace=True)
     assert sum(isinstance(o, WarehouseError) for o in outcomes) == 1
     audit = wh.audit_log().filter(pl.col("wave") == "2026")["action"].to_list()

@@ -4,6 +4,7 @@ next publish must not be served the result of the publish the restore undid."""
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
 from pipelines.cli import main
 from pipelines.results import cache as result_cache
@@ -19,9 +20,11 @@ def _publish(db, tmp_path, survey_from: str, tag: str) -> None:
     sheet = tmp_path / f"indicators-{tag}.csv"
     sheet.write_bytes(csv_bytes(sample_indicators("2025").with_columns(pl.lit("2026").alias("年度"))))
     assert main(["ingest", str(sheet), "--wave", "2026", "--kind", "indicators", "--db", str(db)]) == 0
-    assert main(["ingest", str(survey), "--wave", "2026", "--db", str(db)]) == 0   # warms 2026
+    assert main(["ingest", str(survey), "--wave", "2026", "--db", str(db),   # warms 2026
+                 "--allow-repeat"]) == 0      # an earlier wave's rows, relabelled
 
 
+@pytest.mark.slow
 def test_restore_then_republish_gives_the_new_scores(db_copy, tmp_path, defs, monkeypatch):
     monkeypatch.setenv("CEPING_DRAWS", "500")
     saved = tmp_path / "backup.duckdb"

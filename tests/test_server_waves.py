@@ -46,10 +46,12 @@ def _every_page(monkeypatch, db, wave: str | None) -> None:
         assert "2021年度" in texts(at) or page in ("scheme", "risk"), page
 
 
+@pytest.mark.slow
 def test_every_page_at_the_oldest_wave(monkeypatch, db_copy):
     _every_page(monkeypatch, db_copy, "2021")
 
 
+@pytest.mark.slow
 def test_every_page_on_a_single_wave_warehouse(monkeypatch, single_wave_db):
     _every_page(monkeypatch, single_wave_db, None)
 

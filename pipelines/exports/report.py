@@ -31,6 +31,7 @@ def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFra
 RISK_LABELS = LABELS | {
     "rank": "名次", "rank_low": "名次下限", "rank_high": "名次上限", "p_bottom3": "本期后3概率",
     "p_bottom10": "本期后10概率", "p_bottom3_next": "下期后3概率", "p_bottom10_next": "下期后10概率",
+    "p_veto_next": "下期一票否决概率",
     "in_worst3_set": "可能属后3", "in_worst10_set": "可能属后10", "band": "风险等级"}
 LISTING_LABELS = LABELS | {"wave": "期次", "level": "层级", "action": "判定", "reason": "依据",
                            "official": "正式决定"}

@@ -21,6 +21,12 @@ from pipelines.core.limits import safe_file_name
 from pipelines.core.parallel import in_background
 from pipelines.core.problems import IngestError, Problem
 from pipelines.core.waves import wave_display, wave_error
+from pipelines.ingest.completeness import (
+    missing_counties,
+    missing_counties_message,
+    repeated_wave,
+    repeated_wave_message,
+)
 from pipelines.ingest.readers import IntegerColumns, RawTable, read_table
 from pipelines.ingest.validation import (
     NOTHING_CONFIRMED,
@@ -205,8 +211,27 @@ def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name:
             raise
         raw = _read_as_text(data, file_name, renames, defs, kind)
         validated = _validate(wh, defs, raw, file_name, wave, kind, confirmed)
+    if kind == "survey":
+        _check_completeness(wh, defs, validated, file_name, wave, confirmed)
     validated.warnings[:0] = list(raw.notes)
     return raw, validated
+
+
+def _check_completeness(wh: Warehouse, defs: Definitions, validated: Validated, file_name: str,
+                        wave: str, confirmed: Confirmations) -> None:
+    """Counties missing from the wave, or a stored wave repeated: refused unless confirmed,
+    reported either way (see completeness.py)."""
+    problems = []
+    missing = missing_counties(validated.frame, wh.counties())
+    if missing.height:
+        message = missing_counties_message(missing, confirmed.allow_missing_counties)
+        (validated.warnings if confirmed.allow_missing_counties else problems).append(message)
+    items = [item.column for item in defs.questionnaire.items]
+    if (repeat := repeated_wave(wh, validated.frame, wave, items)) is not None:
+        message = repeated_wave_message(*repeat, validated.frame.height, confirmed.allow_repeat)
+        (validated.warnings if confirmed.allow_repeat else problems).append(message)
+    if problems:
+        raise IngestError(file_name, [Problem(file_name, None, None, p) for p in problems])
 
 
 def _validate(wh: Warehouse, defs: Definitions, raw: RawTable, file_name: str, wave: str,

@@ -57,8 +57,18 @@ def survey_preview(defs: Definitions, new: pl.DataFrame, previous: pl.DataFrame)
 
 
 def indicator_preview(new: pl.DataFrame, previous: pl.DataFrame) -> pl.DataFrame:
-    """Indicator values that changed by more than half since the previous wave."""
-    return new.join(previous, on=["county_code", "indicator_id"], suffix="_previous").with_columns(
-        ((pl.col("value") - pl.col("value_previous")) / pl.col("value_previous").abs())
-        .alias("change")).filter(pl.col("change").abs() > INDICATOR_CHANGE_FLAG) \
-        .sort(pl.col("change").abs(), descending=True)
+    """Indicator values that changed by more than half since the previous wave. A value that
+    stayed the same (0 → 0 too) has changed by 0; one that left 0 has no relative change (null)
+    and is flagged as the jump it is; a value missing in either wave is not compared."""
+    new_value, old = pl.col("value"), pl.col("value_previous")
+    change = (pl.when(new_value == old).then(0.0)
+              .when(old == 0).then(None)
+              .otherwise((new_value - old) / old.abs()))
+    return new.join(previous, on=["county_code", "indicator_id"], suffix="_previous") \
+        .filter(new_value.is_not_null() & old.is_not_null() & new_value.is_not_nan()
+                & old.is_not_nan()) \
+        .with_columns(change.alias("change")) \
+        .with_columns(pl.when(pl.col("change").is_null()).then(pl.lit("由0变为非0"))
+                      .otherwise(pl.lit("变化超过50%")).alias("flag")) \
+        .filter(pl.col("change").is_null() | (pl.col("change").abs() > INDICATOR_CHANGE_FLAG)) \
+        .sort(pl.col("change").abs(), descending=True, nulls_last=False)

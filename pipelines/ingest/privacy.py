@@ -124,6 +124,9 @@ class _Cells:
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _MOBILE = r"^(\+?86[- ]?)?1[3-9]\d{9}$"
+# a landline by its area-code form: 010, 02x or 0[3-9]xx, then a local number of 7–8 digits that
+# does not start with 0 or 1 (an id with leading zeros, 000123…, has no area code)
+_LANDLINE = r"^(\+?86-?)?0(10|2\d|[3-9]\d{2})-?[2-9]\d{6,7}$"
 # free text: a mobile, an area-code landline (010/02x/0[3-9]xx, local number not starting 0/1) or
 # an 18-character ID-card form, not inside a longer run of digits
 _IN_TEXT = (r"(^|[^\d])(1[3-9]\d{9}|0(10|2\d|[3-9]\d{2})-?[2-9]\d{6,7}|\d{17}[\dXx])($|[^\dXx])")
@@ -147,7 +150,8 @@ def valid_id_cards(cells: pl.Series) -> pl.Series:
 
 def id_column_problem(cells: pl.Series) -> str | None:
     """Why a respondent-id column cannot be stored, or None. Most filled cells being real ID-card
-    numbers or mobile numbers means the column is personal data, not a survey id."""
+    numbers, mobile numbers or landlines (by area-code form) means the column is personal data,
+    not a survey id."""
     values = cells.drop_nulls().cast(pl.String)
     if values.len() == 0:
         return None
@@ -158,6 +162,9 @@ def id_column_problem(cells: pl.Series) -> str | None:
                 "请改用调查机构的样本编号后重新导出")
     if _share(_without_spaces(values), _MOBILE) >= _SHARE_THRESHOLD:
         return "受访者编号列中多数是手机号码，个人信息不能导入：请改用调查机构的样本编号后重新导出"
+    if _share(_without_spaces(values), _LANDLINE) >= _SHARE_THRESHOLD:
+        return ("受访者编号列中多数是固定电话号码（区号加号码，如 0871-65123456），个人信息不能导入："
+                "请改用调查机构的样本编号后重新导出")
     return None
 
 

@@ -7,6 +7,7 @@ warehouse's canonical columns.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -14,8 +15,19 @@ import polars as pl
 from pipelines.core.headers import build_alias_index, match_headers
 from pipelines.core.problems import ProblemList
 from pipelines.core.waves import normalise_wave_cell
+from pipelines.ingest.counties import CountyNames, county_codes
 from pipelines.ingest.privacy import id_column_problem, numbers_in_text, personal_data_columns
 from pipelines.ingest.readers import FIRST_DATA_ROW, RawTable
+from pipelines.ingest.values import (
+    SCIENTIFIC_ID,
+    AnswerReader,
+    mangled_id_problem,
+    missing_marks,
+    numbers,
+    plain_text,
+    read_per_distinct,
+    scientific_ids,
+)
 from pipelines.scheme.definitions import Definitions, Item
 
 ROW = "__row"
@@ -146,6 +158,19 @@ def _drop_personal_data(raw: pl.DataFrame, mapped: dict[str, str], warnings: lis
     return dropped
 
 
+def _map_headers(raw: RawTable, defs: Definitions, kind: str, problems: ProblemList,
+                 warnings: list[str]) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(header → field for the kept headers, unmatched headers that are not personal data,
+    personal-data headers dropped); two headers for one field are a problem."""
+    targets = header_targets(defs, kind)
+    mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
+    for target, headers in duplicates.items():
+        problems.add(f"多个列都对应“{target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
+    dropped = _drop_personal_data(raw.frame, mapped, warnings)
+    mapped = {h: t for h, t in mapped.items() if h not in dropped}
+    return mapped, [h for h in unmatched if h not in dropped], dropped
+
+
 # ---------------------------------------------------------------------------------------------
 # survey files
 
@@ -191,15 +216,9 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     q = defs.questionnaire
     problems = ProblemList(file_name)
     warnings: list[str] = []
-    targets = header_targets(defs, "survey")
-    mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
-    for target, headers in duplicates.items():
-        problems.add(f"多个列都对应“{target_label(defs, target)}”：{'、'.join(headers)}，请只保留一列")
-    dropped = _drop_personal_data(raw.frame, mapped, warnings)
-    ignored = [h for h in unmatched if h not in dropped]
+    mapped, ignored, dropped = _map_headers(raw, defs, "survey", problems, warnings)
     for header in ignored:
         warnings.append(f"“{header}”列不在问卷定义中，已忽略（不保存，也不进入归档副本）")
-    mapped = {h: t for h, t in mapped.items() if h not in dropped}
     header_of = {t: h for h, t in mapped.items()}
 
     for col in q.columns.values():
@@ -214,11 +233,15 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
         problems.add("文件没有权重列（可用列名：" + "、".join(q.columns["weight"].aliases[:6])
                      + "）。如权重列另有名称，请在列对应中指定；如确认本期按等权重（每人权重为1）"
                      "计算，请勾选“按等权重导入”（命令行加 --equal-weights）")
+    if "ssu" in header_of and "psu" not in header_of:
+        problems.add("有“二阶段抽样单元”列时必须同时有“初级抽样单元”列（两阶段抽样的第一阶段）")
     if raw.frame.height == 0:
         problems.add("文件只有表头，没有数据行")
-    if "respondent_id" in header_of and (why := id_column_problem(
-            raw.frame.get_column(header_of["respondent_id"]))):
-        problems.add(why, column=header_of["respondent_id"])
+    if "respondent_id" in header_of:
+        ids = raw.frame.get_column(header_of["respondent_id"])
+        for why in (id_column_problem(ids), mangled_id_problem(ids)):
+            if why:
+                problems.add(why, column=header_of["respondent_id"])
     problems.raise_if_any()
 
     frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for h, t in mapped.items()]),
@@ -228,14 +251,17 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     out: dict[str, pl.Expr] = {}
     parsed: list[pl.Expr] = []   # every parsed column in one with_columns, evaluated in parallel
 
-    # respondent id: present and unique
+    # respondent id: present, not mangled by Excel, unique (full-width digits read as digits)
+    frame = frame.with_columns(plain_text(frame["respondent_id"].cast(pl.String)))
     rid, rid_header = pl.col("respondent_id"), header_of["respondent_id"]
     checks.add(rid.is_null(), rid_header, lambda r: "受访者编号为空")
+    checks.add(scientific_ids("respondent_id"), rid_header,
+               lambda r: SCIENTIFIC_ID.format(r["respondent_id"]))
     checks.add_repeats("respondent_id", rid_header,
                        lambda r: f"受访者编号“{r['respondent_id']}”重复（{r['__first']}行已出现）")
 
     # county: code and/or name, both must be known and agree
-    frame = _resolve_county(frame, header_of, counties, checks)
+    frame = _resolve_county(frame, header_of, counties, checks, warnings)
     out["county_code"] = pl.col("__county_code")
 
     # wave column must agree with the wave being loaded
@@ -247,7 +273,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     # weight: positive finite number; absent column = equal weights
     if "weight" in header_of:
         h = header_of["weight"]
-        parsed.append(pl.col("weight").cast(pl.Float64, strict=False).alias("__weight"))
+        parsed.append(numbers(frame["weight"]).alias("__weight"))
         checks.add(pl.col("weight").is_null(), h, lambda r: "权重为空")
         checks.add(pl.col("weight").is_not_null() & pl.col("__weight").is_null(), h,
                    lambda r: f"权重“{r['weight']}”不是数字")
@@ -262,7 +288,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     # age: integer within the questionnaire's range (blank allowed)
     if "age" in header_of:
         h = header_of["age"]
-        parsed.append(pl.col("age").cast(pl.Float64, strict=False).alias("__age"))
+        parsed.append(numbers(frame["age"], units=("周岁", "岁")).alias("__age"))
         checks.add(pl.col("age").is_not_null() & (pl.col("__age").is_null()
                                                   | (pl.col("__age") % 1 != 0)), h,
                    lambda r: f"年龄“{r['age']}”不是整数")
@@ -275,9 +301,9 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
         if col_id not in header_of:
             continue
         codes = q.columns[col_id].codes
-        lookup = {v.casefold(): canon for canon, variants in codes.items()
+        lookup = {_code_key(v): canon for canon, variants in codes.items()
                   for v in (canon, *variants)}
-        parsed.append(_per_distinct(frame[col_id], lambda v, m=lookup: m.get(v.lower()),
+        parsed.append(_per_distinct(frame[col_id], lambda v, m=lookup: m.get(_code_key(v)),
                                     pl.String).alias(f"__{col_id}"))
         allowed = "、".join(codes)
         checks.add(pl.col(col_id).is_not_null() & pl.col(f"__{col_id}").is_null(),
@@ -285,17 +311,32 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
                    lambda r, c=col_id, a=allowed: f"“{r[c]}”不是有效取值（应为{a}）")
         out[col_id] = pl.col(f"__{col_id}")
 
+    # finite population at each stage: a positive number in every row (or a fraction ≤ 1)
+    for col_id in ("psu_population", "ssu_population"):
+        if col_id not in header_of:
+            continue
+        h, value = header_of[col_id], pl.col(f"__{col_id}")
+        parsed.append(pl.col(col_id).cast(pl.Float64, strict=False).alias(f"__{col_id}"))
+        checks.add(pl.col(col_id).is_null(), h, lambda r, c=col_id: f"{q.columns[c].label}为空")
+        checks.add(pl.col(col_id).is_not_null() & value.is_null(), h,
+                   lambda r, c=col_id: f"{q.columns[c].label}“{r[c]}”不是数字")
+        checks.add(value.is_not_null() & (value.is_nan() | (value <= 0)), h,
+                   lambda r, c=col_id: f"{q.columns[c].label}必须为正数（总体单元数或抽样比），"
+                                       f"实际为 {r[c]}")
+        out[col_id] = value
+
     # optional columns absent from the file are stored as missing
-    for col_id, dtype in (("stratum", pl.String), ("psu", pl.String), ("township", pl.String),
-                          ("mode", pl.String), ("age", pl.Int16), ("sex", pl.String),
-                          ("urban_rural", pl.String)):
+    for col_id, dtype in (("stratum", pl.String), ("psu", pl.String), ("ssu", pl.String),
+                          ("psu_population", pl.Float64), ("ssu_population", pl.Float64),
+                          ("township", pl.String), ("mode", pl.String), ("age", pl.Int16),
+                          ("sex", pl.String), ("urban_rural", pl.String)):
         if col_id not in out:
             out[col_id] = pl.col(col_id) if col_id in header_of else pl.lit(None, dtype=dtype)
 
     # answers: integer codes of the questionnaire; blank = item non-response
     for item in q.items:
-        parsed.append(_answer_checks(item, header_of[item.column], checks,
-                                     frame.schema[item.column].is_integer()))
+        parsed.append(_answer_checks(item, header_of[item.column], checks, frame[item.column],
+                                     q.answer_synonyms, warnings))
         out[item.column] = pl.col(f"__{item.column}").cast(pl.Int16, strict=False)
 
     frame = frame.with_columns(parsed)
@@ -308,7 +349,7 @@ def validate_survey(raw: RawTable, file_name: str, wave: str, defs: Definitions,
     return Validated(typed, warnings, dropped, mapped, ignored)
 
 
-_SCREENED = ("stratum", "psu", "township", "mode", "county_name", "wave")
+_SCREENED = ("stratum", "psu", "ssu", "township", "mode", "county_name", "wave")
 
 
 def _screen_kept_text(frame: pl.DataFrame, header_of: dict[str, str], checks: _RowChecks) -> None:
@@ -333,34 +374,40 @@ def _per_distinct(cells: pl.Series, fn, dtype: pl.DataType) -> pl.Series:
     return cells.replace_strict(mapping, default=None, return_dtype=dtype)
 
 
-def _answer_checks(item: Item, header: str, checks: _RowChecks, read_as_integers: bool,
-                   ) -> pl.Expr:
-    """The parsed answer column `__<column>` (Float64, or the column itself when the reader
-    parsed it as integers) and its rules."""
+def _code_key(text: str) -> str:
+    """A coded cell's comparison form: NFKC, no white space, case-folded (男性, Ｍ, male)."""
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
+def _answer_checks(item: Item, header: str, checks: _RowChecks, cells: pl.Series,
+                   synonyms: dict[str, tuple[str, ...]], warnings: list[str],
+                   ) -> pl.Series | pl.Expr:
+    """The parsed answer column `__<column>` (the column itself when the reader parsed it as
+    integers; else each distinct cell read as a code or an answer label) and its rules."""
     parsed = f"__{item.column}"
-    allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
-
-    def not_a_code(row: dict) -> str:
-        return f"答案代码 {row[item.column]} 不在问卷规定的代码中（{allowed}）"
-
-    if read_as_integers:
+    if cells.dtype.is_integer():
+        allowed = "、".join(f"{a.code}={a.label}" for a in item.answers)
         checks.add(pl.col(parsed).is_not_null() & ~pl.col(parsed).is_in(list(item.codes)),
-                   header, not_a_code)
+                   header, lambda r: f"答案代码 {r[item.column]} 不在问卷规定的代码中（{allowed}）")
         return pl.col(item.column).alias(parsed)
-    checks.add(pl.col(item.column).is_not_null()
-               & (pl.col(parsed).is_null() | (pl.col(parsed) % 1 != 0)), header,
-               lambda r: f"答案“{r[item.column]}”不是整数代码")
-    checks.add(pl.col(parsed).is_not_null() & (pl.col(parsed) % 1 == 0)
-               & ~pl.col(parsed).is_in([float(c) for c in item.codes]), header, not_a_code)
-    return pl.col(item.column).cast(pl.Float64, strict=False).alias(parsed)
+    reader = AnswerReader(item, synonyms)
+    codes, problems = read_per_distinct(cells, reader.read, pl.Int16)
+    if (note := reader.note()) is not None:
+        warnings.append(note)
+    if problems:
+        checks.add(pl.col(item.column).is_in(list(problems)), header,
+                   lambda r: problems[r[item.column]])
+    return codes.alias(parsed)
 
 
 def _resolve_county(frame: pl.DataFrame, header_of: dict[str, str], counties: pl.DataFrame,
-                    checks: _RowChecks) -> pl.DataFrame:
-    """Add `__county_code`; add the rules for unknown codes/names and code–name disagreements."""
+                    checks: _RowChecks, warnings: list[str]) -> pl.DataFrame:
+    """Add `__county_code`; add the rules for unknown codes/names and code–name disagreements.
+    A valid code wins over a variant of its county's name (reported, not refused)."""
+    names = CountyNames(counties)
     if "county_code" in header_of:
         h = header_of["county_code"]
-        code = pl.col("county_code").str.strip_suffix(".0")
+        code = county_codes(frame["county_code"])
         frame = frame.with_columns(code.alias("__county_code"), code.replace_strict(
             counties["county_code"], counties["county_name"], default=None,
             return_dtype=pl.String).alias("__known_name"))
@@ -368,20 +415,62 @@ def _resolve_county(frame: pl.DataFrame, header_of: dict[str, str], counties: pl
         checks.add(pl.col("__county_code").is_not_null() & pl.col("__known_name").is_null(), h,
                    lambda r: f"未知的区县代码“{r['county_code']}”（不在本省区县名单中）")
         if "county_name" in header_of:
-            checks.add(pl.col("__known_name").is_not_null() & pl.col("county_name").is_not_null()
-                       & (pl.col("county_name") != pl.col("__known_name")),
-                       header_of["county_name"],
-                       lambda r: f"区县名称“{r['county_name']}”与代码 {r['__county_code']}"
-                                 f"（{r['__known_name']}）不符")
+            _check_name_against_code(frame, header_of["county_name"], names, checks, warnings)
         return frame
     h = header_of["county_name"]
-    by_name = counties.select(pl.col("county_name").alias("__name_key"),
-                              pl.col("county_code").alias("__county_code"))
-    frame = frame.join(by_name, left_on="county_name", right_on="__name_key", how="left",
-                       maintain_order="left")
-    checks.add(pl.col("__county_code").is_null(), h,
-               lambda r: f"未知的区县名称“{r['county_name'] or ''}”（不在本省区县名单中）")
+    matches = {cell: names.match(cell)
+               for cell in frame["county_name"].drop_nulls().unique().to_list()}
+    frame = frame.with_columns(frame["county_name"].replace_strict(
+        {cell: m.code for cell, m in matches.items()}, default=None,
+        return_dtype=pl.String).alias("__county_code"))
+    problems = {cell: _name_problem(cell, m, names) for cell, m in matches.items()
+                if m.code is None}
+    if problems:
+        checks.add(pl.col("county_name").is_in(list(problems)), h,
+                   lambda r: problems[r["county_name"]])
+    checks.add(pl.col("county_name").is_null(), h, lambda r: "区县名称为空")
+    _report_variants({cell: m.code for cell, m in matches.items() if m.how == "variant"},
+                     names, "已按唯一对应的区县识别", warnings)
     return frame
+
+
+def _name_problem(cell: str, match, names: CountyNames) -> str:
+    if match.how == "ambiguous":
+        return (f"区县名称“{cell}”可能是多个区县（{'、'.join(map(names.label, match.candidates))}），"
+                "无法确定：请写出全称（如加上市州名），或加上区县代码列")
+    return f"未知的区县名称“{cell}”（不在本省区县名单中）"
+
+
+def _check_name_against_code(frame: pl.DataFrame, header: str, names: CountyNames,
+                             checks: _RowChecks, warnings: list[str]) -> None:
+    """Names that disagree with their row's valid code are refused; a name that is a variant
+    of the code's county (or could be it, among others) is reported."""
+    differ = frame.filter(pl.col("__known_name").is_not_null() & pl.col("county_name").is_not_null()
+                          & (pl.col("county_name") != pl.col("__known_name")))
+    if not differ.height:
+        return
+    variants, bad = {}, []
+    for cell, code in differ.select("county_name", "__county_code").unique().iter_rows():
+        m = names.match(cell)
+        if m.code == code or code in m.candidates:
+            variants[cell] = code
+        else:
+            bad.append(f"{cell}\x00{code}")
+    if bad:
+        checks.add(pl.concat_str("county_name", pl.lit("\x00"), "__county_code").is_in(bad),
+                   header, lambda r: f"区县名称“{r['county_name']}”与代码 {r['__county_code']}"
+                                     f"（{r['__known_name']}）不符")
+    _report_variants(variants, names, "与区县代码一致，已按代码导入", warnings)
+
+
+def _report_variants(variants: dict[str, str], names: CountyNames, how: str,
+                     warnings: list[str]) -> None:
+    """One notice listing the name variants read (the analyst sees what was matched)."""
+    if variants:
+        shown = "、".join(f"“{cell}”→{names.label(code)}" for cell, code
+                          in sorted(variants.items())[:ROWS_PER_RULE])
+        more = f"等 {len(variants)} 种" if len(variants) > ROWS_PER_RULE else ""
+        warnings.append(f"区县名称写法与区县名单不同，{how}：{shown}{more}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,15 +485,9 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     catalogue = defs.indicators
     problems = ProblemList(file_name)
     warnings: list[str] = []
-    targets = header_targets(defs, "indicators")
-    mapped, unmatched, duplicates = match_headers(raw.frame.columns, build_alias_index(targets))
-    for target, headers in duplicates.items():
-        problems.add(f"多个列都对应同一指标“{target}”：{'、'.join(headers)}")
-    dropped = _drop_personal_data(raw.frame, mapped, warnings)
+    mapped, unmatched, dropped = _map_headers(raw, defs, "indicators", problems, warnings)
     ignored = []
     for header in unmatched:
-        if header in dropped:
-            continue
         if _mostly_numbers(raw.frame.get_column(header)):
             problems.add("未知的指标名称：不在指标目录（surveys/indicators.toml）中；如是已有指标的"
                          "另一种写法，请在列对应中指定，或在指标目录中加入别名", column=header)
@@ -417,13 +500,15 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     indicator_ids = [ind.id for ind in catalogue.indicators if ind.id in header_of]
     if not indicator_ids and not unmatched:
         problems.add("表中没有任何指标列")
+    if "ssu" in header_of and "psu" not in header_of:
+        problems.add("有“二阶段抽样单元”列时必须同时有“初级抽样单元”列（两阶段抽样的第一阶段）")
     if raw.frame.height == 0:
         problems.add("文件只有表头，没有数据行")
     problems.raise_if_any()
 
     frame = _with_rows(raw.frame.select([pl.col(h).alias(t) for t, h in header_of.items()]), raw)
     checks = _RowChecks(problems)
-    frame = _resolve_county(frame, header_of, counties, checks)
+    frame = _resolve_county(frame, header_of, counties, checks, warnings)
     if "period" in header_of:
         frame = frame.with_columns(_normalised_waves(frame["period"]).alias("__period"))
         checks.add(pl.col("__period").is_null() | (pl.col("__period") != wave),
@@ -444,12 +529,20 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
     for ind_id in indicator_ids:
         ind = catalogue.get(ind_id)
         h = header_of[ind_id]
-        text = pl.col(ind_id).str.replace(r"[%％]$", "")
-        parsed = (text.replace_strict(FLAG_VALUES, default=None, return_dtype=pl.Float64)
-                  if ind.kind == "flag" else text.cast(pl.Float64, strict=False))
-        frame = frame.with_columns(parsed.alias(f"__{ind_id}"))
+        cells = frame.get_column(ind_id)
+        # —, /, 无 … mean no value (for a 是/否 indicator 无 is 否)
+        marked = missing_marks(cells, keep=FLAG_VALUES if ind.kind == "flag" else ())
+        cells = cells.set(marked, None) if marked.any() else cells
+        parsed = (plain_text(cells).replace_strict(FLAG_VALUES, default=None,
+                                                   return_dtype=pl.Float64)
+                  if ind.kind == "flag" else numbers(cells, percent=True))
+        frame = frame.with_columns(parsed.alias(f"__{ind_id}"), marked.alias(f"__marked_{ind_id}"))
         v = pl.col(f"__{ind_id}")
-        checks.add(pl.col(ind_id).is_not_null() & (v.is_null() | ~v.is_finite()), h,
+        blank = pl.col(ind_id).is_null() | pl.col(f"__marked_{ind_id}")
+        if not ind.allow_missing:
+            checks.add(blank, h, lambda r, i=ind_id, lab=ind.label: f"指标“{lab}”不允许为空"
+                       f"（实际为“{r[i] or ''}”）：该指标必须逐县填报，没有发生请填 0")
+        checks.add(~blank & (v.is_null() | ~v.is_finite()), h,
                    lambda r, i=ind_id, k=ind.kind: f"“{r[i]}”不是有效的"
                    + ("是/否取值" if k == "flag" else "数值"))
         if ind.kind == "count":
@@ -467,8 +560,8 @@ def validate_indicators(raw: RawTable, file_name: str, wave: str, defs: Definiti
         if ind.kind == "rate" and (why := _rate_scale_problem(
                 frame.get_column(f"__{ind_id}"), frame.get_column(ind_id), ind_id, history)):
             problems.add(why, column=h)
-        missing = frame.filter(pl.col(ind_id).is_null()).height
-        if missing:
+        missing = frame.filter(blank).height
+        if missing and ind.allow_missing:
             warnings.append(f"指标“{ind.label}”有 {missing} 个区县为空")
         values.append(frame.select(pl.col("__county_code").alias("county_code"),
                                    pl.lit(ind_id).alias("indicator_id"), v.alias("value")))

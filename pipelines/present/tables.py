@@ -52,6 +52,7 @@ def risk_display(risk: pl.DataFrame, scheme: Scheme) -> Table:
         pl.col("p_bottom3").alias(f"本期后{k3}概率"), pl.col("p_bottom10").alias(f"本期后{k10}概率"),
         pl.col("p_bottom3_next").alias(f"下期后{k3}概率"),
         pl.col("p_bottom10_next").alias(f"下期后{k10}概率"),
+        pl.col("p_veto_next").alias("下期一票否决概率"),
         pl.col("band").alias("风险等级"),
         pl.when(pl.col("in_worst3_set")).then(pl.lit("是")).otherwise(pl.lit(""))
         .alias(f"可能属真实后{k3}"),

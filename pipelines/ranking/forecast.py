@@ -25,8 +25,10 @@ moves no rank), d[c, w], observed with the survey's sampling variance V[c, w] = 
 - A Kalman filter (scalar state per county, vectorised over counties, looping over waves) gives the
   current true deviation and its variance; the prediction adds β, σ²_η, the drift's own uncertainty
   and the sampling variance of the next survey (today's se², scaled by today's n / planned n).
-- Vetoes are events, not trends: the history uses scores before any veto, and every county gets the
-  province's historical veto rate of landing at 0 (the bottom) next time.
+- Vetoes are events, not trends: the history uses scores before any veto, and each county lands
+  at 0 (the bottom) next time with its own chance of a veto, from the counts its veto rules saw
+  (events below the threshold included) and its size, shrunk toward the province
+  (pipelines/ranking/veto_risk.py; the flat historical rate when the rules' inputs are unknown).
 Draws of all counties' next published deviations give P(bottom k) by counting, as for this wave:
 the chance of being LISTED in the bottom k next time (被列入后k名, ties at the line all listed, as
 the listing engine lists). Vetoes tie counties at 0, so these add up to the expected number listed,
@@ -43,6 +45,7 @@ import polars as pl
 
 from pipelines.core.parallel import draw_blocks, map_blocks
 from pipelines.ranking.ranks import in_bottom, listing_probabilities, rank_scores
+from pipelines.ranking.veto_risk import VetoRules, flat_veto_rate, veto_probabilities, veto_rules_of
 from pipelines.stats.wave_scores import WaveScores
 
 
@@ -58,6 +61,7 @@ class History:
     # C × T: the part of `variance` that comes from the survey (scales as 1/n); the rest is the
     # Poisson noise of counts, which no number of interviews changes. None: all of it is survey.
     survey_variance: np.ndarray | None = None
+    veto_rules: VetoRules | None = None     # what the veto rules saw per wave (None: unknown)
 
     def survey_part(self) -> np.ndarray:
         return self.variance if self.survey_variance is None else self.survey_variance
@@ -97,7 +101,7 @@ def history_of(scores: Sequence[WaveScores]) -> History:
     deviation = raw - np.nanmean(raw, axis=0, keepdims=True)
     return History(counties, [w.wave for w in scores], deviation, variance,
                    np.column_stack(columns["n"]), np.column_stack(columns["score"]), vetoed,
-                   survey)
+                   survey, veto_rules_of([w.veto_inputs for w in scores], counties))
 
 
 def _survey_variance(wave: WaveScores) -> pl.DataFrame:
@@ -112,9 +116,14 @@ def _survey_variance(wave: WaveScores) -> pl.DataFrame:
 
 
 def veto_rate(history: History) -> float:
-    """The chance a county is vetoed in a wave, from the history (Jeffreys-smoothed): a veto puts
-    any county at the bottom, so it belongs in the next-wave risk of everyone."""
-    return float((history.vetoed.sum() + 0.5) / (history.vetoed.size + 1))
+    """The province's flat chance of a veto per county-wave (Jeffreys-smoothed), the fallback of
+    the per-county model `veto_risk`."""
+    return flat_veto_rate(history.vetoed)
+
+
+def veto_risk(history: History) -> np.ndarray:
+    """C: each county's chance of a veto at the next wave (pipelines/ranking/veto_risk.py)."""
+    return veto_probabilities(history.vetoed, history.veto_rules)
 
 
 @dataclass(frozen=True)
@@ -293,11 +302,16 @@ def next_sampling_variance(history: History,
 
 def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int = 0,
                             bottoms: tuple[int, ...] = (3, 10),
-                            planned_n: np.ndarray | float | None = None) -> dict[int, np.ndarray]:
+                            planned_n: np.ndarray | float | None = None,
+                            vetoes: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    """P(listed in the bottom k next wave) per county; `vetoes`: each county's chance of a veto
+    (default: `veto_risk`)."""
     forecast = predict_next(history, planned_n, bottom=min(bottoms))
     known = ~np.isnan(forecast.mean)
     mean, sd = forecast.mean[known], np.sqrt(forecast.variance[known])
-    vetoes = veto_rate(history)
+    vetoes = (veto_risk(history) if vetoes is None
+              else np.broadcast_to(np.asarray(vetoes, dtype=float), forecast.mean.shape))
+    veto_chance = vetoes.astype(np.float32)
     every_county = bool(known.all())
     shape = (draws, forecast.mean.size)
     # no forecast: never at the bottom
@@ -312,10 +326,9 @@ def next_wave_probabilities(history: History, *, draws: int = 10_000, seed: int 
             part += mean
         else:
             part[:, known] = mean + sd * rng.standard_normal((part.shape[0], mean.size))
-        # vetoed (score 0), each county in each draw with chance `vetoes`: as many cells as a
-        # binomial count, placed uniformly, instead of a uniform draw for every cell
-        cells = part.reshape(-1)
-        cells[rng.choice(cells.size, rng.binomial(cells.size, vetoes), replace=False)] = -np.inf
+        # vetoed (score 0), each county in each draw with its own chance (single precision:
+        # the chances are far coarser than 2⁻²⁴)
+        part[rng.random(part.shape, dtype=np.float32) < veto_chance] = -np.inf
 
     map_blocks(fill, draw_blocks(draws, seed, 1000), sample.size)
     return listing_probabilities(sample, bottoms)

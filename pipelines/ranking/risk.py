@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from pipelines.ranking.forecast import history_of, next_wave_probabilities
+from pipelines.ranking.forecast import history_of, next_wave_probabilities, veto_risk
 from pipelines.ranking.listing import ListingResult
 from pipelines.ranking.ranks import (
     DRAWS,
@@ -44,8 +44,10 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
     k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
 
     simulation = simulate_ranks(current.model.draw(draws, seed), (k3, k10))
-    next_wave = next_wave_probabilities(history_of(history), draws=draws, seed=seed + 1,
-                                        bottoms=(k3, k10))
+    past = history_of(history)
+    vetoes = veto_risk(past)
+    next_wave = next_wave_probabilities(past, draws=draws, seed=seed + 1, bottoms=(k3, k10),
+                                        vetoes=vetoes)
     se = composite["se"].cast(pl.Float64).fill_null(0.0).to_numpy()
     sigma = np.diag(np.maximum(se, 1e-9) ** 2)   # counties are independent samples
     cs_low, cs_high = rank_confidence_sets(score, sigma, replications=rank_cs_replications,
@@ -64,6 +66,7 @@ def risk_table(history: list[WaveScores], defs: Definitions, *, draws: int = DRA
         pl.Series("p_bottom10", simulation.p_bottom[k10]),
         pl.Series("p_bottom3_next", next_wave[k3]),
         pl.Series("p_bottom10_next", next_wave[k10]),
+        pl.Series("p_veto_next", vetoes),
         pl.Series("in_worst3_set", worst3), pl.Series("in_worst10_set", worst10),
         pl.Series("band", risk_band(scheme, simulation.p_bottom[k3], simulation.p_bottom[k10])),
         pl.Series("gap_bottom3", cut_line_gaps(score, k3)),

@@ -20,16 +20,21 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # downstream may trust a value to be one of these.
 ColumnType = Literal["text", "integer", "number", "code"]
 IndicatorKind = Literal["rate", "per_thousand", "count", "flag", "amount", "index", "change_pct"]
+# Sampling noise of an indicator: none (an administrative figure); poisson (a count of events);
+# poisson_change (the period-on-period change, in %, of a poisson count named by `count`)
+IndicatorNoise = Literal["none", "poisson", "poisson_change"]
 Source = Literal["survey", "indicator"]
 Direction = Literal["higher", "lower"]
 Normalisation = Literal["goalposts", "minmax", "zscore"]
 DontKnow = Literal["exclude", "score"]           # 说不清: left out of the item's mean, or scored
 VetoOp = Literal[">=", ">", "<=", "<", "=="]
 TieRule = Literal["min", "average", "first"]
-LonelyPsu = Literal["adjust", "certainty"]       # a stratum with one PSU (R: survey.lonely.psu)
+LonelyPsu = Literal["adjust", "certainty", "average"]  # a stratum with one PSU (survey.lonely.psu)
+ShareInterval = Literal["beta", "logit", "wald"]   # interval of a 0/100 item (R: svyciprop method)
 
 COLUMN_TYPES: tuple[ColumnType, ...] = get_args(ColumnType)
 INDICATOR_KINDS: tuple[IndicatorKind, ...] = get_args(IndicatorKind)
+INDICATOR_NOISES: tuple[IndicatorNoise, ...] = get_args(IndicatorNoise)
 NORMALISATIONS: tuple[Normalisation, ...] = get_args(Normalisation)
 VETO_OPS: tuple[VetoOp, ...] = get_args(VetoOp)
 TIE_RULES: tuple[TieRule, ...] = get_args(TieRule)
@@ -63,6 +68,7 @@ class Answer:
     code: int
     label: str
     dont_know: bool = False
+    synonyms: tuple[str, ...] = ()     # other words a file may write for this answer
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class Questionnaire:
     max_age: int
     columns: dict[str, ColumnDef]
     items: tuple[Item, ...]
+    # answer label → other words for it, for every item that has the label (说不清 → 不清楚 …)
+    answer_synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def item(self, item_id: str) -> Item:
         return next(i for i in self.items if i.id == item_id)
@@ -102,6 +110,9 @@ class IndicatorDef:
     unit: str
     kind: IndicatorKind
     aliases: tuple[str, ...]
+    noise: IndicatorNoise = "none"
+    count: str | None = None        # poisson_change: the count indicator the change is made of
+    allow_missing: bool = True      # a blank (or —, /, 无) cell is a county without a value
 
 
 @dataclass(frozen=True)
@@ -136,7 +147,8 @@ class Component:
     lo: float | None = None
     hi: float | None = None
     per_100k_population: bool = False
-    poisson: bool = False
+    poisson: bool = False           # carries Poisson noise (from the catalogue's `noise`)
+    change_of: str | None = None    # a poisson_change: the count indicator it is the change of
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,7 @@ class EstimationSettings:
     """How county estimates are made (see pipelines/stats/means.py)."""
 
     lonely_psu: LonelyPsu = "adjust"
+    share_interval: ShareInterval = "logit"  # items scored 0/100 only (pipelines/stats/ciprop.py)
     rake_to_margins: bool = False     # rake the file's weights to the county margins first
     replicates: int = 2000            # draws for relative normalisations and Poisson counts
     seed: int = 20251123
@@ -357,7 +370,8 @@ def load_questionnaire(path: Path) -> Questionnaire:
             if code is None or label is None:
                 continue
             answers.append(Answer(code, label, bool(c.get(a_spec, "dont_know", a_where, bool,
-                                                           default=False))))
+                                                           default=False)),
+                                  c.string_list(a_spec, "synonyms", a_where, default=[])))
         codes = [a.code for a in answers]
         if len(set(codes)) != len(codes):
             c.fail(f"{where}.answers", "答案代码重复")
@@ -373,7 +387,10 @@ def load_questionnaire(path: Path) -> Questionnaire:
                           | {f"items.{i.id}": i.aliases + (i.id,) for i in items})
     if c.problems:
         raise DefinitionError(c.problems)
-    return Questionnaire(name, min_age, max_age, columns, tuple(items))
+    synonyms_raw = c.get(raw, "answer_synonyms", "", dict, default={}) or {}
+    synonyms = {label: c.string_list(synonyms_raw, label, "answer_synonyms")
+                for label in synonyms_raw}
+    return Questionnaire(name, min_age, max_age, columns, tuple(items), synonyms)
 
 
 def _check_unique_aliases(c: _Checker, aliases_by_owner: dict[str, tuple[str, ...]]) -> None:
@@ -403,7 +420,13 @@ def load_indicator_catalogue(path: Path) -> IndicatorCatalogue:
         label = c.get(spec, "label", where, str) or ind_id
         indicators.append(IndicatorDef(ind_id, label, c.get(spec, "unit", where, str, default=""),
                                        kind or "index",
-                                       c.string_list(spec, "aliases", where, default=[])))
+                                       c.string_list(spec, "aliases", where, default=[]),
+                                       c.choice(spec, "noise", where, IndicatorNoise,
+                                                default="none") or "none",
+                                       c.get(spec, "count", where, str, default=None),
+                                       bool(c.get(spec, "allow_missing", where, bool,
+                                                  default=True))))
+    _check_noise(c, indicators)
     catalogue = IndicatorCatalogue(
         county_aliases=c.string_list(sheet, "county_aliases", "sheet"),
         county_name_aliases=c.string_list(sheet, "county_name_aliases", "sheet", default=[]),
@@ -417,6 +440,25 @@ def load_indicator_catalogue(path: Path) -> IndicatorCatalogue:
     if c.problems:
         raise DefinitionError(c.problems)
     return catalogue
+
+
+def _check_noise(c: _Checker, indicators: list[IndicatorDef]) -> None:
+    """A poisson indicator is a count; a poisson_change is a change_pct naming a poisson count."""
+    by_id = {i.id: i for i in indicators}
+    for index, ind in enumerate(indicators):
+        where = f"indicators[{index + 1}]"
+        if ind.noise == "poisson" and ind.kind != "count":
+            c.fail(f"{where}.noise", "noise = \"poisson\" 只适用于 kind = \"count\" 的计数指标")
+        if ind.noise == "poisson_change":
+            if ind.kind != "change_pct":
+                c.fail(f"{where}.noise",
+                       "noise = \"poisson_change\" 只适用于 kind = \"change_pct\" 的同比变化指标")
+            source = by_id.get(ind.count or "")
+            if source is None or source.noise != "poisson":
+                c.fail(f"{where}.count",
+                       "同比变化指标须用 count 指明其计数指标（该指标须为 noise = \"poisson\"）")
+        elif ind.count is not None:
+            c.fail(f"{where}.count", "只有 noise = \"poisson_change\" 的指标才需要 count")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,7 +479,7 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     indicator_ids = {i.id for i in catalogue.indicators}
     items = _load_item_scoring(c, c.get(raw, "items", "", dict) or {}, questionnaire)
     components = _load_components(c, c.get(raw, "components", "", list) or [], items, item_ids,
-                                  indicator_ids)
+                                  catalogue)
     component_ids = {comp.id for comp in components}
 
     vetoes: list[Veto] = []
@@ -464,11 +506,14 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
 def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
     default = EstimationSettings()
     lonely = c.choice(raw, "lonely_psu", "estimation", LonelyPsu, default=default.lonely_psu)
+    share = c.choice(raw, "share_interval", "estimation", ShareInterval,
+                     default=default.share_interval)
     replicates = c.get(raw, "replicates", "estimation", int, default=default.replicates)
     if replicates is not None and replicates < 200:
         c.fail("estimation.replicates", "重复抽样次数至少为 200")
     return EstimationSettings(
         lonely_psu=lonely or default.lonely_psu,
+        share_interval=share or default.share_interval,
         rake_to_margins=bool(c.get(raw, "rake_to_margins", "estimation", bool,
                                    default=default.rake_to_margins)),
         replicates=replicates or default.replicates,
@@ -512,7 +557,8 @@ def _answer_label(item: Item, code: int) -> str:
 
 
 def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item_ids: set[str],
-                     indicator_ids: set[str]) -> tuple[Component, ...]:
+                     catalogue: IndicatorCatalogue) -> tuple[Component, ...]:
+    indicator_ids = {i.id for i in catalogue.indicators}
     components: list[Component] = []
     seen: set[str] = set()
     for index, spec in enumerate(raw):
@@ -549,13 +595,26 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                 **common, **_normalisation(c, spec, where), indicator=indicator,
                 per_100k_population=bool(c.get(spec, "per_100k_population", where, bool,
                                                default=False)),
-                poisson=bool(c.get(spec, "poisson", where, bool, default=False))))
+                **_noise(c, spec, where, catalogue.get(indicator)
+                         if indicator in indicator_ids else None)))
     total = sum(comp.weight for comp in components)
     if components and abs(total - 100) > 1e-9:
         c.fail("components", f"各分项权重之和应为 100，实际为 {total:g}")
     if not components:
         c.fail("components", "至少要有一个分项")
     return tuple(components)
+
+
+def _noise(c: _Checker, spec: dict, where: str, indicator: IndicatorDef | None) -> dict[str, Any]:
+    """The component's noise comes from the catalogue; an older scheme's `poisson = true` still
+    marks a plain count, but never a change, whose counts only the catalogue can name."""
+    legacy = bool(c.get(spec, "poisson", where, bool, default=False))
+    noise = indicator.noise if indicator is not None else "none"
+    if legacy and noise == "none" and indicator is not None and indicator.kind == "change_pct":
+        c.fail(f"{where}.poisson", "同比变化指标的泊松误差须在 indicators.toml 中以 "
+                                   "noise = \"poisson_change\" 和 count 声明")
+    return dict(poisson=legacy or noise != "none",
+                change_of=indicator.count if noise == "poisson_change" and indicator else None)
 
 
 def _normalisation(c: _Checker, spec: dict, where: str) -> dict[str, Any]:

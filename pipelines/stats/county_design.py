@@ -20,10 +20,27 @@ def county_design_columns(responses: pl.DataFrame,
     stratum, _ = dense_codes(responses["stratum"].fill_null(""))
     frame = responses.with_columns(
         pl.Series("__stratum", county * (int(stratum.max(initial=0)) + 1) + stratum))
-    has_psu = "psu" in frame.columns and frame["psu"].null_count() < frame.height
+    has_psu = _has(frame, "psu")
     if has_psu:
         frame = frame.with_columns(pl.col("psu").fill_null(pl.col("respondent_id")))
+        if _has(frame, "ssu"):
+            frame = frame.with_columns(pl.col("ssu").fill_null(pl.col("respondent_id")))
     return frame, "psu" if has_psu else None
+
+
+def stage_columns(frame: pl.DataFrame) -> dict[str, str | None]:
+    """`make_design`'s finite population and second-stage arguments for the columns a survey
+    file declared (questionnaire columns psu_population, ssu, ssu_population): a province whose
+    bureau samples townships, then villages, and gives their numbers gets R's two-stage
+    variance (svydesign(ids = ~psu + ssu, fpc = ~psu_population + ssu_population))."""
+    second = _has(frame, "psu") and _has(frame, "ssu")
+    return {"fpc": "psu_population" if _has(frame, "psu_population") else None,
+            "ssu": "ssu" if second else None,
+            "ssu_fpc": "ssu_population" if second and _has(frame, "ssu_population") else None}
+
+
+def _has(frame: pl.DataFrame, column: str) -> bool:
+    return column in frame.columns and frame[column].null_count() < frame.height
 
 
 def dense_codes(series: pl.Series) -> tuple[np.ndarray, list[str]]:

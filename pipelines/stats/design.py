@@ -1,5 +1,6 @@
-"""A sampling design as integer codes (weights, strata, PSUs, finite population correction,
-the lonely-PSU rule), encoded and checked once so that every estimate reuses it; domain codes.
+"""A sampling design as integer codes (weights, strata, PSUs, an optional second stage of
+secondary units within PSUs, finite population corrections at both stages, the lonely-PSU rule),
+encoded and checked once so that every estimate reuses it; domain codes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ class Design:
     psus_in_stratum: np.ndarray   # n_h, per stratum code, in the full design
     fpc_factor: np.ndarray        # f_h per stratum code (1 without fpc)
     lonely_psu: LonelyPsu = "adjust"
+    ssu: np.ndarray | None = None               # int64 codes of second-stage units (in stratum,
+    ssus_in_psu: np.ndarray | None = None       # PSU order); m_i per PSU code, full design;
+    ssu_fpc_factor: np.ndarray | None = None    # 1 − m_i/M_i per PSU code (1 without fpc)
 
     @property
     def n_rows(self) -> int:
@@ -70,8 +74,11 @@ def _factorize(series: pl.Series) -> tuple[np.ndarray, pl.Series]:
 
 def make_design(frame: pl.DataFrame, *, weight: str, strata: str | Sequence[str] | None = None,
                 psu: str | None = None, fpc: str | None = None,
-                lonely_psu: LonelyPsu = "adjust") -> Design:
-    """Encode the design columns of `frame`. PSU labels are taken as nested within strata."""
+                lonely_psu: LonelyPsu = "adjust", ssu: str | None = None,
+                ssu_fpc: str | None = None) -> Design:
+    """Encode the design columns of `frame`. PSU labels are taken as nested within strata, SSU
+    labels (a second stage, R's `ids = ~psu + ssu`) within PSUs; `ssu_fpc` is the second stage's
+    population (SSUs in the PSU) or sampling fraction, as R's `fpc = ~fpc + ssu_fpc`."""
     if lonely_psu not in LONELY_PSU_RULES:
         raise EstimationError(f"单一PSU层的处理规则应为 {'/'.join(LONELY_PSU_RULES)} 之一")
     w = frame[weight].cast(pl.Float64).to_numpy()
@@ -93,19 +100,39 @@ def make_design(frame: pl.DataFrame, *, weight: str, strata: str | Sequence[str]
     else:
         psu_codes = None
         psus_in_stratum = np.bincount(stratum, minlength=n_strata)
-    fpc_factor = np.ones(n_strata)
-    if fpc is not None:
-        population = frame[fpc].cast(pl.Float64).to_numpy()
-        per_stratum = np.full(n_strata, np.nan)
-        per_stratum[stratum] = population
-        if np.any(np.bincount(stratum, weights=(population != per_stratum[stratum]),
-                              minlength=n_strata)):
-            raise EstimationError(f"有限总体校正列 {fpc} 在同一层内取值不一致")
-        if np.all(per_stratum <= 1):  # sampling fractions
-            fpc_factor = 1 - per_stratum
-        else:
-            if np.any(per_stratum < psus_in_stratum):
-                raise EstimationError(f"有限总体校正列 {fpc} 小于该层的样本PSU数")
-            fpc_factor = np.where(np.isinf(per_stratum), 1.0,
-                                  (per_stratum - psus_in_stratum) / per_stratum)
-    return Design(w, stratum, psu_codes, psus_in_stratum, fpc_factor, lonely_psu)
+    fpc_factor = np.ones(n_strata) if fpc is None else \
+        _fpc_factor(frame, fpc, stratum, psus_in_stratum, "层", "PSU")
+    if ssu is None:
+        return Design(w, stratum, psu_codes, psus_in_stratum, fpc_factor, lonely_psu)
+    if psu_codes is None:
+        raise EstimationError("指定了第二阶段抽样单元（SSU）时必须同时指定初级抽样单元（PSU）列")
+    ssu_codes, _ = domain_codes(frame.with_columns(pl.Series("__stratum", stratum),
+                                                   pl.Series("__psu", psu_codes)),
+                                ["__stratum", "__psu", ssu])
+    n_psus = int(psu_codes.max()) + 1
+    psu_of_ssu = np.full(int(ssu_codes.max()) + 1, -1, dtype=np.int64)
+    psu_of_ssu[ssu_codes] = psu_codes
+    ssus_in_psu = np.bincount(psu_of_ssu, minlength=n_psus)
+    ssu_fpc_factor = np.ones(n_psus) if ssu_fpc is None else \
+        _fpc_factor(frame, ssu_fpc, psu_codes, ssus_in_psu, "PSU", "SSU")
+    return Design(w, stratum, psu_codes, psus_in_stratum, fpc_factor, lonely_psu,
+                  ssu_codes, ssus_in_psu, ssu_fpc_factor)
+
+
+def _fpc_factor(frame: pl.DataFrame, column: str, group: np.ndarray, sampled: np.ndarray,
+                group_name: str, unit_name: str) -> np.ndarray:
+    """1 − n/N per group (stratum at stage 1, PSU at stage 2) from a column holding the number
+    of units in the population (∞ allowed) or, when every value is ≤ 1, the sampling fraction."""
+    population = frame[column].cast(pl.Float64).to_numpy()
+    if np.isnan(population).any():
+        raise EstimationError(f"有限总体校正列 {column} 含空值")
+    per_group = np.full(sampled.size, np.nan)
+    per_group[group] = population
+    if np.any(np.bincount(group, weights=(population != per_group[group]),
+                          minlength=sampled.size)):
+        raise EstimationError(f"有限总体校正列 {column} 在同一{group_name}内取值不一致")
+    if np.all(per_group <= 1):  # sampling fractions
+        return 1 - per_group
+    if np.any(per_group < sampled):
+        raise EstimationError(f"有限总体校正列 {column} 小于该{group_name}的样本{unit_name}数")
+    return np.where(np.isinf(per_group), 1.0, (per_group - sampled) / per_group)

@@ -13,10 +13,23 @@ encoded in pipelines/stats/design.py:
   given (N_h: PSUs in the population, or the sampling fraction itself when ≤ 1);
 - a stratum with a single PSU in the full design (`lonely_psu`): "adjust" (default) centres it at the
   grand mean, i.e. adds f·t², as R's `options(survey.lonely.psu = "adjust")`; "certainty" adds 0;
+  "average" leaves it out and scales the domain's variance by (strata with answering rows) / (those
+  of them with several PSUs), as R's "average" (a census stratum, f = 0, counts as one with several);
+  a covariance takes the geometric mean of its two variables' factors (the same factor, as R's
+  svycontrast on totals, whenever every stratum of the domain answered both);
+- a second stage (R's `ids = ~psu + ssu, fpc = ~N_h + M_i`): SSU totals t_hij within each PSU add
+      (n_h/N_h) · Σ_i g_i · m_i/(m_i − 1) · Σ_j (t_hij − t̄_hi)²,   g_i = 1 − m_i/M_i,
+  (zero without a first-stage fpc: with-replacement PSUs carry the whole variance); a PSU with a
+  single SSU follows the lonely rule as a stratum would ("average" adds 0 there, where R gives NaN);
+- a row of weight 0 (what R's `subset()` leaves in a design) adds nothing to a total but keeps its
+  PSU in n_h; it is not counted in n, in the degrees of freedom or in the design effect's SRS size;
 - degrees of freedom = PSUs − strata among the rows that contribute to the estimate (R's `degf` of the
   domain's subset design); intervals are t intervals on those df;
 - Kish's effective sample size (Σw)²/Σw², and the design effect against simple random sampling
   without replacement of the same size (R's `deff = TRUE`).
+
+`estimates_frame` adds the interval of a share item (R's `svyciprop`, pipelines/stats/ciprop.py)
+where the caller names the share columns.
 
 Everything is vectorised over domains and variables at once (rows sorted once by domain, stratum
 and PSU, then segmented sums); nothing loops over counties. `mean_covariance` also returns the
@@ -33,7 +46,8 @@ import numpy as np
 import polars as pl
 
 from pipelines.core.parallel import map_blocks
-from pipelines.scheme.definitions import LonelyPsu
+from pipelines.scheme.definitions import LonelyPsu, ShareInterval
+from pipelines.stats.ciprop import share_interval
 from pipelines.stats.design import Design, domain_codes, make_design
 from pipelines.stats.tquantiles import t_interval
 
@@ -92,12 +106,15 @@ def mean_covariance(design: Design, values: np.ndarray, domain: np.ndarray, n_do
     pick = (lambda a: a) if order is None else (lambda a: a[order])
     weight, stratum, domain = pick(design.weight), pick(design.stratum), pick(domain)
     psu = None if design.psu is None else pick(design.psu)
+    ssu = None if design.ssu is None else pick(design.ssu)
+
     def estimate(block: tuple[int, int]) -> None:
         a, b = block
         first, last = int(domain[a]), int(domain[b - 1])
         rows = slice(a, b) if order is None else order[a:b]
         _Block(weight[a:b], stratum[a:b], None if psu is None else psu[a:b],
-               domain[a:b] - first, last - first + 1, design) \
+               domain[a:b] - first, last - first + 1, design,
+               None if ssu is None else ssu[a:b]) \
             .estimate(y[:, rows], pairs, out, slice(first, last + 1))
 
     map_blocks(estimate, _domain_blocks(domain, CHUNK_ROWS), y.size)  # disjoint rows of out
@@ -119,7 +136,8 @@ def domain_sizes(design: Design, domain: np.ndarray, n_domains: int) -> DomainSi
     a national wave); any other order takes the pass."""
     domain = np.asarray(domain, dtype=np.int64)
     cell_key, psu_key = _design_keys(design, domain)
-    if design.n_rows == 0 or not _ascending(cell_key if psu_key is None else psu_key):
+    if design.n_rows == 0 or not _ascending(cell_key if psu_key is None else psu_key) \
+            or not design.weight.all():           # rows of weight 0 count in no size
         ones = mean_covariance(design, np.ones((design.n_rows, 1)), domain, n_domains,
                                pairs=False)
         return DomainSizes(ones.n[:, 0], ones.n_eff[:, 0], ones.df[:, 0])
@@ -152,16 +170,20 @@ def _design_keys(design: Design, domain: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def _design_order(design: Design, domain: np.ndarray) -> np.ndarray | None:
-    """A stable permutation sorting rows by (domain, stratum, PSU), or None when they already are
-    (the usual case: survey files come grouped by county)."""
+    """A stable permutation sorting rows by (domain, stratum, PSU, SSU), or None when they already
+    are (the usual case: survey files come grouped by county). SSU codes are numbered in (stratum,
+    PSU) order (make_design), so their key sorts by both."""
     cell_key, key = _design_keys(design, domain)
     if key is None:
         return None if _ascending(cell_key) else np.argsort(cell_key, kind="stable")
+    if design.ssu is not None:
+        key = domain * (int(design.ssu.max()) + 1) + design.ssu
     if _ascending(key):
         return None
     order = np.argsort(key, kind="stable")
     if not _ascending(cell_key[order]):
-        order = np.lexsort((design.psu, design.stratum, domain))
+        order = np.lexsort(tuple(c for c in (design.ssu, design.psu, design.stratum, domain)
+                                 if c is not None))
     return order
 
 
@@ -183,7 +205,8 @@ class _Block:
     Arrays are variables × entries; sums run along the last axis."""
 
     def __init__(self, weight: np.ndarray, stratum: np.ndarray, psu: np.ndarray | None,
-                 domain: np.ndarray, n_domains: int, design: Design) -> None:
+                 domain: np.ndarray, n_domains: int, design: Design,
+                 ssu: np.ndarray | None = None) -> None:
         self.weight, self.n_domains, self.design = weight, n_domains, design
         n_strata = design.n_strata
         self.domain_starts = _starts(domain)
@@ -202,6 +225,16 @@ class _Block:
         self.cell_domains = cell_domain[self.cell_domain_starts]
         self.psu_domain_starts = _starts(psu_domain)                        # among PSUs
         self.psu_domains = psu_domain[self.psu_domain_starts]
+        self.ssu_starts = None
+        if ssu is not None and psu is not None:
+            self.ssu_starts = _starts(domain * (int(ssu.max()) + 1) + ssu)  # among rows
+            ssu_domain, ssu_psu = domain[self.ssu_starts], psu[self.ssu_starts]
+            self.group_starts = _starts(ssu_domain * (int(psu.max()) + 1) + ssu_psu)  # SSUs
+            self.group_psu = ssu_psu[self.group_starts]                     # by (domain, PSU)
+            self.group_stratum = stratum[self.ssu_starts][self.group_starts]
+            group_domain = ssu_domain[self.group_starts]
+            self.group_domain_starts = _starts(group_domain)
+            self.group_domains = group_domain[self.group_domain_starts]
 
     def estimate(self, y: np.ndarray, pairs: bool, out: MeanEstimates, into: slice) -> None:
         """Fill `out`'s rows `into` (this block's domains) from the J × rows values `y`."""
@@ -211,10 +244,11 @@ class _Block:
         w = self.weight[None, :]
         wr = np.where(answered, w, 0.0)       # the weight where answered, else 0
         y0 = np.where(answered, y, 0.0)
+        counted = answered & (w > 0)          # a row of weight 0 is in the design, not the sample
 
         # per domain (J × D): Σw, Σw², count, mean over the rows that answered
         weight_sum = self.per_domain(wr)
-        counts = self.per_domain(answered.view(np.uint8))
+        counts = self.per_domain(counted.view(np.uint8))
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = self.per_domain(wr * y0) / weight_sum
             inverse_sum = np.where(weight_sum > 0, 1.0 / weight_sum, 0.0)
@@ -232,19 +266,21 @@ class _Block:
         sums = self.per_cell(totals)
         n_h = design.psus_in_stratum[self.cell_stratum].astype(np.float64)
         f_h = design.fpc_factor[self.cell_stratum]
-        lonely = n_h <= 1
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(lonely, f_h if design.lonely_psu == "adjust" else 0.0,
-                             f_h * n_h / (n_h - 1))
-        centre = np.where(lonely, 0.0, 1.0 / n_h)
+        scale, centre = _stage_scale(n_h, f_h, design.lonely_psu)
+        spread = self._average_spread(answered, n_h, f_h)                   # J × D
+        second = self._second_stage(influence)
         cov = np.zeros((self.n_domains, n_vars, n_vars))
         for j in range(n_vars):
             others = slice(j, n_vars) if pairs else slice(j, j + 1)
             cross = self.per_cell(totals[j] * totals[others])
             per_cell = scale * (cross - centre * sums[j] * sums[others])
-            block = self.cells_to_domains(per_cell).T                       # D × (J − j)
-            cov[:, j, others] = block
-            cov[:, others, j] = block
+            block = self.cells_to_domains(per_cell)                         # (J − j) × D
+            if spread is not None:
+                block = block * np.sqrt(spread[j] * spread[others])
+            if second is not None:
+                block = block + second(j, others)
+            cov[:, j, others] = block.T
+            cov[:, others, j] = block.T
         unanswered = (counts == 0).T          # nobody answered: no estimate, not a zero variance
         for j in range(n_vars):
             cov[unanswered[:, j], j, :] = np.nan
@@ -253,9 +289,9 @@ class _Block:
 
         # degrees of freedom: PSUs − strata among the contributing rows (R: degf of the subset)
         if self.psu_starts is None:           # every row its own PSU: the PSUs are the counts
-            psus, cell_has = counts, self.per_cell(answered.view(np.uint8)) > 0
+            psus, cell_has = counts, self.per_cell(counted.view(np.uint8)) > 0
         else:
-            psu_has = self.per_psu(answered.view(np.uint8)) > 0
+            psu_has = self.per_psu(counted.view(np.uint8)) > 0
             psus, cell_has = self.psus_to_domains(psu_has), self.per_cell(psu_has) > 0
         out.df[into] = (psus - self.cells_to_domains(cell_has)).T
 
@@ -267,6 +303,37 @@ class _Block:
             out.srs_var[into] = np.where(weight_sum >= counts,
                                          s2 * (weight_sum - counts) / (weight_sum * counts),
                                          np.nan).T
+
+    def _average_spread(self, answered: np.ndarray, n_h: np.ndarray,
+                        f_h: np.ndarray) -> np.ndarray | None:
+        """R's "average" rule: per variable and domain, strata with answering rows over those of
+        them that are not lonely (NaN when all are: R gives no variance either)."""
+        if self.design.lonely_psu != "average":
+            return None
+        present = self.per_cell(self.per_psu(answered.view(np.uint8))) > 0
+        usable = present & ((n_h > 1) | (f_h < 1e-7))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.cells_to_domains(present) / self.cells_to_domains(usable)
+
+    def _second_stage(self, influence: np.ndarray):
+        """The within-PSU variance of a second stage as a function (j, others) → (J − j) × D,
+        or None for a one-stage design."""
+        design = self.design
+        if self.ssu_starts is None or design.ssus_in_psu is None:
+            return None
+        totals = _sums(influence, self.ssu_starts)                          # J × SSUs
+        sums = _sums(totals, self.group_starts)                             # J × (domain, PSU)
+        m_i = design.ssus_in_psu[self.group_psu].astype(np.float64)
+        g_i = design.ssu_fpc_factor[self.group_psu]
+        scale, centre = _stage_scale(m_i, g_i, design.lonely_psu)
+        scale = scale * (1 - design.fpc_factor[self.group_stratum])         # × n_h/N_h
+
+        def within(j: int, others: slice) -> np.ndarray:
+            cross = _sums(totals[j] * totals[others], self.group_starts)
+            per_group = scale * (cross - centre * sums[j] * sums[others])
+            return self._scatter(_sums(per_group, self.group_domain_starts), self.group_domains)
+
+        return within
 
     def per_domain(self, values: np.ndarray) -> np.ndarray:
         return self._scatter(_sums(values, self.domain_starts), self.domains)
@@ -295,6 +362,16 @@ class _Block:
         return out
 
 
+def _stage_scale(n: np.ndarray, f: np.ndarray, lonely_psu: LonelyPsu,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per group of n sampled units with fpc factor f: the scale of Σ(t − centre·Σt)² — n/(n − 1)·f,
+    and for a lonely unit f uncentred ("adjust") or 0 ("certainty"; "average" rescales later)."""
+    lonely = n <= 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(lonely, f if lonely_psu == "adjust" else 0.0, f * n / (n - 1))
+    return scale, np.where(lonely, 0.0, 1.0 / n)
+
+
 def _sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Sums of the segments beginning at `starts` along the last axis, in float64 (booleans count)."""
     return np.add.reduceat(values, starts, axis=-1, dtype=np.float64)
@@ -315,7 +392,8 @@ def _starts(sorted_keys: np.ndarray) -> np.ndarray:
 def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
             strata: str | Sequence[str] | None = None, psu: str | None = None,
             fpc: str | None = None, by: str | Sequence[str] | None = None, level: float = 0.95,
-            lonely_psu: LonelyPsu = "adjust") -> pl.DataFrame:
+            lonely_psu: LonelyPsu = "adjust", ssu: str | None = None,
+            ssu_fpc: str | None = None) -> pl.DataFrame:
     """Design-based means of `value` (one or several columns) overall or per `by` domain.
 
     Returns the `by` columns (and `variable` when several values are given) with
@@ -325,7 +403,7 @@ def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
     values = [value] if isinstance(value, str) else list(value)
     by_cols = [by] if isinstance(by, str) else list(by or [])
     design = make_design(frame, weight=weight, strata=strata, psu=psu, fpc=fpc,
-                         lonely_psu=lonely_psu)
+                         lonely_psu=lonely_psu, ssu=ssu, ssu_fpc=ssu_fpc)
     if by_cols:
         domain, keys = domain_codes(frame, by_cols)
     else:
@@ -337,11 +415,20 @@ def svymean(frame: pl.DataFrame, value: str | Sequence[str], *, weight: str,
 
 
 def estimates_frame(est: MeanEstimates, keys: pl.DataFrame, variables: Sequence[str],
-                    level: float = 0.95, variable_column: str | None = None) -> pl.DataFrame:
+                    level: float = 0.95, variable_column: str | None = None,
+                    shares: Sequence[bool] | None = None,
+                    share_method: ShareInterval = "logit") -> pl.DataFrame:
     """Long frame (domain keys × variable) of a `MeanEstimates`; the variable names go into
-    `variable_column` (by default a `variable` column, only when there are several)."""
+    `variable_column` (by default a `variable` column, only when there are several). Variables
+    flagged in `shares` are percentages (0/100 per row): their interval is `share_method`'s."""
     se = est.se
     low, high = t_interval(est.mean, se, est.df, level)
+    if shares is not None and any(shares):
+        share = np.asarray(shares, dtype=bool)
+        p_low, p_high = share_interval(est.mean[:, share] / 100, se[:, share] / 100,
+                                       est.df[:, share], est.n[:, share],
+                                       est.n_eff[:, share], level, share_method)
+        low[:, share], high[:, share] = 100 * p_low, 100 * p_high
     n_domains, n_vars = est.mean.shape
     domain = np.repeat(np.arange(n_domains), n_vars)
     columns = [keys[name].gather(domain) for name in keys.columns] if keys.width else []

@@ -28,6 +28,8 @@ class ScoreModel:
     vetoed: np.ndarray              # C bool
     survey_ids: list[str] = field(default_factory=list)
     indicator_ids: list[str] = field(default_factory=list)
+    # C × Ki previous-period counts behind a change component (NaN otherwise, or where unknown)
+    indicator_baseline: np.ndarray | None = None
 
     def _survey_components(self) -> list[Component]:
         return [c for c in self.components if c.source == "survey"]
@@ -89,6 +91,8 @@ class ScoreModel:
         intervals of these draws keep that (a count of 0 is not proof of a rate of 0)."""
         comp = self._indicator_components()[k]
         count = self.indicator_count[:, k]
+        if comp.change_of is not None:
+            return self._draw_change_points(k, comp, n_draws, rng)
         known = ~np.isnan(count)
         # single precision: 7 digits are far finer than the draws' spread, and the float32
         # generator is about 1.5 times faster
@@ -103,6 +107,27 @@ class ScoreModel:
                 np.clip(draws, 0.0, comp.weight, out=draws)
             return draws
         raw = np.where(known, draws / self.exposure[:, k], np.nan)
+        return normalise(raw, comp) * comp.weight / 100
+
+    def _draw_change_points(self, k: int, comp: Component, n_draws: int,
+                            rng: np.random.Generator) -> np.ndarray:
+        """n × C points of a change in % of a count, 100·(λ₁/λ₀ − 1), with both periods' expected
+        counts drawn from their Jeffreys posteriors: for large counts its variance is the delta
+        method's 100²·(N₁/N₀)²·(1/N₁ + 1/N₀), for small ones it keeps the ratio's skew. A county
+        whose previous count is unknown keeps its reported change."""
+        count = self.indicator_count[:, k]
+        baseline = (np.full_like(count, np.nan) if self.indicator_baseline is None
+                    else self.indicator_baseline[:, k])
+        known = ~np.isnan(count) & ~np.isnan(baseline)
+        # single precision, in place, as for a count (`draw_indicator_points`)
+        shape = (n_draws, count.size)
+        change = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=shape,
+                                    dtype=np.float32)
+        change /= rng.standard_gamma(np.where(known, baseline, 0.0) + 0.5, size=shape,
+                                     dtype=np.float32)
+        change -= 1
+        change *= 100
+        raw = np.where(known, change, self.indicator_raw[None, :, k].astype(np.float32))
         return normalise(raw, comp) * comp.weight / 100
 
     def component_index(self, comp_id: str) -> int:

@@ -37,17 +37,29 @@ def item_point_matrix(responses: pl.DataFrame, defs: Definitions,
         .to_numpy()                                       # a blank answer is no known code
     out = np.empty(codes.shape[::-1])               # items × rows, as mean_covariance sums them
     for j, item_id in enumerate(item_ids):
-        item, scoring = by_id[item_id], defs.scheme.items[item_id]
-        mapping = {int(code): float(points) for code, points in scoring.points.items()}
-        if scoring.dont_know == "score":
-            for answer in item.answers:
-                if answer.dont_know:
-                    mapping[int(answer.code)] = float(scoring.dont_know_points or 0.0)
+        mapping = answer_points(defs, item_id)
         low, high = min(mapping, default=0), max(mapping, default=0)
         table = np.full(high - low + 3, np.nan)       # both ends: any other answer
         table[np.fromiter(mapping, dtype=np.int64) - low + 1] = list(mapping.values())
         np.take(table, codes[:, j] - (low - 1), mode="clip", out=out[j])
     return out.T
+
+
+def answer_points(defs: Definitions, item_id: str) -> dict[int, float]:
+    """Points per answer code that counts in the item's mean (说不清 too when the scheme scores it)."""
+    item, scoring = defs.questionnaire.item(item_id), defs.scheme.items[item_id]
+    mapping = {int(code): float(points) for code, points in scoring.points.items()}
+    if scoring.dont_know == "score":
+        for answer in item.answers:
+            if answer.dont_know:
+                mapping[int(answer.code)] = float(scoring.dont_know_points or 0.0)
+    return mapping
+
+
+def is_share_item(defs: Definitions, item_id: str) -> bool:
+    """Every counted answer scores 0 or 100, so the item's mean is a percentage (知晓率, 身边涉毒
+    现象): its interval must stay within 0–100 (pipelines/stats/ciprop.py)."""
+    return set(answer_points(defs, item_id).values()) == {0.0, 100.0}
 
 
 def scored_items(scheme: Scheme) -> list[str]:

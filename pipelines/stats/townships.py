@@ -9,7 +9,7 @@ import polars as pl
 
 from pipelines.scheme.definitions import Definitions
 from pipelines.stats.contrast import contrast
-from pipelines.stats.county_design import county_design_columns
+from pipelines.stats.county_design import county_design_columns, stage_columns
 from pipelines.stats.design import domain_codes, make_design
 from pipelines.stats.means import domain_sizes, mean_covariance
 from pipelines.stats.points import item_point_matrix, scored_items
@@ -25,7 +25,7 @@ def survey_score_by(responses: pl.DataFrame, defs: Definitions, by: str,
     level = level or scheme.confidence_level
     frame, psu = county_design_columns(responses.filter(pl.col(by).is_not_null()))
     design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
-                         lonely_psu=scheme.estimation.lonely_psu)
+                         lonely_psu=scheme.estimation.lonely_psu, **stage_columns(frame))
     domain, keys = domain_codes(frame, [by])
     item_ids = scored_items(scheme)
     y = item_point_matrix(frame, defs, item_ids)

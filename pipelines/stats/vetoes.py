@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
 from pipelines.scheme.definitions import Component, Scheme
 
@@ -27,3 +28,24 @@ def vetoes(scheme: Scheme, wide: dict[str, np.ndarray], survey_comps: list[Compo
         for c in np.flatnonzero(fired):
             reasons[c].append(veto.reason)
     return ["；".join(r) if r else None for r in reasons]
+
+
+def veto_inputs(scheme: Scheme, wide: dict[str, np.ndarray], county_codes: list[str],
+                population: np.ndarray) -> pl.DataFrame:
+    """Long rows (county_code, population, rule, subject, op, threshold, value): what each veto
+    rule of the scheme looked at this wave, fired or not. A count below its threshold (one cadre
+    involved where two veto) is evidence of the county's rate: the next-wave veto model
+    (pipelines/ranking/veto_risk.py) reads it. A component rule has no count: value is null."""
+    n = len(county_codes)
+    frames = []
+    for index, veto in enumerate(scheme.vetoes):
+        values = np.full(n, np.nan) if veto.subject.startswith("component:") \
+            else wide.get(veto.subject, np.full(n, np.nan))
+        frames.append(pl.DataFrame({
+            "county_code": county_codes, "population": np.asarray(population, dtype=float),
+            "rule": np.full(n, index, dtype=np.int64), "subject": [veto.subject] * n,
+            "op": [veto.op] * n, "threshold": np.full(n, float(veto.value)),
+            "value": np.asarray(values, dtype=float)}, nan_to_null=True))
+    schema = {"county_code": pl.String, "population": pl.Float64, "rule": pl.Int64,
+              "subject": pl.String, "op": pl.String, "threshold": pl.Float64, "value": pl.Float64}
+    return pl.concat(frames).cast(schema) if frames else pl.DataFrame(schema=schema)

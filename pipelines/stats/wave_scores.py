@@ -1,14 +1,17 @@
 """County scores from the scheme: answer codes → item points → components → 100-point composite.
 
 Uncertainty, in the order a reader would check it:
-- item and survey-component means are design-based (pipelines/stats/means.py);
+- item and survey-component means are design-based (pipelines/stats/means.py); a share item
+  (answers scored 0 or 100) gets an interval that stays inside 0–100 (logit by default, or
+  Korn–Graubard: `[estimation] share_interval`; pipelines/stats/ciprop.py);
 - the survey part of the composite is linear in the item means, so its variance is b'Σb with Σ the
   covariance of the county's item means from one per-respondent linearisation (items answered by the
   same respondent are correlated, and each item has its own denominator) — R: `svycontrast`;
 - work indicators are administrative figures without sampling error, except those the scheme marks
-  `poisson = true`: a count whose true rate is uncertain; replicates draw the county's expected count
-  from its Jeffreys posterior Gamma(count + ½, 1) (not centred on the count: 0 found is not a rate
-  of 0);
+  the catalogue declares noisy (indicators.toml `noise`): a count whose true rate is uncertain;
+  replicates draw the county's expected count from its Jeffreys posterior Gamma(count + ½, 1) (not
+  centred on the count: 0 found is not a rate of 0); a change in % of such a count draws both
+  periods' counts (the previous one recovered from the count and its change), 100·(λ₁/λ₀ − 1);
 - a relative normalisation (min–max or z-score across counties) makes a county's points depend on the
   others' values, so every replicate re-normalises all counties (`ScoreModel.draw`). The composite's
   variance is b'Σb for the survey components used as they are, plus the replicate variance of the
@@ -32,14 +35,19 @@ import polars as pl
 from pipelines.scheme.definitions import Definitions
 from pipelines.stats.composite import component_scores_frame, composite_interval, composite_se
 from pipelines.stats.contrast import contrast
-from pipelines.stats.county_design import category_codes, county_design_columns, dense_codes
+from pipelines.stats.county_design import (
+    category_codes,
+    county_design_columns,
+    dense_codes,
+    stage_columns,
+)
 from pipelines.stats.design import make_design
 from pipelines.stats.means import domain_sizes, estimates_frame, mean_covariance
 from pipelines.stats.model import ScoreModel
-from pipelines.stats.points import item_point_matrix, scored_items
+from pipelines.stats.points import is_share_item, item_point_matrix, scored_items
 from pipelines.stats.raking import rake_to_county_margins
 from pipelines.stats.replicates import column_variances, draw_replicate_points
-from pipelines.stats.vetoes import vetoes
+from pipelines.stats.vetoes import veto_inputs, vetoes
 
 
 @dataclass
@@ -52,6 +60,7 @@ class WaveScores:
     composite: pl.DataFrame
     model: ScoreModel
     level: float
+    veto_inputs: pl.DataFrame | None = None   # what each veto rule saw (`vetoes.veto_inputs`)
 
 
 def indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> dict[str, np.ndarray]:
@@ -71,6 +80,16 @@ def indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> d
     wide = np.full((int(indicator.max()) + 1, n), np.nan)
     wide.reshape(-1)[key[first]] = value[known][first]
     return {label: wide[code] for code, label in enumerate(labels) if label}
+
+
+def change_counts(count: np.ndarray, change_pct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(this period's count, the previous period's) behind a change in %: the sheet gives the count
+    and its change, so the previous count is count / (1 + change/100). Unknown (NaN) where either is
+    missing or the change is −100% (a count of 0 says nothing of the count before)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        previous = count / (1 + change_pct / 100)
+    usable = np.isfinite(previous) & (change_pct > -100) & (count >= 0)
+    return count, np.where(usable, previous, np.nan)
 
 
 def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl.DataFrame,
@@ -94,7 +113,7 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     if settings.rake_to_margins and margins is not None and margins.height:
         frame = rake_to_county_margins(frame, margins)
     design = make_design(frame, weight="weight", strata="__stratum", psu=psu,
-                         lonely_psu=settings.lonely_psu)
+                         lonely_psu=settings.lonely_psu, **stage_columns(frame))
 
     item_ids = scored_items(scheme)
     y = item_point_matrix(frame, defs, item_ids)
@@ -102,7 +121,9 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     everyone = domain_sizes(design, domain_codes, n_counties)
 
     items_frame = estimates_frame(est, pl.DataFrame({"county_code": county_codes}), item_ids,
-                                  level, variable_column="item_id")
+                                  level, variable_column="item_id",
+                                  shares=[is_share_item(defs, i) for i in item_ids],
+                                  share_method=settings.share_interval)
 
     survey_comps = [c for c in scheme.components if c.source == "survey"]
     combine = np.zeros((len(survey_comps), len(item_ids)))
@@ -117,20 +138,24 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     population = counties["population"].cast(pl.Float64).to_numpy()
     indicator_raw = np.full((n_counties, len(indicator_comps)), np.nan)
     indicator_count = np.full_like(indicator_raw, np.nan)
+    indicator_baseline = np.full_like(indicator_raw, np.nan)
     exposure = np.ones_like(indicator_raw)
     for k, comp in enumerate(indicator_comps):
         values = wide.get(comp.indicator, np.full(n_counties, np.nan))
         if comp.per_100k_population:
             exposure[:, k] = population / 100_000
         indicator_raw[:, k] = values / exposure[:, k]
-        if comp.poisson:
+        if comp.change_of is not None:
+            indicator_count[:, k], indicator_baseline[:, k] = change_counts(
+                wide.get(comp.change_of, np.full(n_counties, np.nan)), values)
+        elif comp.poisson:
             indicator_count[:, k] = values
 
     veto_reason = vetoes(scheme, wide, survey_comps, survey_mean, n_counties)
     vetoed = np.array([bool(r) for r in veto_reason])
     model = ScoreModel(county_codes, scheme.components, survey_mean, survey_cov, indicator_raw,
                        indicator_count, exposure, vetoed, [c.id for c in survey_comps],
-                       [c.id for c in indicator_comps])
+                       [c.id for c in indicator_comps], indicator_baseline)
 
     points = model.fixed_points()                                   # C × K
     replicate_points = draw_replicate_points(model, replicates, seed)
@@ -157,4 +182,5 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
     wide_components = components_frame.pivot("component_id", index="county_code", values="score")
     composite = composite.join(wide_components, on="county_code", how="left",
                                maintain_order="left")
-    return WaveScores(wave, items_frame, components_frame, composite, model, level)
+    return WaveScores(wave, items_frame, components_frame, composite, model, level,
+                      veto_inputs(scheme, wide, county_codes, population))

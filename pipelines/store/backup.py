@@ -18,7 +18,13 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.store.warehouse import Warehouse, WarehouseError, current_user
+from pipelines.store.warehouse import (
+    Warehouse,
+    WarehouseError,
+    current_user,
+    disk_full_message,
+    is_disk_full,
+)
 
 
 @dataclass(frozen=True)
@@ -76,8 +82,11 @@ def backup(db: Path, out: Path) -> BackupSummary:
         con.sql("copy from database source to target")
         _continue_sequence(con, "target")
         con.sql("detach target")
-    except duckdb.Error as exc:
+    except (duckdb.Error, OSError) as exc:
         partial.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise WarehouseError("备份失败：" + disk_full_message(out).replace(
+                "数据仓库保持原样", "没有留下不完整的备份文件")) from None
         if "lock" in str(exc).lower():
             raise WarehouseError(f"数据仓库 {db} 正被另一个程序（例如看板）写入，请稍后或关闭看板后再备份") \
                 from None
@@ -110,14 +119,24 @@ def restore(backup_file: Path, db: Path) -> tuple[BackupSummary, Path | None]:
             raise WarehouseError(f"无法恢复：{exc}") from None
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         kept = db.with_name(f"{db.name}.before-restore-{stamp}")
-        shutil.copy2(db, kept)
     partial = db.with_name(f".{db.name}.restoring-{os.getpid()}")
-    shutil.copy2(backup_file, partial)
-    wh = Warehouse.open(partial)
     try:
-        wh.record_audit("恢复备份", current_user(), detail=f"由备份文件 {backup_file.name} 恢复",
-                        sha256=summary.sha256)
-    finally:
-        wh.close()
+        if kept is not None:
+            shutil.copy2(db, kept)
+        shutil.copy2(backup_file, partial)
+        wh = Warehouse.open(partial)
+        try:
+            wh.record_audit("恢复备份", current_user(), detail=f"由备份文件 {backup_file.name} 恢复",
+                            sha256=summary.sha256)
+        finally:
+            wh.close()
+    except (OSError, duckdb.Error, WarehouseError) as exc:
+        # nothing was replaced yet: remove the half-made copies, the warehouse stays as it was
+        for path in (partial, partial.with_name(partial.name + ".wal"), kept):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        if is_disk_full(exc) or "磁盘空间不足" in str(exc):
+            raise WarehouseError("无法恢复：" + disk_full_message(db)) from None
+        raise
     os.replace(partial, db)
     return summary, kept

@@ -9,8 +9,11 @@ transaction; readers see a wave completely or not at all.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import getpass
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -54,7 +57,8 @@ create table if not exists waves (
 create table if not exists responses (
     load_id integer not null, wave varchar not null, respondent_id varchar not null,
     county_code varchar not null, stratum varchar, psu varchar, weight double not null,
-    age smallint, sex varchar, urban_rural varchar, township varchar, mode varchar);
+    age smallint, sex varchar, urban_rural varchar, township varchar, mode varchar,
+    ssu varchar, psu_population double, ssu_population double);
 create table if not exists indicators (
     load_id integer not null, wave varchar not null, county_code varchar not null,
     indicator_id varchar not null, value double);
@@ -105,6 +109,25 @@ def unpack_archive(content: bytes, codec: str | None, size: int) -> bytes:
 
 
 
+def _current_responses_view(cur: duckdb.DuckDBPyConnection) -> None:
+    # `r.*` expands when the view is created: create it after the item columns exist
+    cur.sql("create or replace view current_responses as select r.* from responses r "
+            "join waves w on r.load_id = w.survey_load_id")
+
+
+def _add_design_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Warehouses built before two-stage designs were stored gain the second-stage and finite
+    population columns (null: a one-stage design without fpc), and the view that lists them."""
+    present = con.sql("select column_name from information_schema.columns "
+                      "where table_name = 'responses'").fetchall()
+    if not present or ("ssu",) in present:
+        return
+    con.sql("alter table responses add column ssu varchar; "
+            "alter table responses add column psu_population double; "
+            "alter table responses add column ssu_population double")
+    _current_responses_view(con.cursor())
+
+
 def _first(result: duckdb.DuckDBPyConnection) -> tuple | None:
     """First row of an executed query. DuckDB 2.0 wants every result drained before the cursor
     does anything else, so fetch all (these queries return a row or none)."""
@@ -121,6 +144,40 @@ def _audit(cur: duckdb.DuckDBPyConnection, by: str, action: str, wave: str | Non
 
 class WarehouseError(RuntimeError):
     """A warehouse problem worded for the user (Chinese)."""
+
+DISK_FULL_MARKERS = ("no space left on device", "disk is full", "disk full", "not enough space")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error is the disk (or a quota) running out, however DuckDB or the OS words it."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, duckdb.Error | OSError) and any(
+        marker in str(exc).lower() for marker in DISK_FULL_MARKERS)
+
+
+def disk_full_message(path: Path) -> str:
+    return (f"磁盘空间不足：数据仓库 {path} 所在的磁盘已满，本次更改没有写入，数据仓库保持原样。"
+            "请清理该磁盘（或把数据仓库移到空间更大的磁盘，用 --db 指定）后重试；"
+            "导入一期数据通常需要约为文件大小两倍的空闲空间。")
+
+
+@contextlib.contextmanager
+def _transaction(cur: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """One write transaction. DuckDB rolls an IO-failed transaction back itself, so a second
+    rollback would fail ("no transaction is active") and hide the real cause: a full disk is
+    reported as such, in Chinese, and any other error passes through unchanged."""
+    cur.sql("begin transaction")
+    try:
+        yield
+        cur.sql("commit")
+    except BaseException as exc:
+        with contextlib.suppress(duckdb.Error):
+            cur.sql("rollback")
+        if is_disk_full(exc):
+            raise WarehouseError(disk_full_message(path)) from exc
+        raise
+
 
 
 def now() -> datetime:
@@ -187,6 +244,7 @@ class Warehouse:
             raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
         if not read_only:
             con.sql(AUDIT_DDL)
+            _add_design_columns(con)
         warehouse = cls(con, path)
         warehouse._read_only = read_only
         return warehouse
@@ -220,9 +278,7 @@ class Warehouse:
         cur.sql(AUDIT_DDL)
         for item in questionnaire.items:
             cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
-        # `r.*` expands when the view is created: create it after the item columns exist
-        cur.sql("create or replace view current_responses as select r.* from responses r "
-                "join waves w on r.load_id = w.survey_load_id")
+        _current_responses_view(cur)
         cur.execute("insert or replace into meta values ('schema_version', ?)",
                     [str(SCHEMA_VERSION)])
 
@@ -356,8 +412,7 @@ class Warehouse:
         replaced (or audited as 替换) that nobody chose to replace."""
         with self._write_lock:
             cur = self.cursor()
-            cur.sql("begin transaction")
-            try:
+            with _transaction(cur, self.path):
                 previous = _first(cur.execute(f"select {LOAD_KINDS[record.kind]} from waves "
                                                "where wave = ?", [record.wave]))
                 previous_id = previous[0] if previous else None
@@ -400,10 +455,6 @@ class Warehouse:
                        record.wave, f"{record.source_name}：{rows.height} 行，导入编号 {load_id}"
                        + (f"（替换导入编号 {previous_id}）" if previous_id is not None else ""),
                        record.source_sha256)
-                cur.sql("commit")
-            except BaseException:
-                cur.sql("rollback")
-                raise
             return load_id
 
     @staticmethod
@@ -434,21 +485,39 @@ class Warehouse:
             if row is None or row[1] is None:
                 raise WarehouseError(f"期次 {wave} 没有可恢复的上一版本")
             current, previous = row
-            cur.sql("begin transaction")
-            try:
+            with _transaction(cur, self.path):
                 cur.execute("update loads set status = 'rolled_back' where load_id = ?", [current])
                 cur.execute("update loads set status = 'active' where load_id = ?", [previous])
                 self._point_wave(cur, wave, kind, previous)
                 _audit(cur, by or current_user(), f"回滚{KIND_LABELS[kind]}", wave,
                        f"导入编号 {current} → {previous}")
-                cur.sql("commit")
-            except BaseException:
-                cur.sql("rollback")
-                raise
             return previous
 
+    def withdraw_wave(self, wave: str, kind: str = "survey", *, reason: str,
+                      by: str | None = None) -> int:
+        """撤回: take a wave's published load out of use without a backup restore. The wave then
+        shows no data of this kind; the load, its rows and its archived file stay in history
+        (status 'withdrawn'), audited with the reason. Publishing the wave again starts afresh.
+        Returns the withdrawn load's id."""
+        if not reason.strip():
+            raise WarehouseError("撤回须写明原因（会记入操作记录）")
+        with self._write_lock:
+            cur = self.cursor()
+            with _transaction(cur, self.path):
+                row = _first(cur.execute(f"select {LOAD_KINDS[kind]} from waves where wave = ?",
+                                         [wave]))
+                if row is None or row[0] is None:
+                    raise WarehouseError(f"{wave_display(wave)}没有已发布的{KIND_LABELS[kind]}，"
+                                         "无可撤回")
+                load_id = row[0]
+                cur.execute("update loads set status = 'withdrawn' where load_id = ?", [load_id])
+                self._point_wave(cur, wave, kind, None)
+                _audit(cur, by or current_user(), f"撤回{KIND_LABELS[kind]}", wave,
+                       f"导入编号 {load_id}；原因：{reason.strip()}")
+            return load_id
+
     def _point_wave(self, cur: duckdb.DuckDBPyConnection, wave: str, kind: str,
-                    load_id: int) -> None:
+                    load_id: int | None) -> None:
         column = LOAD_KINDS[kind]
         cur.execute(f"insert into waves (wave, {column}, updated_at) values (?, ?, ?) "
                     f"on conflict (wave) do update set {column} = excluded.{column}, "
@@ -472,17 +541,12 @@ class Warehouse:
             cur.sql("create table if not exists header_maps (source varchar not null, "
                     "kind varchar not null, header varchar not null, target varchar, "
                     "primary key (source, kind, header))")
-            cur.sql("begin transaction")
-            try:
+            with _transaction(cur, self.path):
                 for header, target in mapping.items():
                     cur.execute("insert or replace into header_maps values (?, ?, ?, ?)",
                                 [source, kind, header, target])
                 _audit(cur, by or current_user(), "保存列对应关系", None,
                        f"来源“{source}”（{KIND_LABELS.get(kind, kind)}）：{len(mapping)} 列")
-                cur.sql("commit")
-            except BaseException:
-                cur.sql("rollback")
-                raise
 
     def record_decision(self, county_code: str, wave: str, level: str, action: str,
                         decided_on: str | None, document: str | None, by: str) -> None:
@@ -520,16 +584,11 @@ class Warehouse:
                 detail: str) -> None:
         with self._write_lock:
             cur = self.cursor()
-            cur.sql("begin transaction")
-            try:
+            with _transaction(cur, self.path):
                 cur.execute(sql, values)
                 _audit(cur, by, action, wave, detail)
                 cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
                         "set value = cast(cast(meta.value as integer) + 1 as varchar)")
-                cur.sql("commit")
-            except BaseException:
-                cur.sql("rollback")
-                raise
 
     def archived_file(self, load_id: int) -> tuple[str, bytes]:
         """The archived bytes of a load's file (sanitized when personal data was dropped)."""

@@ -324,16 +324,20 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
     pop = np.array([c.population for c in counties], dtype=float)
     base_users = np.exp(rng.normal(np.log(2.4), 0.35, size=n))
     base_new = pop / 10_000 * np.exp(rng.normal(np.log(1.6), 0.3, size=n))
-    previous_new = rng.poisson(base_new * np.exp(-0.8 * q[:, 0]) * 1.05)
+    lam_previous = base_new * np.exp(-0.8 * q[:, 0]) * 1.05
+    previous_new = rng.poisson(lam_previous)
     sheets, truth = {}, []
     for w, wave in enumerate(waves):
         qw = q[:, w]
         users = base_users * np.exp(-0.55 * qw - 0.04 * w) * np.exp(rng.normal(0, 0.05, n))
         lam_new = base_new * np.exp(-0.8 * qw - 0.05 * w)
         new_users = rng.poisson(lam_new)
-        change = (new_users - previous_new) / np.maximum(previous_new, 1) * 100
-        previous_new = new_users
+        change = _change_pct(new_users, previous_new)
+        true_change = 100 * (lam_new / lam_previous - 1)
+        previous_new, lam_previous = new_users, lam_new
         lam_outflow = pop / 100_000 * 0.9 * np.exp(-1.2 * qw)
+        lam_cases = pop / 100_000 * 6 * np.exp(-0.3 * qw)
+        lam_violent = np.full(n, 0.25) * np.exp(-0.8 * qw)
         lam_cadres, lam_students = np.full(n, 0.12), np.full(n, 0.08)
 
         def rate(centre: float, slope: float, sd: float, lo: float, hi: float) -> np.ndarray:
@@ -346,7 +350,7 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
             "年度": [wave] * n,
             "现有吸毒人员千人比": np.round(users, 2),
             "新发现吸毒人员": new_users,
-            "新发现吸毒人员同比变化": np.round(change, 1),
+            "新发现吸毒人员同比变化": change,
             "社会面管控率": rate(94.0, 6.0, 1.8, 70, 100),
             "戒断三年未复吸率": rate(55.0, 16.0, 5.0, 20, 90),
             "社区戒毒社区康复执行率": rate(88.0, 12.0, 3.5, 50, 100),
@@ -354,12 +358,12 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
             "戒毒康复人员就业安置率": rate(89.0, 8.0, 3.0, 60, 100),
             "社区戒毒社区康复人员报到率": rate(93.0, 6.0, 2.5, 70, 100),
             "外流贩毒人员": rng.poisson(lam_outflow),
-            "破获毒品刑事案件": rng.poisson(pop / 100_000 * 6 * np.exp(-0.3 * qw)),
+            "破获毒品刑事案件": rng.poisson(lam_cases),
             "缴获毒品(千克)": np.round(rng.gamma(1.5, 2.0, n), 2),
             "发现非法种植毒品原植物": (rng.random(n) < 0.006).astype(int),
             "国家工作人员涉毒人数": rng.poisson(lam_cadres),
             "在校学生涉毒人数": rng.poisson(lam_students),
-            "吸毒人员肇事肇祸案事件": rng.poisson(np.full(n, 0.25) * np.exp(-0.8 * qw)),
+            "吸毒人员肇事肇祸案事件": rng.poisson(lam_violent),
             "污水毒品监测指数": np.round(np.exp(rng.normal(0, 0.3, n) - 0.5 * qw), 3),
             "禁毒宣传覆盖率": rate(92.0, 5.0, 2.5, 60, 100),
             "禁毒专业民警": np.maximum(1, np.round(registered / 150 * rng.normal(1, 0.15, n))
@@ -368,9 +372,15 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
                                    ).astype(int),
         }
         sheets[wave] = pl.DataFrame(sheet)
-        for indicator, expected in (("new_users", lam_new), ("outflow_traffickers", lam_outflow),
+        # every noisy indicator of the catalogue (indicators.toml `noise`): a count's expected
+        # value; a change's true value 100·(λ/λ_previous − 1), from which `simulate_wave` also
+        # recovers the previous period's expected count
+        for indicator, expected in (("new_users", lam_new), ("new_users_change", true_change),
+                                    ("outflow_traffickers", lam_outflow),
+                                    ("cases_solved", lam_cases),
                                     ("cadres_involved", lam_cadres),
-                                    ("students_involved", lam_students)):
+                                    ("students_involved", lam_students),
+                                    ("violent_incidents", lam_violent)):
             truth += [(wave, c.code, indicator, round(float(e), 6)) for c, e in zip(counties,
                                                                                       expected, strict=False)]
     if waves == WAVES:  # scripted veto events, so the engine has real cases to show
@@ -379,6 +389,11 @@ def _indicators(rng: np.random.Generator, counties: list[County], q: np.ndarray,
     truth_frame = pl.DataFrame(truth, schema=["wave", "county_code", "indicator_id",
                                               "expected_value"], orient="row")
     return sheets, truth_frame
+
+
+def _change_pct(count: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """A county office's year-on-year change in %, to one decimal (a previous 0 counts as 1)."""
+    return np.round((count - previous) / np.maximum(previous, 1) * 100, 1)
 
 
 def _set_cell(frame: pl.DataFrame, county_code: str, column: str, value: int) -> pl.DataFrame:
@@ -604,11 +619,15 @@ def _truth(base_seed: int):
 
 
 def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED,
-                  sizes: dict[str, int] | None = None) -> SimulatedWave:
+                  sizes: dict[str, int] | None = None,
+                  count_seed: int | None = None) -> SimulatedWave:
     """A new survey of `wave` drawn from the sample province's ground truth (same latent quality,
-    margins and design as the bundle, new respondents), and its indicator sheet with the Poisson
-    counts redrawn from their expected values. The bundle itself is not touched. `sizes`: the
-    number of interviews per county code (a sample plan); otherwise the bundle's 285–320."""
+    margins and design as the bundle, new respondents), and its indicator sheet with every noisy
+    indicator of the catalogue redrawn (`_redrawn_indicators`). The bundle itself is not touched.
+    `sizes`: the number of interviews per county code (a sample plan); otherwise the bundle's
+    285–320. `count_seed`: draw the counts from their own stream, so that waves of different sizes
+    can share them (common random numbers when comparing sample plans); otherwise after the
+    answers."""
     from pipelines.scheme.definitions import load_definitions
 
     defs = load_definitions()
@@ -639,13 +658,38 @@ def simulate_wave(wave: str, seed: int, *, base_seed: int = SEED,
     responses = pl.concat(frames)
 
     long = _indicators_long(sheets[wave])
-    expected = indicator_truth.filter(pl.col("wave") == wave)
-    redrawn = expected.with_columns(
-        pl.Series("value", sim.poisson(expected["expected_value"].to_numpy()).astype(float)))
+    counts = sim if count_seed is None else np.random.default_rng(count_seed)
+    redrawn = _redrawn_indicators(counts, indicator_truth.filter(pl.col("wave") == wave),
+                                  defs.indicators)
     long = long.join(redrawn.select("county_code", "indicator_id", pl.col("value").alias("new")),
                      on=["county_code", "indicator_id"], how="left") \
         .with_columns(pl.coalesce("new", "value").alias("value")).drop("new")
     return SimulatedWave(responses, long.select("county_code", "indicator_id", "value"))
+
+
+def _redrawn_indicators(sim: np.random.Generator, expected: pl.DataFrame,
+                        catalogue) -> pl.DataFrame:
+    """Every noisy indicator of the catalogue redrawn: a poisson count from its expected value; a
+    poisson_change from its redrawn count and a redrawn previous count (expected count ÷ (1 + true
+    change/100)), both periods' noise as in a real sheet. Long rows: county_code, indicator_id,
+    value."""
+    def expectation(indicator_id: str) -> pl.DataFrame:
+        return expected.filter(pl.col("indicator_id") == indicator_id).sort("county_code")
+
+    frames, counts = [], {}
+    for ind in catalogue.indicators:
+        part = expectation(ind.id)
+        if ind.noise == "poisson" and part.height:
+            counts[ind.id] = sim.poisson(part["expected_value"].to_numpy()).astype(float)
+            frames.append(part.with_columns(pl.Series("value", counts[ind.id])))
+    for ind in catalogue.indicators:
+        part = expectation(ind.id)
+        if ind.noise == "poisson_change" and part.height and ind.count in counts:
+            lam = expectation(ind.count)["expected_value"].to_numpy()
+            previous = sim.poisson(lam / (1 + part["expected_value"].to_numpy() / 100))
+            frames.append(part.with_columns(
+                pl.Series("value", _change_pct(counts[ind.count], previous).astype(float))))
+    return pl.concat(frames).select("county_code", "indicator_id", "value")
 
 
 def sample_counties(base_seed: int = SEED) -> pl.DataFrame:
