@@ -72,3 +72,12 @@ def test_first_visitor_stays_in_the_app_and_keeps_the_wave(db_copy, tmp_path, la
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def test_streamlit_magic_is_off_so_pages_compile_safely_in_parallel():
+    """Magic ast.parse()s each page; on Python 3.11.7 two sessions doing that at once can fail with
+    "AST constructor recursion depth mismatch" (seen as blank pages under load)."""
+    import tomllib
+
+    config = tomllib.loads((REPO_DIR / ".streamlit" / "config.toml").read_text(encoding="utf-8"))
+    assert config["runner"]["magicEnabled"] is False
