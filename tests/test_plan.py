@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.present.plan_views import parse_fixed
+from pipelines.present.plan_views import floor_note, parse_fixed
 from pipelines.ranking.plan import (
     Outlook,
     PlanError,
@@ -23,6 +23,7 @@ from pipelines.ranking.plan import (
     allocate,
     assess,
     bounded_shares,
+    plan_outlook,
     true_level_draws,
 )
 from pipelines.synth.sample import sample_counties
@@ -113,6 +114,22 @@ def test_the_plan_places_fewer_counties_wrongly_than_equal_allocation_when_surve
     assert planned.expected + 2 * planned.se < equal.expected - 2 * equal.se
 
 
+def test_the_floor_is_what_unlimited_interviews_leave_and_count_noise_raises_it():
+    """The floor (every county's survey exact, its count noise left) lies under every allocation;
+    with little count noise it is far below them, with count noise ten times the survey's at 300
+    interviews it is close to equal allocation and so is the plan: no allocation gains much."""
+    quiet = province(spread=0.3, counts=0.05)
+    plan = plan_outlook(quiet, settings(quiet, draws=2000))
+    expected = dict(zip(plan.summary["allocation"], plan.summary["expected_wrong"], strict=True))
+    assert plan.floor < 0.5 * expected["planned"] < expected["equal"]
+    noisy = province(spread=0.3, counts=10.0)
+    plan = plan_outlook(noisy, settings(noisy, draws=2000))
+    expected = dict(zip(plan.summary["allocation"], plan.summary["expected_wrong"], strict=True))
+    assert plan.floor < expected["planned"] <= expected["equal"]
+    assert plan.floor > 0.8 * expected["equal"]
+    assert "不设上限" in floor_note(plan) and f"{plan.floor:.2f}" in floor_note(plan)
+
+
 def test_simulated_waves_of_different_sizes_can_share_their_counts():
     """Common random numbers for comparing plans: the same count_seed, the same Poisson counts."""
     from pipelines.synth.sample import simulate_wave
@@ -155,6 +172,7 @@ def test_cli_plan_in_three_formats(db_copy, capsys):
     text = capsys.readouterr().out
     assert "建议样本量" in text and "平均分配" in text and "优化方案" in text
     assert re.search(r"调查部分约占 \d+%", text)
+    assert re.search(r"不设上限（调查误差为零），预计错判区县数仍有 \d+\.\d\d", text)
     assert main(["plan", "--wave", "2025", "--total", "1000", "--db", str(db_copy)]) == 2
     assert "不足以满足每县最少样本量" in capsys.readouterr().err
     assert main(["plan", "--wave", "2025", "--total", "26400", "--line-weights", "1",
@@ -173,7 +191,7 @@ def test_plan_page_for_analysts(monkeypatch, db_copy):
     table = at.dataframe[0].value
     assert len(table) == 88 and table["建议样本量"].sum() == at.number_input(key="plan_total").value
     assert [m.label for m in at.metric][-1] == "预计错判区县数·优化方案"
-    assert any("调查部分只占约" in i.value for i in at.info)
+    assert any("调查部分只占约" in i.value and "不设上限" in i.value for i in at.info)
     at.number_input(key="plan_total").set_value(1000)
     next(b for b in at.button if b.label == "计算抽样方案").click().run()
     assert at.error and "不足以满足每县最少样本量" in at.error[0].value
@@ -194,7 +212,8 @@ def test_workbook_holds_the_plan_and_its_settings():
                             "label": ["本期样本量", "平均分配", "优化方案"], "total": [300] * 3,
                             "expected_wrong": [0.2, 0.2, 0.15], "se": [0.01] * 3})
     plan = SamplePlan(view.select("county_code", "n_current", "n_planned", "wrong_current",
-                                  "wrong_planned"), summary, PlanSettings(total=300))
+                                  "wrong_planned"), summary, PlanSettings(total=300),
+                      floor=0.12)
     data = workbook_bytes([plan_table(view), summary_table(plan)],
                           note=settings_note(plan, "2025年度", (3, 10)))
     book = openpyxl.load_workbook(io.BytesIO(data))
@@ -203,6 +222,7 @@ def test_workbook_holds_the_plan_and_its_settings():
                                                        "建议样本量"]
     assert book["抽样方案"]["E2"].value == 420
     assert "总样本量 300" in book["说明"]["A2"].value
+    assert any("预计错判区县数仍有 0.12" in (row[0].value or "") for row in book["说明"].iter_rows())
 
 
 @pytest.mark.slow
