@@ -20,6 +20,7 @@ from pages._shared import (
 )
 from pipelines import PlanError, wave_display, workbook_bytes
 from pipelines.present.plan_views import (
+    floor_note,
     parse_fixed,
     plan_chart,
     plan_table,
@@ -88,7 +89,7 @@ st.caption(f"预计错判区县数{weighting_note(plan)}：各分配方式的总
            "真实水平取自下期预测。")
 if plan.survey_share < 0.6:
     st.info(f"各县得分的抽样误差中，调查部分只占约 {plan.survey_share:.0%}（中位数），其余是计数指标"
-            "的泊松误差，增加访问量不能缩小它：重新分配样本量能减少的错判因此有限。")
+            "的泊松误差，增加访问量不能缩小它：重新分配样本量能减少的错判因此有限。" + floor_note(plan))
 
 view = plan_view(plan, wh.counties())
 chart(plan_chart(view, title=f"样本量变化最大的区县（{wave_display(wave)}之后一期）"))

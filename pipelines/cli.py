@@ -374,6 +374,7 @@ def _plan(args: argparse.Namespace) -> int:
     from pipelines.present.plan_views import (
         PLAN_LABELS,
         SUMMARY_LABELS,
+        floor_note,
         parse_fixed,
         plan_view,
         weighting_note,
@@ -424,6 +425,7 @@ def _plan(args: argparse.Namespace) -> int:
                     shown=tuple(SUMMARY_LABELS))
         print(f"抽样误差中调查部分约占 {plan.survey_share:.0%}（各县中位数），其余为计数指标的泊松误差，"
               "样本量不能缩小它。")
+        print(floor_note(plan))
     return 0
 
 

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipelines.cli import main
-from pipelines.present.plan_views import parse_fixed
+from pipelines.present.plan_views import floor_note, parse_fixed
 from pipelines.ranking.plan import (
     Outlook,
     PlanError,
@@ -23,6 +23,7 @@ from pipelines.ranking.plan import (
     allocate,
     assess,
     bounded_shares,
+    plan_outlook,
     true_level_draws,
 )
 from pipelines.synth.sample import sample_counties
@@ -113,6 +114,22 @@ def test_the_plan_places_fewer_counties_wrongly_than_equal_allocation_when_surve
     assert planned.expected + 2 * planned.se < equal.expected - 2 * equal.se
 
 
+def test_the_floor_is_what_unlimited_interviews_leave_and_count_noise_raises_it():
+    """The floor (every county's survey exact, its count noise left) lies under every allocation;
+    with little count noise it is far below them, with count noise ten times the survey's at 300
+    interviews it is close to equal allocation and so is the plan: no allocation gains much."""
+    quiet = province(spread=0.3, counts=0.05)
+    plan = plan_outlook(quiet, settings(quiet, draws=2000))
+    expected = dict(zip(plan.summary["allocation"], plan.summary["expected_wrong"], strict=True))
+    assert plan.floor < 0.5 * expected["planned"] < expected["equal"]
+    noisy = province(spread=0.3, counts=10.0)
+    plan = plan_outlook(noisy, settings(noisy, draws=2000))
+    expected = dict(zip(plan.summary["allocation"], plan.summary["expected_wrong"], strict=True))
+    assert plan.floor < expected["planned"] <= expected["equal"]
+    assert plan.floor > 0.8 * expected["equal"]
+    assert "不设上限" in floor_note(plan) and f"{plan.floor:.2f}" in floor_note(plan)
+
+
 def test_simulated_waves_of_different_sizes_can_share_their_counts():
     """Common random numbers for comparing plans: the same count_seed, the same Poisson counts."""
     from pipelines.synth.sample import simulate_wave
@@ -155,6 +172,7 @@ def test_cli_plan_in_three_formats(db_copy, capsys):
     text = capsys.readouterr().out
     assert "建议样本量" in text and "平均分配" in text and "优化方案" in text
     assert re.search(r"调查部分约占 \d+%", text)
+    assert re.search(r"不设上限（调查误差为零），预计错判区县数仍有 \d+\.\d\d", text)
     assert main(["plan", "--wave", "2025", "--total", "1000", "--db", str(db_copy)]) == 2
     assert "不足以满足每县最少样本量" in capsys.readouterr().err
     assert main(["plan", "--wave", "2025", "--total", "26400", "--line-weights", "1",
@@ -173,7 +191,7 @@ def test_plan_page_for_analysts(monkeypatch, db_copy):
     table = at.dataframe[0].value
     assert len(table) == 88 and table["建议样本量"].sum() == at.number_input(key="plan_total").value
     assert [m.label for m in at.metric][-1] == "预计错判区县数·优化方案"
-    assert any("调查部分只占约" in i.value for i in at.info)
+    assert any("调查部分只占约" in i.value and "不设上限" in i.value for i in at.info)
     at.number_input(key="plan_total").set_value(1000)
     next(b for b in at.button if b.label == "计算抽样方案").click().run()
     assert at.error and "不足以满足每县最少样本量" in at.error[0].value
@@ -194,7 +212,8 @@ def test_workbook_holds_the_plan_and_its_settings():
                             "label": ["本期样本量", "平均分配", "优化方案"], "total": [300] * 3,
                             "expected_wrong": [0.2, 0.2, 0.15], "se": [0.01] * 3})
     plan = SamplePlan(view.select("county_code", "n_current", "n_planned", "wrong_current",
-                                  "wrong_planned"), summary, PlanSettings(total=300))
+                                  "wrong_planned"), summary, PlanSettings(total=300),
+                      floor=0.12)
     data = workbook_bytes([plan_table(view), summary_table(plan)],
                           note=settings_note(plan, "2025年度", (3, 10)))
     book = openpyxl.load_workbook(io.BytesIO(data))
@@ -203,24 +222,56 @@ def test_workbook_holds_the_plan_and_its_settings():
                                                        "建议样本量"]
     assert book["抽样方案"]["E2"].value == 420
     assert "总样本量 300" in book["说明"]["A2"].value
+    assert any("预计错判区县数仍有 0.12" in (row[0].value or "") for row in book["说明"].iter_rows())
 
 
 @pytest.mark.slow
-def test_simulated_new_waves_place_a_quarter_fewer_counties_wrongly_than_equal_allocation():
+def test_simulated_new_waves_place_fewer_counties_wrongly_than_equal_allocation():
     """New 2025 waves drawn from the generator's truth at equal and at planned allocation (same
-    total 26,400, at least 200 a county), ranked on the survey components (`survey_only`): the
-    plan places at least 25% fewer counties on the wrong side of the bottom-3/10 lines.
+    total 26,400, at least 200 a county), ranked on the survey components (`survey_only`, no
+    count noise), 40 waves a province.
 
-    The bundled truth gives 33% ± 5%; independent truths less (province 1 below: 20% ± 8%,
-    province 2: 18% ± 9%), near what the planner itself expects (18%), so the second truth is
-    held to a smaller gain. On the full sample scheme no allocation gains much: 30% of its weight
-    are count indicators whose Poisson noise no interview reduces (tests/plan_simulation.py)."""
+    How much the plan gains depends on where the true levels fall around the lines. The two
+    independent truths give 36% ± 7% and 25% ± 8%. The bundled truth has near-ties at both
+    lines (2nd–5th lowest within 0.43 points, 8th–12th within 0.5, against a survey sd of 0.78 at
+    300 interviews): there the plan gains 6.5% ± 3.9% (200 waves), 3.4% ± 4.7% over 8 histories,
+    and even an allocation that knows the truth only about 10%, so the issue's 25% is not met on
+    the sample province (docs/methods/sample-plan.md); the plan must still not lose there."""
     from pipelines.synth.sample import SEED
     from tests.plan_simulation import run
 
-    for base_seed, waves, floor in ((SEED, 60, 0.25), (SEED + 1, 40, 0.10)):
-        trial = run(waves=waves, survey=True, base_seed=base_seed)
+    for base_seed, floor in ((SEED + 1, 0.25), (SEED + 2, 0.15), (SEED, None)):
+        trial = run(waves=40, survey=True, base_seed=base_seed)
         cut, error = trial.reduction()
         print(f"province {base_seed - SEED}: reduction vs equal {cut:.1%} ± {error:.1%}: "
               + ", ".join(f"{name} {x.mean():.2f}" for name, x in trial.wrong.items()))
-        assert cut >= floor
+        assert cut >= (floor if floor is not None else -2 * error), (base_seed - SEED, cut, error)
+
+
+@pytest.mark.slow
+def test_on_the_full_scheme_count_noise_sets_a_floor_no_allocation_moves():
+    """The full sample scheme, new 2025 waves from the truth at equal and planned allocation
+    (counts drawn alike at both): the true composite is at the expected counts, so the published
+    score misses it by the survey's error and by the Poisson noise of `new_users_change` and
+    `outflow_traffickers`, which no interview reduces.
+
+    - The planner's split of each county's sampling variance is the simulation's: the survey part
+      a/n at both allocations (sizes honoured, design effects kept) and the count part b.
+    - The survey's own wrong placements (counts at their expectation), what an allocation
+      changes, fall by at least 20% (measured 33% ± 5%, 200 waves).
+    - With the counts as drawn, the plan is not worse than equal allocation, and infinitely many
+      interviews would remove less than 25%: the issue's bar is out of reach of any allocation
+      on this scheme (tests/plan_simulation.py; docs/methods/sample-plan.md)."""
+    from tests.plan_simulation import run
+
+    trial = run(waves=40)
+    for name in trial.sizes:
+        for found, expected in zip(trial.variance[name], trial.expected_variance[name],
+                                   strict=True):
+            assert 0.85 < np.median(found / expected) < 1.15, name
+    cut, error = trial.reduction("survey_part")
+    assert cut >= 0.20, (cut, error)
+    cut, error = trial.reduction("wrong")
+    assert cut > -2 * error, (cut, error)
+    bound, error = trial.reduction("counts_only")
+    assert bound + 2 * error < 0.25, (bound, error)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import altair as alt
+import numpy as np
 import polars as pl
 
 from pipelines.present.charts import SCORE_COLOUR
@@ -65,6 +66,16 @@ def weighting_note(plan: SamplePlan) -> str:
     return "" if weights == {1.0} else "（按分界线权重加权）"
 
 
+def floor_note(plan: SamplePlan) -> str:
+    """What no allocation goes below: the expected wrongly placed counties with unlimited
+    interviews in every county (the count indicators' Poisson noise alone)."""
+    if not np.isfinite(plan.floor):
+        return ""
+    equal = plan.summary.filter(pl.col("allocation") == "equal")["expected_wrong"][0]
+    return (f"即使每县样本量不设上限（调查误差为零），预计错判区县数仍有 {plan.floor:.2f}"
+            f"（平均分配 {equal:.2f}）：这部分来自计数指标的泊松误差，任何样本分配都不能减少。")
+
+
 def settings_note(plan: SamplePlan, wave_label: str, lines: tuple[int, ...]) -> str:
     """The workbook's 说明 sheet: what was planned, with which settings, and what is minimised."""
     s = plan.settings
@@ -81,6 +92,7 @@ def settings_note(plan: SamplePlan, wave_label: str, lines: tuple[int, ...]) -> 
         "真实水平取自下期预测（趋势、期间波动、一票否决概率）；抽样误差的调查部分随样本量缩小，"
         "各县设计效应保持本期水平，计数指标的泊松误差不随样本量变化。",
         f"预计错判区县数：平均分配 {equal:.2f}，建议方案 {planned:.2f}（{s.draws} 次模拟）。",
+        floor_note(plan),
     ])
 
 

@@ -18,7 +18,9 @@ in, as `ranks.in_bottom`).
   falls most) reaches the optimum of that objective under the bounds.
 - Reporting: the allocation is then scored on the actual objective (published ranks from noisy
   draws, the lines moving with everyone's noise), with the same random numbers for every
-  allocation compared (current, equal, proportional to population, planned).
+  allocation compared (current, equal, proportional to population, planned), and beside them the
+  floor: infinitely many interviews everywhere, the count noise alone. Where counts dominate the
+  noise (the sample scheme) the floor sits near equal allocation and no plan can gain much.
 """
 
 from __future__ import annotations
@@ -249,6 +251,9 @@ class SamplePlan:
     # median share of a county's sampling variance (at today's n) that interviews reduce: the
     # rest is count noise, and with it what any allocation can gain
     survey_share: float = 1.0
+    # expected wrongly placed counties with infinitely many interviews in every county (the
+    # survey error gone, the count noise left): the floor under any allocation
+    floor: float = float("nan")
 
 
 ALLOCATION_LABELS = {"current": "本期样本量", "equal": "平均分配", "proportional": "按人口比例",
@@ -260,6 +265,12 @@ def plan_sample(history: History, settings: PlanSettings,
     """The plan, with per-county expected wrong sides now and planned, and the expected number of
     wrongly placed counties under each allocation (same draws for all)."""
     view = outlook(history, bottom=min(settings.weights))
+    return plan_outlook(view, settings, population)
+
+
+def plan_outlook(view: Outlook, settings: PlanSettings,
+                 population: np.ndarray | None = None) -> SamplePlan:
+    """`plan_sample` on a forecast already split (`outlook`)."""
     theta = true_level_draws(view, settings.draws, settings.seed)
     planned = allocate(view, settings, theta)
     allocations = {"current": view.n_current,
@@ -283,7 +294,9 @@ def plan_sample(history: History, settings: PlanSettings,
         "se": [r.se for r in results.values()]})
     now = view.sampling_variance(view.n_current)
     share = float(np.nanmedian(view.per_interview / np.maximum(view.n_current, 1) / now))
-    return SamplePlan(table, summary, settings, share)
+    unlimited = assess(view, np.full(planned.size, np.inf), check, settings.weights,
+                       settings.seed + 2)
+    return SamplePlan(table, summary, settings, share, unlimited.expected)
 
 
 def plan_for_scores(scores: Sequence[WaveScores], counties: pl.DataFrame,
