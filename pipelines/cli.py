@@ -342,8 +342,9 @@ def _listing(args: argparse.Namespace) -> int:
         table = listing_table(result, wh.counties(), args.wave)
         counties = wh.counties()
     write_table(table, LISTING_LABELS, args.format, sys.stdout,
-                title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
-                shown=("county_name", "wave", "level", "action", "reason", "official"))
+                title=f"截至{wave_display(args.wave)}的挂牌、通报与记零（规则判定与正式决定对照）",
+                shown=("county_name", "wave", "level", "action", "status", "deadline", "reason",
+                       "official"))
     if args.format == "table":
         # progress needs only the next-wave bottom-10 chance, not the whole risk table
         rules = defs.scheme.listing

@@ -105,7 +105,8 @@ def comparison_table(comparison: pl.DataFrame, names: pl.DataFrame) -> Table:
     frame = comparison.join(names.select("county_code", "county_name"), on="county_code",
                             how="left").select(
         wave_display_expr("wave").alias("期次"),
-        pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
+        pl.col("county_name").alias("区县"), pl.col("level").alias("层级"),
+        pl.col("action").alias("事项"),
         pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
         pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
         pl.col("note").alias("说明"))

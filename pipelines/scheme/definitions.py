@@ -7,11 +7,14 @@ problems at once, so an analyst can fix the year's scheme in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from pipelines.core.waves import in_force, next_wave, wave_error, wave_months
 
 SURVEYS_DIR = Path(__file__).resolve().parents[2] / "surveys"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -149,6 +152,8 @@ class Component:
     per_100k_population: bool = False
     poisson: bool = False           # carries Poisson noise (from the catalogue's `noise`)
     change_of: str | None = None    # a poisson_change: the count indicator it is the change of
+    from_wave: str | None = None    # in force from this wave on (inclusive; None = always)
+    until_wave: str | None = None   # in force up to this wave (inclusive; None = still)
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,8 @@ class Veto:
     op: VetoOp
     value: float
     reason: str
+    from_wave: str | None = None    # 今年起……一票否决: in force from this wave on
+    until_wave: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ class ListingRules:
     city_opt_in: tuple[str, ...]
     criticism_bottom: int
     criticism_score: float
-    consecutive_zero_waves: int
+    consecutive_zero_years: int     # 连续N年通报批评 → 当年考核得分记零 (years, not waves)
     bands: tuple[Band, ...]
 
 
@@ -218,6 +225,14 @@ class Scheme:
     delisting: DelistingRules
     estimation: EstimationSettings = EstimationSettings()
 
+    def in_force(self, wave: str) -> Scheme:
+        """The scheme that scores `wave`: only the components and vetoes valid for it, so a rule
+        adopted this year never re-scores the waves before it."""
+        return dataclasses.replace(
+            self, components=tuple(c for c in self.components
+                                   if in_force(wave, c.from_wave, c.until_wave)),
+            vetoes=tuple(v for v in self.vetoes if in_force(wave, v.from_wave, v.until_wave)))
+
 
 @dataclass(frozen=True)
 class Definitions:
@@ -226,6 +241,10 @@ class Definitions:
     questionnaire: Questionnaire
     indicators: IndicatorCatalogue
     scheme: Scheme
+
+    def for_wave(self, wave: str) -> Definitions:
+        """These definitions with the scheme in force for `wave` (Scheme.in_force)."""
+        return dataclasses.replace(self, scheme=self.scheme.in_force(wave))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +511,7 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
         if subject and target not in known:
             c.fail(f"{where}.subject", f"未知的指标或分项 {subject!r}")
         vetoes.append(Veto(subject, op, c.get(spec, "value", where, float) or 0.0,
-                           c.get(spec, "reason", where, str) or subject))
+                           c.get(spec, "reason", where, str) or subject, **_validity(c, spec, where)))
 
     listing = _load_listing(c, c.get(raw, "listing", "", dict) or {})
     delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
@@ -572,7 +591,7 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", "权重必须为正数")
         common = dict(id=comp_id, label=c.get(spec, "label", where, str) or comp_id,
-                      source=source, weight=weight or 0.0)
+                      source=source, weight=weight or 0.0, **_validity(c, spec, where))
         if source == "survey":
             comp_items = c.string_list(spec, "items", where)
             for item_id in comp_items:
@@ -597,12 +616,41 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                                                default=False)),
                 **_noise(c, spec, where, catalogue.get(indicator)
                          if indicator in indicator_ids else None)))
-    total = sum(comp.weight for comp in components)
-    if components and abs(total - 100) > 1e-9:
-        c.fail("components", f"各分项权重之和应为 100，实际为 {total:g}")
+    _check_weights_per_period(c, components)
     if not components:
         c.fail("components", "至少要有一个分项")
     return tuple(components)
+
+
+def _validity(c: _Checker, spec: dict, where: str) -> dict[str, str | None]:
+    """`from_wave` / `until_wave` of a rule or component: wave labels, from ≤ until."""
+    bounds = {key: c.get(spec, key, where, str, default=None) for key in ("from_wave", "until_wave")}
+    for key, label in bounds.items():
+        if label is not None and (message := wave_error(label)):
+            c.fail(f"{where}.{key}", message)
+            bounds[key] = None
+    first, last = bounds["from_wave"], bounds["until_wave"]
+    if first and last and wave_months(first)[0] > wave_months(last)[1]:
+        c.fail(where, f"from_wave {first} 晚于 until_wave {last}")
+    return bounds
+
+
+def _check_weights_per_period(c: _Checker, components: list[Component]) -> None:
+    """Weights total 100 in every period a set of components is in force: at the start of each
+    from_wave, and just after each until_wave (checked on a representative wave label)."""
+    starts = {None} | {comp.from_wave for comp in components if comp.from_wave}
+    ends = {comp.until_wave for comp in components if comp.until_wave}
+    probes: set[str | None] = set(starts)
+    for end in ends:
+        probes.add(next_wave(end))
+    for probe in sorted(probes, key=lambda w: wave_months(w)[0] if w else 0):
+        live = [comp for comp in components
+                if (comp.from_wave is None if probe is None
+                    else in_force(probe, comp.from_wave, comp.until_wave))]
+        total = sum(comp.weight for comp in live)
+        if live and abs(total - 100) > 1e-9:
+            period = f"自 {probe} 起" if probe else ""
+            c.fail("components", f"{period}各分项权重之和应为 100，实际为 {total:g}")
 
 
 def _noise(c: _Checker, spec: dict, where: str, indicator: IndicatorDef | None) -> dict[str, Any]:
@@ -655,7 +703,9 @@ def _load_listing(c: _Checker, raw: dict) -> ListingRules:
         city_opt_in=c.string_list(raw, "city_opt_in", "listing", default=["all"]),
         criticism_bottom=positive_int("criticism_bottom", 3),
         criticism_score=c.get(raw, "criticism_score", "listing", float, default=80.0) or 0.0,
-        consecutive_zero_waves=positive_int("consecutive_zero_waves", 2),
+        # years, not waves; the older key name is read as years too
+        consecutive_zero_years=positive_int(
+            "consecutive_zero_years", raw.get("consecutive_zero_waves", 2)),
         bands=tuple(bands),
     )
 

@@ -96,7 +96,11 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
                  defs: Definitions, *, wave: str = "", margins: pl.DataFrame | None = None,
                  replicates: int | None = None, seed: int | None = None) -> WaveScores:
     """Score one wave from its response rows, long indicator rows (county_code, indicator_id,
-    value) and the county list (county_code, county_name, city_code, city_name, population)."""
+    value) and the county list (county_code, county_name, city_code, city_name, population).
+    A labelled wave is scored by the scheme in force for it (from_wave/until_wave); without a
+    label every rule applies."""
+    if wave:
+        defs = defs.for_wave(wave)
     scheme = defs.scheme
     settings = scheme.estimation
     level = scheme.confidence_level
