@@ -39,7 +39,8 @@ st.markdown(
     f"- 全省后{rules.province_bottom}名：省挂牌整治；后{rules.city_bottom}名：所在市挂牌重点整治"
     f"（{'各市' if 'all' in rules.city_opt_in else '、'.join(rules.city_opt_in)}执行）。\n"
     f"- 后{rules.criticism_bottom}名且得分低于{rules.criticism_score:g}：通报批评、书面检查；"
-    f"连续{rules.consecutive_zero_waves}期：当年考核得分记零。\n"
+    f"连续{rules.consecutive_zero_years}年（同一年的两个半年期算一年）：当年考核得分记零，"
+    "按0分重新排名。\n"
     f"- 摘帽：连续{scheme.delisting.consecutive_waves}期退出后{scheme.delisting.leave_bottom}名，"
     f"各项指标达标{'，并经验收合格' if scheme.delisting.inspection_required else ''}；"
     f"应在挂牌后{scheme.delisting.deadline_waves}期内完成。")

@@ -159,7 +159,8 @@ def test_a_city_deck_shows_only_that_city(built_db, defs):
 def test_workbook_opens_with_chinese_headers_formats_and_the_same_numbers(pack):
     tables = meeting_tables(pack)
     book = openpyxl.load_workbook(io.BytesIO(workbook_bytes(tables, note=workbook_note(pack))))
-    assert book.sheetnames == ["县区排名", "挂牌风险", "分项得分", "摘帽进度", "规则与正式决定", "说明"]
+    assert book.sheetnames == ["县区排名", "挂牌风险", "分项得分", "摘帽进度", "规则与正式决定", "挂牌与通报",
+                               "说明"]
     for table in tables:
         sheet = book[table.title]
         assert sheet.freeze_panes == "A2"

@@ -22,10 +22,11 @@ LABELS = {"county_code": "区县代码", "county_name": "区县", "city_name": "
 def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFrame, dict[str, str]]:
     """The score CSV: the fixed columns, then one 0–100 column per component (scheme order)."""
     scores = score_wave(wh, defs, wave)
-    components = [c.id for c in defs.scheme.components]
+    in_force = defs.scheme.in_force(wave).components
+    components = [c.id for c in in_force]
     table = scores.composite.select(*SCORE_COLUMNS, *components).sort("score", descending=True,
                                                                        nulls_last=True)
-    labels = LABELS | {c.id: c.label for c in defs.scheme.components}
+    labels = LABELS | {c.id: c.label for c in in_force}
     return table, labels
 
 
