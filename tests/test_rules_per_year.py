@@ -196,3 +196,31 @@ def test_zeroing_moves_the_rank_and_the_listing(defs):
     listed = result.events.filter((pl.col("wave") == "2022") & (pl.col("action") == "挂牌整治"))
     assert set(listed["county_code"]) == {"C01", "C02"}
     assert listed["reason"].str.contains("考核得分记零").all()
+
+
+def test_zeroing_reaches_the_published_scores_and_their_simulation(built_db, defs):
+    """A county zeroed by the engine scores 0 with no uncertainty in the history every page and
+    export reads, ranks last, lands in the bottom 3 in every draw, and the engine run again on
+    that history (from the score before 记零) decides the same."""
+    from pipelines.ranking.listing import published_rank
+    from pipelines.ranking.risk import risk_table
+    from pipelines.results.wave import apply_zeroing, listing_result, score_wave
+
+    wh = Warehouse.open(built_db, read_only=True)
+    try:
+        raw = [score_wave(wh, defs, w) for w in ("2024", "2025")]
+        listing = listing_result(wh, defs, raw)
+        chosen = raw[-1].composite.sort("score", descending=True)["county_code"][0]   # the best
+        forced = dataclasses.replace(listing, scores=listing.scores.with_columns(
+            ((pl.col("county_code") == chosen) & (pl.col("wave") == "2025")).alias("zeroed")))
+        history = apply_zeroing(raw, forced)
+        again = listing_result(wh, defs, history)
+    finally:
+        wh.close()
+    row = history[-1].composite.filter(pl.col("county_code") == chosen).row(0, named=True)
+    assert (row["score"], row["se"], row["veto"]) == (0.0, 0.0, True)
+    assert row["score_before_zero"] > 80 and "考核得分记零" in row["veto_reason"]
+    assert published_rank(history[-1].composite)[chosen] == history[-1].composite.height
+    risk = risk_table(history, defs, draws=500)
+    assert risk.filter(pl.col("county_code") == chosen)["p_bottom3"][0] == 1.0
+    assert again.events.equals(listing.events)
