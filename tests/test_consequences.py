@@ -88,3 +88,85 @@ def test_cli_lists_every_consequence_and_the_sample_still_matches(built_db, caps
     assert province.height == 22 and (province["official"] == "一致").all()
     zeroed = table.filter(pl.col("action") == "考核得分记零")
     assert zeroed.height == 1 and zeroed["wave"][0] == "2023"   # criticised in 2022 and 2023
+
+
+# -- configurable tiers and triggers ([[tiers]] in scheme.toml) -----------------------------------
+
+TIERS_TOML = '''
+[[tiers]]
+id = "rectify"
+label = "重点整治"
+level = "省"
+[[tiers.triggers]]
+rank_bottom = 2
+[[tiers.triggers]]
+veto = true
+
+[[tiers]]
+id = "warning"
+label = "预警通告"
+level = "省"
+match = "all"
+[[tiers.triggers]]
+score_below = 95
+[[tiers.triggers]]
+indicator = "outflow_traffickers"
+op = ">="
+value = 5
+
+[[tiers]]
+id = "watch"
+label = "重点关注"
+level = "市"
+[[tiers.triggers]]
+rank_bottom = 1
+'''
+
+
+def _scheme_with(tmp_path, extra: str):
+    import shutil
+
+    from pipelines.scheme.definitions import SURVEYS_DIR, load_definitions
+
+    folder = tmp_path / "surveys"
+    shutil.copytree(SURVEYS_DIR, folder, ignore=shutil.ignore_patterns("sample"))
+    with (folder / "scheme.toml").open("a", encoding="utf-8") as handle:
+        handle.write(extra)
+    return load_definitions(folder)
+
+
+def test_tiers_are_checked_when_the_toml_loads(tmp_path):
+    import pytest
+
+    from pipelines.scheme.definitions import DefinitionError
+
+    bad = TIERS_TOML.replace("rank_bottom = 2", "rank_bottom = 2\nscore_below = 60") \
+        .replace('"outflow_traffickers"', '"weather"').replace('level = "市"', 'level = "县"')
+    with pytest.raises(DefinitionError) as caught:
+        _scheme_with(tmp_path, bad)
+    text = "\n".join(caught.value.problems)
+    assert "tiers[1].triggers[1]：须且只须给出" in text
+    assert "指标目录中没有指标 'weather'" in text
+    assert "tiers[3].level：level 应为 省 / 市 之一" in text
+
+
+def test_each_tier_fires_on_its_triggers_first_tier_wins_per_level(tmp_path):
+    defs = _scheme_with(tmp_path, TIERS_TOML)
+    assert [t.label for t in defs.scheme.tiers] == ["重点整治", "预警通告", "重点关注"]
+    wave = _wave("2021", ["C00", "C01", "C02", "C12"], veto={"C12": "发现非法种植毒品原植物"})
+    outflow = {"C02": 6.0, "C03": 9.0, "C04": 1.0}    # C03 scores 107: ≥ 95, not warned
+    wave = PublishedWave(wave.wave, wave.scores, pl.DataFrame(
+        {"county_code": list(outflow), "indicator_id": ["outflow_traffickers"] * 3,
+         "value": list(outflow.values())}))
+    result = run_listing(defs.scheme, defs.indicators, [wave], COUNTIES, NO_INSPECTIONS)
+    register = consequences(result, "2021")
+    tier_of = {(r["county_code"], r["level"]): r["action"]
+               for r in register.filter(pl.col("status") == "本期列入").iter_rows(named=True)}
+    # C12 (veto, 0) and C00 (50) are the bottom 2; C01 (51) would be 3rd but C12 takes a place
+    assert tier_of[("C12", "省")] == tier_of[("C00", "省")] == "重点整治"
+    assert tier_of[("C02", "省")] == "预警通告"                 # 52 < 95 and outflow 6 ≥ 5
+    assert ("C01", "省") not in tier_of and ("C03", "省") not in tier_of
+    # city level: the lowest of each city — C12 in B (vetoed, 0), C00 in A
+    assert {k for k, v in tier_of.items() if v == "重点关注"} == {("C00", "市"), ("C12", "市")}
+    row = _row(register, "C02", "2021", "预警通告")
+    assert row["tier"] == "预警通告" and "得分 52.00 低于 95" in row["reason"]

@@ -34,6 +34,7 @@ TIERS = {(PROVINCE, "挂牌整治"): "省挂牌整治", (PROVINCE, "重新挂牌
          (CITY, CITY_LISTED): "市挂牌重点整治", (PROVINCE, CRITICISM): "通报批评",
          (PROVINCE, ZEROED): "考核得分记零", (PROVINCE, VETOED): "一票否决"}
 LISTINGS = (*LISTED_ACTIONS, CITY_LISTED)
+KNOWN = (*LISTINGS, DELISTED, CITY_DELISTED, OVERDUE, CITY_OVERDUE, CRITICISM, ZEROED, VETOED)
 
 
 def _listing_status(events: pl.DataFrame, wave: str) -> pl.DataFrame:
@@ -61,7 +62,7 @@ def _other_status(events: pl.DataFrame, wave: str) -> pl.DataFrame:
         .when(pl.col("action") == ZEROED).then(pl.lit("已记零"))
         .when(pl.col("action").is_in([DELISTED, CITY_DELISTED])).then(pl.lit("已摘帽"))
         .when(pl.col("action").is_in([OVERDUE, CITY_OVERDUE])).then(pl.lit("逾期"))
-        .otherwise(pl.lit("")).alias("status"))
+        .otherwise(pl.lit("本期列入")).alias("status"))     # a scheme tier ([[tiers]])
 
 
 def _vetoes(result: ListingResult, wave: str) -> pl.DataFrame:
@@ -89,5 +90,7 @@ def consequences(result: ListingResult, wave: str) -> pl.DataFrame:
                          schema=["level", "action", "tier"], orient="row")
     return rows.join(tiers, on=["level", "action"], how="left").join(
         comparison.select(*keys, "note"), on=keys, how="left").with_columns(
-        pl.col("tier").fill_null(""), pl.col("note").fill_null("—").alias("official")) \
+        pl.when(pl.col("tier").is_not_null()).then(pl.col("tier"))
+        .when(pl.col("action").is_in(KNOWN)).then(pl.lit("")).otherwise(pl.col("action"))
+        .alias("tier"), pl.col("note").fill_null("—").alias("official")) \
         .select(COLUMNS).sort("wave", "level", "county_code", "action")

@@ -25,6 +25,7 @@ import polars as pl
 
 from pipelines.core.waves import next_wave, wave_year
 from pipelines.ranking.ranks import in_bottom, rank_scores
+from pipelines.ranking.tiers import assign_tiers
 from pipelines.scheme.definitions import (
     DelistingRules,
     DelistingTarget,
@@ -203,6 +204,9 @@ def run_listing(scheme: Scheme, catalogue: IndicatorCatalogue, waves: Sequence[P
                                       "score", "zeroed", "veto_reason").with_columns(
             pl.col("county_code").replace_strict(ranks, default=None, return_dtype=pl.Int64)
             .alias("rank")))
+        for code, level, label, reason in assign_tiers(scheme.in_force(w.wave).tiers, scores,
+                                                       w.indicators, city_of):
+            events.append((code, w.wave, level, label, reason, None))
         veto = dict(zip(scores["county_code"], scores["veto_reason"], strict=False))
         zero_now = set(scores.filter(pl.col("zeroed"))["county_code"])
         n = len(ranks)

@@ -32,6 +32,8 @@ Normalisation = Literal["goalposts", "minmax", "zscore"]
 DontKnow = Literal["exclude", "score"]           # 说不清: left out of the item's mean, or scored
 VetoOp = Literal[">=", ">", "<=", "<", "=="]
 TieRule = Literal["min", "average", "first"]
+TierLevel = Literal["省", "市"]
+TierMatch = Literal["any", "all"]
 LonelyPsu = Literal["adjust", "certainty", "average"]  # a stratum with one PSU (survey.lonely.psu)
 ShareInterval = Literal["beta", "logit", "wald"]   # interval of a 0/100 item (R: svyciprop method)
 
@@ -185,6 +187,31 @@ class ListingRules:
 
 
 @dataclass(frozen=True)
+class Trigger:
+    """One condition of a tier: in the bottom `rank_bottom` (of the province, or of the city at
+    city level), a score under `score_below`, an indicator compared with a value, or a veto."""
+    rank_bottom: int | None = None
+    score_below: float | None = None
+    indicator: str | None = None
+    op: VetoOp | None = None
+    value: float | None = None
+    veto: bool = False
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A named consequence tier (重点整治 / 预警通告 / 重点关注 …) at a level; the first tier of
+    a level whose triggers hold (any or all of them) applies to a county that wave."""
+    id: str
+    label: str
+    level: TierLevel
+    match: TierMatch
+    triggers: tuple[Trigger, ...]
+    from_wave: str | None = None
+    until_wave: str | None = None
+
+
+@dataclass(frozen=True)
 class DelistingTarget:
     indicator: str
     at_least: float | None = None
@@ -224,6 +251,7 @@ class Scheme:
     listing: ListingRules
     delisting: DelistingRules
     estimation: EstimationSettings = EstimationSettings()
+    tiers: tuple[Tier, ...] = ()
 
     def in_force(self, wave: str) -> Scheme:
         """The scheme that scores `wave`: only the components and vetoes valid for it, so a rule
@@ -231,7 +259,8 @@ class Scheme:
         return dataclasses.replace(
             self, components=tuple(c for c in self.components
                                    if in_force(wave, c.from_wave, c.until_wave)),
-            vetoes=tuple(v for v in self.vetoes if in_force(wave, v.from_wave, v.until_wave)))
+            vetoes=tuple(v for v in self.vetoes if in_force(wave, v.from_wave, v.until_wave)),
+            tiers=tuple(t for t in self.tiers if in_force(wave, t.from_wave, t.until_wave)))
 
 
 @dataclass(frozen=True)
@@ -516,10 +545,53 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     listing = _load_listing(c, c.get(raw, "listing", "", dict) or {})
     delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
     estimation = _load_estimation(c, c.get(raw, "estimation", "", dict, default={}) or {})
+    tiers = _load_tiers(c, raw, indicator_ids)
     if c.problems:
         raise DefinitionError(c.problems)
     return Scheme(c.get(head, "name", "scheme", str) or "", c.get(head, "year", "scheme", int) or 0,
-                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation)
+                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation,
+                  tiers)
+
+
+TRIGGER_KINDS = ("rank_bottom", "score_below", "indicator", "veto")
+
+
+def _load_tiers(c: _Checker, raw: dict, indicator_ids: set[str]) -> tuple[Tier, ...]:
+    """`[[tiers]]` with their `[[tiers.triggers]]`: each trigger names exactly one kind."""
+    tiers = []
+    for where, spec, tier_id in c.entries(raw | {"tiers": raw.get("tiers", [])}, "tiers", "等级"):
+        triggers = []
+        for index, t_spec in enumerate(c.get(spec, "triggers", where, list) or []):
+            t_where = f"{where}.triggers[{index + 1}]"
+            if not isinstance(t_spec, dict):
+                c.fail(t_where, "应为表")
+                continue
+            kinds = [k for k in TRIGGER_KINDS if k in t_spec]
+            if len(kinds) != 1:
+                c.fail(t_where, "须且只须给出 rank_bottom、score_below、indicator、veto 之一")
+                continue
+            rank = c.get(t_spec, "rank_bottom", t_where, int, default=None)
+            if rank is not None and rank < 1:
+                c.fail(f"{t_where}.rank_bottom", "应为正整数")
+            indicator = c.get(t_spec, "indicator", t_where, str, default=None)
+            op = value = None
+            if indicator is not None:
+                if indicator not in indicator_ids:
+                    c.fail(f"{t_where}.indicator", f"指标目录中没有指标 {indicator!r}")
+                op = c.choice(t_spec, "op", t_where, VetoOp)
+                value = c.get(t_spec, "value", t_where, float)
+            veto = c.get(t_spec, "veto", t_where, bool, default=False)
+            if "veto" in kinds and veto is not True:
+                c.fail(f"{t_where}.veto", "veto 触发条件只能写 veto = true")
+            triggers.append(Trigger(rank, c.get(t_spec, "score_below", t_where, float, default=None),
+                                    indicator, op, value, bool(veto)))
+        if not triggers:
+            c.fail(f"{where}.triggers", "每个等级至少要有一个触发条件")
+        tiers.append(Tier(tier_id, c.get(spec, "label", where, str) or tier_id,
+                          c.choice(spec, "level", where, TierLevel, default="省") or "省",
+                          c.choice(spec, "match", where, TierMatch, default="any") or "any",
+                          tuple(triggers), **_validity(c, spec, where)))
+    return tuple(tiers)
 
 
 def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
