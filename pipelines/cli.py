@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     loads.add_argument("--wave", default=None)
     score = with_db(sub.add_parser("score", help="计算某期各区县得分及其置信区间"))
     score.add_argument("--wave", required=True, help="期次，例如 2025")
+    score.add_argument("--scheme", type=Path, default=None,
+                       help="按另一评分方案文件评分（例如 surveys/schemes/example_share_satisfied.toml）")
     score.add_argument("--format", choices=("table", "csv", "json"), default="table",
                        help="输出格式：table（默认，便于阅读）、csv、json")
     risk = with_db(sub.add_parser("risk", help="排名不确定性与挂牌风险（本期与下期）"))
@@ -67,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    listing.add_argument("--scheme", type=Path, default=None,
+                         help="按另一评分方案文件判定（默认 surveys/scheme.toml）")
     plan = with_db(sub.add_parser("plan", help="下一期抽样方案：按排名需要分配各县样本量"))
     plan.add_argument("--wave", required=True, help="依据截至该期的数据规划下一期，例如 2025")
     plan.add_argument("--total", type=int, required=True, help="下一期总样本量（人）")
@@ -297,7 +301,7 @@ def _withdraw(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from pipelines.exports.report import score_table, write_table
 
-    defs = load_definitions()
+    defs = load_definitions(scheme_file=args.scheme)
     with _open(args.db, read_only=True) as wh:
         table, labels = score_table(wh, defs, args.wave)
     write_table(table, labels, args.format, sys.stdout,
@@ -335,7 +339,7 @@ def _listing(args: argparse.Namespace) -> int:
     from pipelines.ranking.risk import delisting_progress
     from pipelines.results.wave import listing_result, scored_history
 
-    defs = load_definitions()
+    defs = load_definitions(scheme_file=args.scheme)
     with _open(args.db, read_only=True) as wh:
         history = scored_history(wh, defs, args.wave)
         result = listing_result(wh, defs, history)

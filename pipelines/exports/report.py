@@ -16,7 +16,7 @@ SCORE_COLUMNS = ["county_code", "county_name", "city_name", "score", "se", "ci_l
                  "n", "n_eff", "veto", "veto_reason"]
 LABELS = {"county_code": "区县代码", "county_name": "区县", "city_name": "市州", "score": "综合得分",
           "se": "标准误", "ci_low": "下限", "ci_high": "上限", "n": "样本量", "n_eff": "有效样本量",
-          "veto": "一票否决", "veto_reason": "否决原因"}
+          "veto": "一票否决", "veto_reason": "否决原因", "grade": "等级"}
 
 
 def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -24,8 +24,9 @@ def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFra
     scores = score_wave(wh, defs, wave)
     in_force = defs.scheme.in_force(wave).components
     components = [c.id for c in in_force]
-    table = scores.composite.select(*SCORE_COLUMNS, *components).sort("score", descending=True,
-                                                                       nulls_last=True)
+    grade = ["grade"] if "grade" in scores.composite.columns else []     # [[grades]] declared
+    table = scores.composite.select(*SCORE_COLUMNS, *grade, *components) \
+        .sort("score", descending=True, nulls_last=True)
     labels = LABELS | {c.id: c.label for c in in_force}
     return table, labels
 

@@ -28,7 +28,10 @@ IndicatorKind = Literal["rate", "per_thousand", "count", "flag", "amount", "inde
 IndicatorNoise = Literal["none", "poisson", "poisson_change"]
 Source = Literal["survey", "indicator"]
 Direction = Literal["higher", "lower"]
-Normalisation = Literal["goalposts", "minmax", "zscore"]
+# steps: points by thresholds (≥95% → 3, ≥98% → 5); per_unit: points per case (0.5 per user)
+Normalisation = Literal["goalposts", "minmax", "zscore", "steps", "per_unit"]
+# base components' weights total the scheme's base; a bonus adds, a deduction takes off points
+Role = Literal["base", "bonus", "deduction"]
 DontKnow = Literal["exclude", "score"]           # 说不清: left out of the item's mean, or scored
 VetoOp = Literal[">=", ">", "<=", "<", "=="]
 TieRule = Literal["min", "average", "first"]
@@ -156,6 +159,9 @@ class Component:
     change_of: str | None = None    # a poisson_change: the count indicator it is the change of
     from_wave: str | None = None    # in force from this wave on (inclusive; None = always)
     until_wave: str | None = None   # in force up to this wave (inclusive; None = still)
+    role: Role = "base"
+    steps: tuple[tuple[float, float], ...] = ()   # (threshold, points) of a "steps" component
+    per_unit: float | None = None   # points per unit of a "per_unit" component (capped at weight)
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,12 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Grade:
+    label: str
+    at_least: float | None = None   # None: the lowest band
+
+
+@dataclass(frozen=True)
 class DelistingTarget:
     indicator: str
     at_least: float | None = None
@@ -252,6 +264,15 @@ class Scheme:
     delisting: DelistingRules
     estimation: EstimationSettings = EstimationSettings()
     tiers: tuple[Tier, ...] = ()
+    base: float = 100.0             # the base components' weights total this
+    grades: tuple[Grade, ...] = ()  # 等级 bands, best first
+
+    def grade(self, score: float | None) -> str | None:
+        """The grade band of a score (≥90 先进 …), None without bands or a score."""
+        if score is None or score != score:
+            return None
+        return next((g.label for g in self.grades if g.at_least is None or score >= g.at_least),
+                    None)
 
     def in_force(self, wave: str) -> Scheme:
         """The scheme that scores `wave`: only the components and vetoes valid for it, so a rule
@@ -526,8 +547,11 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     item_ids = {i.id for i in questionnaire.items}
     indicator_ids = {i.id for i in catalogue.indicators}
     items = _load_item_scoring(c, c.get(raw, "items", "", dict) or {}, questionnaire)
+    base = c.get(head, "base", "scheme", float, default=100.0)
+    if base is not None and base <= 0:
+        c.fail("scheme.base", "基础分应为正数")
     components = _load_components(c, c.get(raw, "components", "", list) or [], items, item_ids,
-                                  catalogue)
+                                  catalogue, base or 100.0)
     component_ids = {comp.id for comp in components}
 
     vetoes: list[Veto] = []
@@ -546,11 +570,27 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
     estimation = _load_estimation(c, c.get(raw, "estimation", "", dict, default={}) or {})
     tiers = _load_tiers(c, raw, indicator_ids)
+    grades = _load_grades(c, c.get(raw, "grades", "", list, default=[]) or [])
     if c.problems:
         raise DefinitionError(c.problems)
     return Scheme(c.get(head, "name", "scheme", str) or "", c.get(head, "year", "scheme", int) or 0,
                   ties, level, items, components, tuple(vetoes), listing, delisting, estimation,
-                  tiers)
+                  tiers, base or 100.0, grades)
+
+
+def _load_grades(c: _Checker, raw: list) -> tuple[Grade, ...]:
+    """`[[grades]]` best first, thresholds falling; only the last may omit at_least."""
+    grades = []
+    for index, spec in enumerate(raw):
+        where = f"grades[{index + 1}]"
+        at_least = c.get(spec, "at_least", where, float, default=None)
+        if at_least is None and index != len(raw) - 1:
+            c.fail(f"{where}.at_least", "只有最后一个等级可以不设分数下限")
+        if at_least is not None and grades and grades[-1].at_least is not None \
+                and at_least >= grades[-1].at_least:
+            c.fail(f"{where}.at_least", "等级应从高到低排列，分数下限逐个降低")
+        grades.append(Grade(c.get(spec, "label", where, str) or "?", at_least))
+    return tuple(grades)
 
 
 TRIGGER_KINDS = ("rank_bottom", "score_below", "indicator", "veto")
@@ -620,6 +660,15 @@ def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnair
             c.fail(where, f"问卷中没有题目 {item_id!r}")
             continue
         item = questionnaire.item(item_id)
+        valid_codes = {a.code for a in item.answers if not a.dont_know}
+        if "share" in spec:      # 满意率: the share answering one of these codes, as 0/100
+            if "points" in spec:
+                c.fail(where, "share 与 points 只能给出其一")
+            share = c.get(spec, "share", where, list) or []
+            if not share or not all(isinstance(v, int) and v in valid_codes for v in share):
+                c.fail(f"{where}.share", f"应为该题有效答案代码的列表（{sorted(valid_codes)}）")
+            spec = spec | {"points": {str(code): 100.0 if code in share else 0.0
+                                      for code in sorted(valid_codes)}}
         raw_points = c.get(spec, "points", where, dict) or {}
         points: dict[int, float] = {}
         for code_text, value in raw_points.items():
@@ -630,7 +679,6 @@ def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnair
                 c.fail(f"{where}.points.{code_text}", f"分值应为数值，实际为 {value!r}")
                 continue
             points[int(code_text)] = float(value)
-        valid_codes = {a.code for a in item.answers if not a.dont_know}
         for code in sorted(valid_codes - points.keys()):
             c.fail(f"{where}.points", f"答案代码 {code}（{_answer_label(item, code)}）未赋分")
         for code in sorted(points.keys() - valid_codes):
@@ -648,7 +696,7 @@ def _answer_label(item: Item, code: int) -> str:
 
 
 def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item_ids: set[str],
-                     catalogue: IndicatorCatalogue) -> tuple[Component, ...]:
+                     catalogue: IndicatorCatalogue, base: float = 100.0) -> tuple[Component, ...]:
     indicator_ids = {i.id for i in catalogue.indicators}
     components: list[Component] = []
     seen: set[str] = set()
@@ -663,7 +711,8 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", "权重必须为正数")
         common = dict(id=comp_id, label=c.get(spec, "label", where, str) or comp_id,
-                      source=source, weight=weight or 0.0, **_validity(c, spec, where))
+                      source=source, weight=weight or 0.0, **_validity(c, spec, where),
+                      **_formula(c, spec, where, weight))
         if source == "survey":
             comp_items = c.string_list(spec, "items", where)
             for item_id in comp_items:
@@ -688,7 +737,9 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                                                default=False)),
                 **_noise(c, spec, where, catalogue.get(indicator)
                          if indicator in indicator_ids else None)))
-    _check_weights_per_period(c, components)
+    base_components = [comp for comp in components if comp.role == "base"]
+    _check_weights_per_period(c, base_components, base,
+                              "（加分、扣分项不计）" if len(base_components) < len(components) else "")
     if not components:
         c.fail("components", "至少要有一个分项")
     return tuple(components)
@@ -707,8 +758,34 @@ def _validity(c: _Checker, spec: dict, where: str) -> dict[str, str | None]:
     return bounds
 
 
-def _check_weights_per_period(c: _Checker, components: list[Component]) -> None:
-    """Weights total 100 in every period a set of components is in force: at the start of each
+def _formula(c: _Checker, spec: dict, where: str, weight: float | None) -> dict[str, Any]:
+    """Role (base / bonus / deduction), step points and per-unit points of a component."""
+    role = c.choice(spec, "role", where, Role, default="base") or "base"
+    method = spec.get("normalisation")
+    steps: list[tuple[float, float]] = []
+    for index, pair in enumerate(c.get(spec, "steps", where, list, default=[]) or []):
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+            c.fail(f"{where}.steps[{index + 1}]", "每一档应为 [门槛, 分值]，例如 [95, 3]")
+            continue
+        if weight is not None and not 0 < pair[1] <= weight:
+            c.fail(f"{where}.steps[{index + 1}]", f"分值应大于0且不超过该分项权重 {weight:g}")
+        steps.append((float(pair[0]), float(pair[1])))
+    if (method == "steps") != bool(steps):
+        c.fail(f"{where}.steps", "normalisation = \"steps\" 须且只须与 steps 一起给出")
+    per_unit = c.get(spec, "per_unit", where, float, default=None)
+    if (method == "per_unit") != (per_unit is not None):
+        c.fail(f"{where}.per_unit", "normalisation = \"per_unit\" 须且只须与 per_unit 一起给出")
+    elif per_unit is not None and per_unit <= 0:
+        c.fail(f"{where}.per_unit", "每单位分值应为正数")
+    if method in ("steps", "per_unit") and spec.get("source") != "indicator":
+        c.fail(f"{where}.normalisation", f"{method} 只适用于工作指标分项")
+    return dict(role=role, steps=tuple(sorted(steps)), per_unit=per_unit)
+
+
+def _check_weights_per_period(c: _Checker, components: list[Component], base: float = 100.0,
+                              note: str = "") -> None:
+    """Base weights total the scheme's base (100) in every period: at the start of each
     from_wave, and just after each until_wave (checked on a representative wave label)."""
     starts = {None} | {comp.from_wave for comp in components if comp.from_wave}
     ends = {comp.until_wave for comp in components if comp.until_wave}
@@ -720,9 +797,9 @@ def _check_weights_per_period(c: _Checker, components: list[Component]) -> None:
                 if (comp.from_wave is None if probe is None
                     else in_force(probe, comp.from_wave, comp.until_wave))]
         total = sum(comp.weight for comp in live)
-        if live and abs(total - 100) > 1e-9:
+        if live and abs(total - base) > 1e-9:
             period = f"自 {probe} 起" if probe else ""
-            c.fail("components", f"{period}各分项权重之和应为 100，实际为 {total:g}")
+            c.fail("components", f"{period}各分项权重之和应为 {base:g}，实际为 {total:g}{note}")
 
 
 def _noise(c: _Checker, spec: dict, where: str, indicator: IndicatorDef | None) -> dict[str, Any]:
@@ -804,8 +881,10 @@ def _load_delisting(c: _Checker, raw: dict, indicator_ids: set[str]) -> Delistin
     )
 
 
-def load_definitions(directory: Path = SURVEYS_DIR) -> Definitions:
-    """Load the three definition files from `directory`, raising one error listing every problem."""
+def load_definitions(directory: Path = SURVEYS_DIR, scheme_file: Path | None = None) -> Definitions:
+    """Load the three definition files from `directory`, raising one error listing every problem;
+    `scheme_file` scores by another scheme (e.g. surveys/schemes/*.toml) with the same
+    questionnaire and catalogue."""
     problems: list[str] = []
     questionnaire = catalogue = None
     try:
@@ -818,5 +897,5 @@ def load_definitions(directory: Path = SURVEYS_DIR) -> Definitions:
         problems += exc.problems
     if questionnaire is None or catalogue is None:
         raise DefinitionError(problems)
-    scheme = load_scheme(directory / "scheme.toml", questionnaire, catalogue)
+    scheme = load_scheme(scheme_file or directory / "scheme.toml", questionnaire, catalogue)
     return Definitions(questionnaire, catalogue, scheme)
