@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="调查数据缺少部分区县时，确认按缺少导入（缺少的区县会列出）")
     ingest.add_argument("--allow-repeat", action="store_true",
                         help="文件与已导入的往期调查数据大量相同时，确认不是重复上传")
+    decisions = with_db(sub.add_parser(
+        "decisions", help="从 CSV/Excel 导入正式决定（挂牌、摘帽、通报批评、督办、约谈……）"))
+    decisions.add_argument("file", type=Path, help="决定清单：区县代码或区县、期次、层级、决定，"
+                           "可含决定日期、文号、起始日期、结束日期、整改期限、备注")
     with_db(sub.add_parser("waves", help="列出已导入的期次"))
     loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
     loads.add_argument("--wave", default=None)
@@ -256,6 +260,18 @@ def _ingest(args: argparse.Namespace) -> int:
         print(result.summary(), flush=True)
         if result.status != "unchanged":
             _warm(args.db, wh)
+    return 0
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from pipelines.ingest.decisions import read_decisions
+    from pipelines.store.warehouse import current_user
+
+    data = args.file.read_bytes()
+    with _open(args.db) as wh:
+        rows = read_decisions(data, args.file.name, wh.counties())
+        count = wh.record_decisions(rows, current_user(), args.file.name)
+    print(f"已导入正式决定 {count} 条（{args.file.name}）")
     return 0
 
 
@@ -540,7 +556,8 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
     return Warehouse.open(db, read_only=read_only)
 
 
-_COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
+_COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "decisions": _decisions,
+             "waves": _waves,
              "loads": _loads, "rollback": _rollback, "withdraw": _withdraw, "score": _score,
              "risk": _risk, "listing": _listing, "plan": _plan, "export": _export, "scaled": _scaled,
              "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password}
