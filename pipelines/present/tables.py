@@ -114,6 +114,17 @@ def comparison_table(comparison: pl.DataFrame, names: pl.DataFrame) -> Table:
     return Table("规则与正式决定", frame)
 
 
+def validity_label(from_wave: str | None, until_wave: str | None) -> str:
+    """When a rule is in force, in Chinese: 各期 / 自2024年度起 / 至2023年度 / 2022年度–2023年度."""
+    from pipelines.core.waves import wave_display
+
+    if from_wave and until_wave:
+        return f"{wave_display(from_wave)}–{wave_display(until_wave)}"
+    if from_wave:
+        return f"自{wave_display(from_wave)}起"
+    return f"至{wave_display(until_wave)}" if until_wave else "各期"
+
+
 def consequences_table(register: pl.DataFrame, names: pl.DataFrame) -> Table:
     """The consequences register (pipelines/ranking/consequences.py): one row per consequence."""
     frame = register.join(names.select("county_code", "county_name"), on="county_code",
