@@ -29,6 +29,7 @@ st.dataframe(pl.DataFrame([{
     else defs.indicators.get(c.indicator).label
     + ("；由本期与上期两个泊松计数计入误差" if c.change_of else "；按泊松计数计入误差" if c.poisson
        else ""),
+    "适用期次": validity_label(c.from_wave, c.until_wave),
 } for c in scheme.components]), hide_index=True, width="stretch")
 
 st.subheader("一票否决")
@@ -60,17 +61,18 @@ with st.expander("计算方法说明"):
 
 st.subheader("敏感性分析：换一套权重，名次会怎样变")
 wave = require_wave()
+in_force = scheme.in_force(wave)     # the components that scored this wave
 edited = st.data_editor(
-    pl.DataFrame({"分项": [c.label for c in scheme.components],
-                  "权重": [float(c.weight) for c in scheme.components],
-                  "标准化": [NORMALISATION.get(c.normalisation) for c in scheme.components]}),
+    pl.DataFrame({"分项": [c.label for c in in_force.components],
+                  "权重": [float(c.weight) for c in in_force.components],
+                  "标准化": [NORMALISATION.get(c.normalisation) for c in in_force.components]}),
     column_config={"标准化": st.column_config.SelectboxColumn(
         options=list(NORMALISATION.values()))}, disabled=["分项"], hide_index=True,
     width="stretch", key="sensitivity_editor")
 reverse = {v: k for k, v in NORMALISATION.items()}
-weights = {c.id: float(w) for c, w in zip(scheme.components, edited["权重"], strict=False)}
+weights = {c.id: float(w) for c, w in zip(in_force.components, edited["权重"], strict=False)}
 methods = {c.id: reverse.get(m, c.normalisation)
-           for c, m in zip(scheme.components, edited["标准化"], strict=False)}
+           for c, m in zip(in_force.components, edited["标准化"], strict=False)}
 result = sensitivity(history(wave)[-1], weights, methods)
 moved = result.filter(pl.col("moved_up") != 0)
 st.caption(f"权重合计 {sum(weights.values()):g}（计算时按合计100折算）。{moved.height} 个县名次变化。")

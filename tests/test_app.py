@@ -104,7 +104,7 @@ def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
         assert "导出范围：2025年度 · 全省" in text
     if page == "scheme":
         assert "一票否决" in text and len(at.dataframe[0].value) == 10
-        vetoes = next(d.value for d in at.dataframe if "适用期次" in d.value.columns)
+        vetoes = next(d.value for d in at.dataframe if "情形" in d.value.columns)
         assert "自2024年度起" in set(vetoes["适用期次"]) and "各期" in set(vetoes["适用期次"])
 
 
