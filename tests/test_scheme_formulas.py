@@ -135,3 +135,24 @@ def test_cli_scores_by_another_scheme_file(built_db, capsys):
     table = pl.read_csv(io.StringIO(capsys.readouterr().out))
     assert {"grade", "satisfied_share", "cases_bonus", "incidents_deduction"} <= set(table.columns)
     assert table.height == 88
+
+
+def test_the_example_runs_through_listing_risk_and_register(built_db, example):
+    """No code change: every wave scored by the example, its risk table, its tiers."""
+    from pipelines.ranking.consequences import consequences
+    from pipelines.ranking.risk import risk_table
+    from pipelines.results.wave import listing_result, scored_history
+
+    wh = Warehouse.open(built_db, read_only=True)
+    try:
+        history = scored_history(wh, example, "2025")
+        listing = listing_result(wh, example, history)
+    finally:
+        wh.close()
+    risk = risk_table(history, example, draws=500)
+    assert risk.height == 88 and risk["p_bottom3"].sum() == pytest.approx(3, abs=0.5)
+    register = consequences(listing, "2025")
+    tiers = register.filter(pl.col("status") == "本期列入")
+    assert {"重点整治", "预警通告"} <= set(tiers["tier"])
+    # the rectify tier (bottom 3 or a veto) holds at least the province's bottom 3 every wave
+    assert tiers.filter(pl.col("tier") == "重点整治").group_by("wave").len()["len"].min() >= 3
