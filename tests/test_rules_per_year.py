@@ -115,6 +115,12 @@ def test_scheme_key_changes_with_a_rule_in_force_not_with_a_later_one(defs):
         defs.scheme, vetoes=(*defs.scheme.vetoes, future)))
     assert scheme_key(later, "2025") == base
     assert scheme_key(later, "2026") != scheme_key(defs, "2026")   # the forecast of 2027 sees it
+    from pipelines.scheme.definitions import Tier, Trigger
+
+    tier = Tier("watch", "重点关注", "省", "any", (Trigger(rank_bottom=5),), from_wave="2027")
+    tiered = dataclasses.replace(defs, scheme=dataclasses.replace(defs.scheme, tiers=(tier,)))
+    assert scheme_key(tiered, "2025") == base
+    assert scheme_key(tiered, "2026") != scheme_key(defs, "2026")
 
 
 def test_a_scheme_edit_outside_surveys_never_serves_a_stale_history(tmp_path, defs, monkeypatch):

@@ -37,7 +37,8 @@ def scheme_key(defs: Definitions, wave: str) -> str:
 
     scheme = dataclasses.replace(
         defs.scheme, components=tuple(c for c in defs.scheme.components if started(c)),
-        vetoes=tuple(v for v in defs.scheme.vetoes if started(v)))
+        vetoes=tuple(v for v in defs.scheme.vetoes if started(v)),
+        tiers=tuple(t for t in defs.scheme.tiers if started(t)))
     text = repr((defs.questionnaire, defs.indicators, scheme))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
