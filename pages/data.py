@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages._shared import definitions, is_analyst, require_entry, sample_badge, warehouse, warm_after_publish
 from pipelines import (
+    DECISION_TYPES,
     Confirmations,
     IngestError,
     check_bytes,
@@ -16,6 +17,7 @@ from pipelines import (
     header_targets,
     indicator_preview,
     ingest_bytes,
+    read_decisions,
     read_table,
     safe_file_name,
     survey_preview,
@@ -201,7 +203,7 @@ with decisions:
         wave_d = st.selectbox("依据期次", waves, index=len(waves) - 1 if waves else 0,
                               format_func=wave_display)
         level = st.radio("层级", ["省", "市"], horizontal=True)
-        action = st.selectbox("决定", ["挂牌整治", "重新挂牌", "摘帽", "市挂牌重点整治"])
+        action = st.selectbox("决定", DECISION_TYPES)
         day = st.date_input("决定日期", value=datetime.date.today())
         document = st.text_input("文号")
         if st.form_submit_button("保存决定"):
@@ -219,11 +221,29 @@ with decisions:
         if st.form_submit_button("保存验收结果"):
             wh.record_inspection(county_i, wave_i, passed, day_i.isoformat(), note, user)
             st.success(f"已录入：{names[county_i]} 验收{'合格' if passed else '不合格'}")
+    st.markdown("**从 CSV/Excel 导入正式决定**")
+    st.caption("列：区县代码或区县、期次、层级（省/市）、决定（" + "、".join(DECISION_TYPES)
+               + "），可含决定日期、文号、起始日期、结束日期、整改期限（可写“年底前”）、备注。"
+               "有一行不合格则整个文件不导入，并指出是第几行。")
+    upload = st.file_uploader("决定清单", type=["csv", "txt", "xlsx", "xls", "et", "ods"],
+                              key="decisions_file")
+    if upload is not None:
+        try:
+            imported = read_decisions(upload.getvalue(), upload.name, counties)
+        except IngestError as exc:
+            st.error(exc.report())
+        else:
+            st.dataframe(imported, hide_index=True, width="stretch")
+            if st.button(f"导入这 {imported.height} 条决定", key="decisions_import"):
+                wh.record_decisions(imported, user, upload.name)
+                st.success(f"已导入正式决定 {imported.height} 条。")
     st.dataframe(wh.decisions().join(counties.select("county_code", "county_name"),
                                      on="county_code", how="left").select(
         pl.col("wave").alias("期次"), pl.col("county_name").alias("区县"),
         pl.col("level").alias("层级"), pl.col("action").alias("决定"),
         pl.col("decided_on").alias("日期"), pl.col("document").alias("文号"),
+        pl.col("period_start").alias("起始日期"), pl.col("period_end").alias("结束日期"),
+        pl.col("deadline").alias("整改期限"), pl.col("note").alias("备注"),
         pl.col("recorded_by").alias("录入人")), hide_index=True, width="stretch")
 
 with audit:

@@ -16,9 +16,9 @@ from pages._shared import (
     show_table,
     warehouse,
 )
-from pipelines import wave_display
+from pipelines import consequences, wave_display
 from pipelines.present import charts
-from pipelines.present.tables import comparison_table
+from pipelines.present.tables import comparison_table, consequences_table
 from pipelines.present.views import county_histories, county_history
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -76,6 +76,17 @@ for row in current.iter_rows(named=True):
         with cols[1]:
             chart(charts.history_chart(county_history(trails, row["county_code"]),
                                        title=f"{row['county_name']}历次得分"), key=row["county_code"])
+
+st.subheader("挂牌与通报")
+register = in_city(consequences(result, wave).join(names.select("county_code", "city_code"),
+                                                   on="county_code", how="left"))
+st.caption("规则产生的每一项后果（省、市挂牌，通报批评，考核得分记零，一票否决，摘帽与重新挂牌，"
+           "逾期），一项一行；“正式决定”列为与已录入正式决定的对照（“—”：该类决定未录入，不对照）。")
+kinds = ["全部", *register["action"].unique(maintain_order=True).to_list()]
+kind = st.selectbox("事项", kinds, key="consequence_kind")
+if kind != "全部":
+    register = register.filter(pl.col("action") == kind)
+show_table(consequences_table(register, names))
 
 st.subheader("规则判定与正式决定对照")
 comparison = in_city(result.comparison.join(names.select("county_code", "city_code"),

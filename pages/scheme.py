@@ -5,6 +5,7 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, history, require_entry, require_wave, sample_badge, warehouse
+from pipelines.present.tables import validity_label
 from pipelines.present.views import sensitivity
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -28,18 +29,22 @@ st.dataframe(pl.DataFrame([{
     else defs.indicators.get(c.indicator).label
     + ("；由本期与上期两个泊松计数计入误差" if c.change_of else "；按泊松计数计入误差" if c.poisson
        else ""),
+    "适用期次": validity_label(c.from_wave, c.until_wave),
 } for c in scheme.components]), hide_index=True, width="stretch")
 
 st.subheader("一票否决")
-st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": f"{v.subject} {v.op} {v.value:g}"}
+st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": f"{v.subject} {v.op} {v.value:g}",
+                            "适用期次": validity_label(v.from_wave, v.until_wave)}
                            for v in scheme.vetoes]), hide_index=True, width="stretch")
+st.caption("方案按年份生效：某条规则只适用于其“适用期次”，此前各期仍按当时的方案评分，已公布的排名不变。")
 rules = scheme.listing
 st.subheader("挂牌与摘帽规则")
 st.markdown(
     f"- 全省后{rules.province_bottom}名：省挂牌整治；后{rules.city_bottom}名：所在市挂牌重点整治"
     f"（{'各市' if 'all' in rules.city_opt_in else '、'.join(rules.city_opt_in)}执行）。\n"
     f"- 后{rules.criticism_bottom}名且得分低于{rules.criticism_score:g}：通报批评、书面检查；"
-    f"连续{rules.consecutive_zero_waves}期：当年考核得分记零。\n"
+    f"连续{rules.consecutive_zero_years}年（同一年的两个半年期算一年）：当年考核得分记零，"
+    "按0分重新排名。\n"
     f"- 摘帽：连续{scheme.delisting.consecutive_waves}期退出后{scheme.delisting.leave_bottom}名，"
     f"各项指标达标{'，并经验收合格' if scheme.delisting.inspection_required else ''}；"
     f"应在挂牌后{scheme.delisting.deadline_waves}期内完成。")
@@ -56,17 +61,18 @@ with st.expander("计算方法说明"):
 
 st.subheader("敏感性分析：换一套权重，名次会怎样变")
 wave = require_wave()
+in_force = scheme.in_force(wave)     # the components that scored this wave
 edited = st.data_editor(
-    pl.DataFrame({"分项": [c.label for c in scheme.components],
-                  "权重": [float(c.weight) for c in scheme.components],
-                  "标准化": [NORMALISATION.get(c.normalisation) for c in scheme.components]}),
+    pl.DataFrame({"分项": [c.label for c in in_force.components],
+                  "权重": [float(c.weight) for c in in_force.components],
+                  "标准化": [NORMALISATION.get(c.normalisation) for c in in_force.components]}),
     column_config={"标准化": st.column_config.SelectboxColumn(
         options=list(NORMALISATION.values()))}, disabled=["分项"], hide_index=True,
     width="stretch", key="sensitivity_editor")
 reverse = {v: k for k, v in NORMALISATION.items()}
-weights = {c.id: float(w) for c, w in zip(scheme.components, edited["权重"], strict=False)}
+weights = {c.id: float(w) for c, w in zip(in_force.components, edited["权重"], strict=False)}
 methods = {c.id: reverse.get(m, c.normalisation)
-           for c, m in zip(scheme.components, edited["标准化"], strict=False)}
+           for c, m in zip(in_force.components, edited["标准化"], strict=False)}
 result = sensitivity(history(wave)[-1], weights, methods)
 moved = result.filter(pl.col("moved_up") != 0)
 st.caption(f"权重合计 {sum(weights.values()):g}（计算时按合计100折算）。{moved.height} 个县名次变化。")

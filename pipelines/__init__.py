@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     # ranking
     "ListingResult": "pipelines.ranking.listing",
     "component_levers": "pipelines.ranking.ranks",
+    "consequences": "pipelines.ranking.consequences",
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
     "WhatIf": "pipelines.ranking.risk",
@@ -55,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "sensitivity": "pipelines.present.views",
     # ingest
     "Confirmations": "pipelines.ingest.validation",
+    "DECISION_TYPES": "pipelines.ingest.decisions",
+    "read_decisions": "pipelines.ingest.decisions",
     "build_warehouse": "pipelines.ingest.build",
     "check_bytes": "pipelines.ingest.load",
     "column_mapping": "pipelines.ingest.load",

@@ -53,11 +53,17 @@ def _parser() -> argparse.ArgumentParser:
                         help="调查数据缺少部分区县时，确认按缺少导入（缺少的区县会列出）")
     ingest.add_argument("--allow-repeat", action="store_true",
                         help="文件与已导入的往期调查数据大量相同时，确认不是重复上传")
+    decisions = with_db(sub.add_parser(
+        "decisions", help="从 CSV/Excel 导入正式决定（挂牌、摘帽、通报批评、督办、约谈……）"))
+    decisions.add_argument("file", type=Path, help="决定清单：区县代码或区县、期次、层级、决定，"
+                           "可含决定日期、文号、起始日期、结束日期、整改期限、备注")
     with_db(sub.add_parser("waves", help="列出已导入的期次"))
     loads = with_db(sub.add_parser("loads", help="列出导入记录（审计）"))
     loads.add_argument("--wave", default=None)
     score = with_db(sub.add_parser("score", help="计算某期各区县得分及其置信区间"))
     score.add_argument("--wave", required=True, help="期次，例如 2025")
+    score.add_argument("--scheme", type=Path, default=None,
+                       help="按另一评分方案文件评分（例如 surveys/schemes/example_share_satisfied.toml）")
     score.add_argument("--format", choices=("table", "csv", "json"), default="table",
                        help="输出格式：table（默认，便于阅读）、csv、json")
     risk = with_db(sub.add_parser("risk", help="排名不确定性与挂牌风险（本期与下期）"))
@@ -67,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     listing = with_db(sub.add_parser("listing", help="挂牌、摘帽规则判定及与正式决定的对照"))
     listing.add_argument("--wave", required=True, help="期次，例如 2025")
     listing.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    listing.add_argument("--scheme", type=Path, default=None,
+                         help="按另一评分方案文件判定（默认 surveys/scheme.toml）")
     plan = with_db(sub.add_parser("plan", help="下一期抽样方案：按排名需要分配各县样本量"))
     plan.add_argument("--wave", required=True, help="依据截至该期的数据规划下一期，例如 2025")
     plan.add_argument("--total", type=int, required=True, help="下一期总样本量（人）")
@@ -255,6 +263,18 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decisions(args: argparse.Namespace) -> int:
+    from pipelines.ingest.decisions import read_decisions
+    from pipelines.store.warehouse import current_user
+
+    data = args.file.read_bytes()
+    with _open(args.db) as wh:
+        rows = read_decisions(data, args.file.name, wh.counties())
+        count = wh.record_decisions(rows, current_user(), args.file.name)
+    print(f"已导入正式决定 {count} 条（{args.file.name}）")
+    return 0
+
+
 def _waves(args: argparse.Namespace) -> int:
     with _open(args.db, read_only=True) as wh:
         waves = wh.waves()
@@ -297,7 +317,7 @@ def _withdraw(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from pipelines.exports.report import score_table, write_table
 
-    defs = load_definitions()
+    defs = load_definitions(scheme_file=args.scheme)
     with _open(args.db, read_only=True) as wh:
         table, labels = score_table(wh, defs, args.wave)
     write_table(table, labels, args.format, sys.stdout,
@@ -335,15 +355,16 @@ def _listing(args: argparse.Namespace) -> int:
     from pipelines.ranking.risk import delisting_progress
     from pipelines.results.wave import listing_result, scored_history
 
-    defs = load_definitions()
+    defs = load_definitions(scheme_file=args.scheme)
     with _open(args.db, read_only=True) as wh:
         history = scored_history(wh, defs, args.wave)
         result = listing_result(wh, defs, history)
         table = listing_table(result, wh.counties(), args.wave)
         counties = wh.counties()
     write_table(table, LISTING_LABELS, args.format, sys.stdout,
-                title=f"截至{wave_display(args.wave)}的挂牌与摘帽（规则判定与正式决定对照）",
-                shown=("county_name", "wave", "level", "action", "reason", "official"))
+                title=f"截至{wave_display(args.wave)}的挂牌、通报与记零（规则判定与正式决定对照）",
+                shown=("county_name", "wave", "level", "action", "status", "deadline", "reason",
+                       "official"))
     if args.format == "table":
         # progress needs only the next-wave bottom-10 chance, not the whole risk table
         rules = defs.scheme.listing
@@ -537,7 +558,8 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
     return Warehouse.open(db, read_only=read_only)
 
 
-_COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "waves": _waves,
+_COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "decisions": _decisions,
+             "waves": _waves,
              "loads": _loads, "rollback": _rollback, "withdraw": _withdraw, "score": _score,
              "risk": _risk, "listing": _listing, "plan": _plan, "export": _export, "scaled": _scaled,
              "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password}

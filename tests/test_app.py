@@ -95,12 +95,17 @@ def test_every_page_renders_for_a_viewer(monkeypatch, db_copy, page):
         assert len(at.dataframe[0].value) == 88
     if page == "delisting":
         assert "逾期未摘帽" in text and "规则判定与已录入的正式决定完全一致" in text
+        register = next(d.value for d in at.dataframe if "事项" in d.value.columns
+                        and "状态" in d.value.columns)
+        assert {"通报批评", "考核得分记零", "市挂牌重点整治", "市摘帽"} <= set(register["事项"])
     if page == "county":
         assert "综合得分" in text and "全省名次" in text
     if page == "exports":
         assert "导出范围：2025年度 · 全省" in text
     if page == "scheme":
         assert "一票否决" in text and len(at.dataframe[0].value) == 10
+        vetoes = next(d.value for d in at.dataframe if "情形" in d.value.columns)
+        assert "自2024年度起" in set(vetoes["适用期次"]) and "各期" in set(vetoes["适用期次"])
 
 
 def test_every_page_renders_for_an_analyst(monkeypatch, db_copy, analyst_hash):

@@ -122,6 +122,9 @@ def test_deck_has_every_promised_slide_with_the_east_asian_font_on_every_run(pac
         [f"县区排名（{k}/{pages}）：第{22 * (k - 1) + 1}–{22 * k}名" for k in range(1, pages + 1)]
     assert any(t.startswith("挂牌风险") for t in titles)
     assert any(t.startswith("摘帽进度") for t in titles)
+    # the consequences decided on this wave, right after the delisting slide
+    assert titles[titles.index(next(t for t in titles if t.startswith("摘帽进度"))) + 1] \
+        .startswith("挂牌与通报")
     assert titles[-1] == "方法与口径"
     listed = set(pack.listing.status["county_code"])
     high = set(pack.risk.filter(pl.col("band") == "高危")["county_code"])
@@ -159,7 +162,8 @@ def test_a_city_deck_shows_only_that_city(built_db, defs):
 def test_workbook_opens_with_chinese_headers_formats_and_the_same_numbers(pack):
     tables = meeting_tables(pack)
     book = openpyxl.load_workbook(io.BytesIO(workbook_bytes(tables, note=workbook_note(pack))))
-    assert book.sheetnames == ["县区排名", "挂牌风险", "分项得分", "摘帽进度", "规则与正式决定", "说明"]
+    assert book.sheetnames == ["县区排名", "挂牌风险", "分项得分", "摘帽进度", "规则与正式决定", "挂牌与通报",
+                               "说明"]
     for table in tables:
         sheet = book[table.title]
         assert sheet.freeze_panes == "A2"

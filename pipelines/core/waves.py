@@ -76,3 +76,37 @@ def wave_display_expr(column: str):
             .when(text.str.contains(r"^20\d{2}H2$")).then(year + "年下半年")
             .when(text.str.contains(r"^20\d{2}Q[1-4]$")).then(year + "年第" + quarter + "季度")
             .otherwise(text).alias(column))
+
+
+def wave_year(label: str) -> int:
+    """The calendar year of a wave: rules that speak of years (连续两年) count these, so the
+    two half-year waves 2025H1 and 2025H2 are one year."""
+    match = _LABEL.match(label or "")
+    if not match:
+        raise ValueError(f"not a wave label: {label!r}")
+    return int(match["year"])
+
+
+def wave_months(label: str) -> tuple[int, int]:
+    """First and last month of a wave as year·12 + month: 2025 → whole year, 2025H2 → Jul–Dec.
+    Text order of labels puts 2025 before 2025H1, so in-force checks compare these instead."""
+    match = _LABEL.match(label or "")
+    if not match:
+        raise ValueError(f"not a wave label: {label!r}")
+    base = int(match["year"]) * 12
+    if match["half"]:
+        first = 1 if match["half"] == "H1" else 7
+        return base + first, base + first + 5
+    if match["quarter"]:
+        first = 3 * (int(match["quarter"][1]) - 1) + 1
+        return base + first, base + first + 2
+    return base + 1, base + 12
+
+
+def in_force(wave: str, from_wave: str | None, until_wave: str | None) -> bool:
+    """Whether a rule valid from `from_wave` to `until_wave` (both inclusive, None = open)
+    applies to `wave`: a rule adopted "from 2024" covers 2024, 2024H1 and later, never 2023."""
+    first, last = wave_months(wave)
+    if from_wave is not None and first < wave_months(from_wave)[0]:
+        return False
+    return until_wave is None or last <= wave_months(until_wave)[1]

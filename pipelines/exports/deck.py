@@ -24,13 +24,15 @@ from pipelines.core.waves import wave_display
 from pipelines.exports.pack import METHOD_NOTES, MeetingPack
 from pipelines.present import charts
 from pipelines.present.figures import SOURCE, chart_png
-from pipelines.present.tables import PERCENT, SCORE, Table, progress_table
+from pipelines.present.tables import PERCENT, SCORE, Table, consequences_table, progress_table
 from pipelines.present.views import component_comparison, county_histories, county_history
+from pipelines.ranking.consequences import consequences
 from pipelines.ranking.ranks import component_levers
 
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
 COUNTIES_PER_SLIDE = 22
+ROWS_PER_CONSEQUENCE_SLIDE = 12   # rows of 0.4 in under the title: what fits above the footer
 MAX_COUNTY_SLIDES = 30
 NAVY = RGBColor(0x1F, 0x4E, 0x79)
 GREY = RGBColor(0x59, 0x59, 0x59)
@@ -228,6 +230,25 @@ class DeckBuilder:
         _table(slide, shown, Inches(0.5), Inches(1.2), Inches(12.3), row_height=Inches(0.45),
                size=12)
 
+    def consequences(self) -> None:
+        """The consequences decided on this wave (挂牌、通报批评、记零、否决、等级、摘帽), as a
+        table leaders read from the back of the room; the full register is in the workbook."""
+        pack = self.pack
+        register = pack.in_city(consequences(pack.listing, pack.wave)).filter(
+            pl.col("wave") == pack.wave)
+        slide = self.slide(f"挂牌与通报：{pack.label}", [
+            "本期规则判定的各项后果及与正式决定的对照；历次后果的完整清单见 Excel 的“挂牌与通报”表。"])
+        if register.height == 0:
+            _text(slide, Inches(0.5), Inches(1.3), Inches(12), Inches(1), "本期没有挂牌、通报等后果。", 20)
+            return
+        table = consequences_table(register.head(ROWS_PER_CONSEQUENCE_SLIDE), pack.counties)
+        shown = Table(table.title, table.frame.drop("期次", "类别", "依据"), table.formats)
+        _table(slide, shown, Inches(0.5), Inches(1.2), Inches(12.3), row_height=Inches(0.4),
+               size=12)
+        if register.height > ROWS_PER_CONSEQUENCE_SLIDE:
+            _text(slide, Inches(0.5), Inches(6.8), Inches(12), Inches(0.4),
+                  f"另有 {register.height - ROWS_PER_CONSEQUENCE_SLIDE} 项见 Excel。", 12)
+
     def counties(self) -> None:
         """One slide for each county listed now or in the highest risk band."""
         pack = self.pack
@@ -284,6 +305,7 @@ class DeckBuilder:
         self.ranking()
         self.risk()
         self.delisting()
+        self.consequences()
         self.counties()
         self.method()
         out = io.BytesIO()

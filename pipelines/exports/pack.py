@@ -15,11 +15,13 @@ from pipelines.present.tables import (
     Table,
     comparison_table,
     component_table,
+    consequences_table,
     progress_table,
     ranking_table,
     risk_display,
 )
 from pipelines.present.views import Overview, cut_line_scores, overview, ranking_view
+from pipelines.ranking.consequences import consequences
 from pipelines.ranking.listing import ListingResult
 from pipelines.ranking.ranks import DRAWS
 from pipelines.ranking.risk import delisting_progress, risk_table
@@ -107,6 +109,7 @@ def meeting_tables(pack: MeetingPack) -> list[Table]:
         component_table(pack.in_city(scores.components), pack.in_city(scores.composite)),
         progress_table(pack.in_city(pack.progress), names),
         comparison_table(pack.in_city(pack.listing.comparison), names),
+        consequences_table(pack.in_city(consequences(pack.listing, pack.wave)), names),
     ]
 
 

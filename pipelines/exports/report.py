@@ -7,6 +7,7 @@ from typing import TextIO
 
 import polars as pl
 
+from pipelines.ranking.consequences import consequences
 from pipelines.results.wave import score_wave
 from pipelines.scheme.definitions import Definitions
 from pipelines.store.warehouse import Warehouse
@@ -15,16 +16,18 @@ SCORE_COLUMNS = ["county_code", "county_name", "city_name", "score", "se", "ci_l
                  "n", "n_eff", "veto", "veto_reason"]
 LABELS = {"county_code": "区县代码", "county_name": "区县", "city_name": "市州", "score": "综合得分",
           "se": "标准误", "ci_low": "下限", "ci_high": "上限", "n": "样本量", "n_eff": "有效样本量",
-          "veto": "一票否决", "veto_reason": "否决原因"}
+          "veto": "一票否决", "veto_reason": "否决原因", "grade": "等级"}
 
 
 def score_table(wh: Warehouse, defs: Definitions, wave: str) -> tuple[pl.DataFrame, dict[str, str]]:
     """The score CSV: the fixed columns, then one 0–100 column per component (scheme order)."""
     scores = score_wave(wh, defs, wave)
-    components = [c.id for c in defs.scheme.components]
-    table = scores.composite.select(*SCORE_COLUMNS, *components).sort("score", descending=True,
-                                                                       nulls_last=True)
-    labels = LABELS | {c.id: c.label for c in defs.scheme.components}
+    in_force = defs.scheme.in_force(wave).components
+    components = [c.id for c in in_force]
+    grade = ["grade"] if "grade" in scores.composite.columns else []     # [[grades]] declared
+    table = scores.composite.select(*SCORE_COLUMNS, *grade, *components) \
+        .sort("score", descending=True, nulls_last=True)
+    labels = LABELS | {c.id: c.label for c in in_force}
     return table, labels
 
 
@@ -33,21 +36,18 @@ RISK_LABELS = LABELS | {
     "p_bottom10": "本期后10概率", "p_bottom3_next": "下期后3概率", "p_bottom10_next": "下期后10概率",
     "p_veto_next": "下期一票否决概率",
     "in_worst3_set": "可能属后3", "in_worst10_set": "可能属后10", "band": "风险等级"}
-LISTING_LABELS = LABELS | {"wave": "期次", "level": "层级", "action": "判定", "reason": "依据",
+LISTING_LABELS = LABELS | {"wave": "期次", "level": "层级", "action": "判定", "tier": "类别",
+                           "status": "状态", "deadline": "期限", "reason": "依据",
                            "official": "正式决定"}
 
 
 def listing_table(result, counties: pl.DataFrame, wave: str) -> pl.DataFrame:
-    """Events up to `wave` with the county name and whether an official decision matches."""
-    official = result.comparison.select("county_code", "wave", "action", "official", "note")
-    events = result.events.filter(pl.col("wave") <= wave).join(
-        official, on=["county_code", "wave", "action"], how="left")
-    return events.join(counties.select("county_code", "county_name"), on="county_code",
-                       how="left").with_columns(
-        pl.when(pl.col("official")).then(pl.lit("有"))
-        .when(pl.col("official").is_null()).then(pl.lit("—")).otherwise(pl.lit("无"))
-        .alias("official")).select("county_code", "county_name", "wave", "level", "action",
-                                   "reason", "official", "note")
+    """The consequences register up to `wave` (pipelines/ranking/consequences.py), one row per
+    consequence, with the county's name and city."""
+    register = consequences(result, wave)
+    return register.join(counties.select("county_code", "county_name", "city_name"),
+                         on="county_code", how="left").select(
+        "county_code", "county_name", "city_name", *register.columns[1:])
 
 
 def write_table(table: pl.DataFrame, labels: dict[str, str], fmt: str, out: TextIO, *,

@@ -17,7 +17,7 @@ import polars as pl
 
 from pipelines.ingest.load import ingest_file, read_counties_file
 from pipelines.scheme.definitions import Definitions, load_definitions
-from pipelines.store.warehouse import Warehouse, WarehouseError, current_user, now
+from pipelines.store.warehouse import DECISION_INSERT, Warehouse, WarehouseError, current_user, now
 from pipelines.synth.sample import SAMPLE_DIR
 
 SYSTEM_USER = "系统初始化"
@@ -114,7 +114,7 @@ def _load_decisions(wh: Warehouse, source: Path) -> None:
     if (path := source / "decisions.csv").exists():
         rows = pl.read_csv(path, infer_schema=False)
         for r in rows.iter_rows(named=True):
-            cur.execute("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
+            cur.execute(f"insert into decisions ({DECISION_INSERT}) values (?, ?, ?, ?, ?, ?, ?, ?)",
                         [r["区县代码"], r["期次"], r["层级"], r["决定"], r["决定日期"], r["文号"],
                          SYSTEM_USER, stamp])
     if (path := source / "inspections.csv").exists():

@@ -29,7 +29,8 @@ class Table:
 
 def ranking_table(view: pl.DataFrame, scheme: Scheme) -> Table:
     """名次, score and interval, rank interval, cut-line flag, veto, component scores."""
-    components = list(scheme.components)
+    # a component not in force for the wave (from_wave/until_wave) has no column
+    components = [c for c in scheme.components if c.id in view.columns]
     frame = view.select(
         pl.col("rank").alias("名次"), pl.col("county_name").alias("区县"),
         pl.col("city_name").alias("市州"), pl.col("score").alias("综合得分"),
@@ -105,11 +106,36 @@ def comparison_table(comparison: pl.DataFrame, names: pl.DataFrame) -> Table:
     frame = comparison.join(names.select("county_code", "county_name"), on="county_code",
                             how="left").select(
         wave_display_expr("wave").alias("期次"),
-        pl.col("county_name").alias("区县"), pl.col("action").alias("事项"),
+        pl.col("county_name").alias("区县"), pl.col("level").alias("层级"),
+        pl.col("action").alias("事项"),
         pl.when(pl.col("rules")).then(pl.lit("是")).otherwise(pl.lit("否")).alias("规则判定"),
         pl.when(pl.col("official")).then(pl.lit("有")).otherwise(pl.lit("无")).alias("正式决定"),
         pl.col("note").alias("说明"))
     return Table("规则与正式决定", frame)
+
+
+def validity_label(from_wave: str | None, until_wave: str | None) -> str:
+    """When a rule is in force, in Chinese: 各期 / 自2024年度起 / 至2023年度 / 2022年度–2023年度."""
+    from pipelines.core.waves import wave_display
+
+    if from_wave and until_wave:
+        return f"{wave_display(from_wave)}–{wave_display(until_wave)}"
+    if from_wave:
+        return f"自{wave_display(from_wave)}起"
+    return f"至{wave_display(until_wave)}" if until_wave else "各期"
+
+
+def consequences_table(register: pl.DataFrame, names: pl.DataFrame) -> Table:
+    """The consequences register (pipelines/ranking/consequences.py): one row per consequence."""
+    frame = register.join(names.select("county_code", "county_name"), on="county_code",
+                          how="left").select(
+        wave_display_expr("wave").alias("期次"), pl.col("county_name").alias("区县"),
+        pl.col("level").alias("层级"), pl.col("action").alias("事项"),
+        pl.col("tier").alias("类别"), pl.col("status").alias("状态"),
+        pl.when(pl.col("deadline").is_null()).then(pl.lit(""))
+        .otherwise(wave_display_expr("deadline")).alias("期限"),
+        pl.col("reason").alias("依据"), pl.col("official").alias("正式决定"))
+    return Table("挂牌与通报", frame)
 
 
 # -- CSV ---------------------------------------------------------------------------------------

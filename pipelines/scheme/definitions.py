@@ -7,11 +7,14 @@ problems at once, so an analyst can fix the year's scheme in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+
+from pipelines.core.waves import in_force, next_wave, wave_error, wave_months
 
 SURVEYS_DIR = Path(__file__).resolve().parents[2] / "surveys"
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -25,10 +28,15 @@ IndicatorKind = Literal["rate", "per_thousand", "count", "flag", "amount", "inde
 IndicatorNoise = Literal["none", "poisson", "poisson_change"]
 Source = Literal["survey", "indicator"]
 Direction = Literal["higher", "lower"]
-Normalisation = Literal["goalposts", "minmax", "zscore"]
+# steps: points by thresholds (≥95% → 3, ≥98% → 5); per_unit: points per case (0.5 per user)
+Normalisation = Literal["goalposts", "minmax", "zscore", "steps", "per_unit"]
+# base components' weights total the scheme's base; a bonus adds, a deduction takes off points
+Role = Literal["base", "bonus", "deduction"]
 DontKnow = Literal["exclude", "score"]           # 说不清: left out of the item's mean, or scored
 VetoOp = Literal[">=", ">", "<=", "<", "=="]
 TieRule = Literal["min", "average", "first"]
+TierLevel = Literal["省", "市"]
+TierMatch = Literal["any", "all"]
 LonelyPsu = Literal["adjust", "certainty", "average"]  # a stratum with one PSU (survey.lonely.psu)
 ShareInterval = Literal["beta", "logit", "wald"]   # interval of a 0/100 item (R: svyciprop method)
 
@@ -149,6 +157,11 @@ class Component:
     per_100k_population: bool = False
     poisson: bool = False           # carries Poisson noise (from the catalogue's `noise`)
     change_of: str | None = None    # a poisson_change: the count indicator it is the change of
+    from_wave: str | None = None    # in force from this wave on (inclusive; None = always)
+    until_wave: str | None = None   # in force up to this wave (inclusive; None = still)
+    role: Role = "base"
+    steps: tuple[tuple[float, float], ...] = ()   # (threshold, points) of a "steps" component
+    per_unit: float | None = None   # points per unit of a "per_unit" component (capped at weight)
 
 
 @dataclass(frozen=True)
@@ -157,6 +170,8 @@ class Veto:
     op: VetoOp
     value: float
     reason: str
+    from_wave: str | None = None    # 今年起……一票否决: in force from this wave on
+    until_wave: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,8 +188,39 @@ class ListingRules:
     city_opt_in: tuple[str, ...]
     criticism_bottom: int
     criticism_score: float
-    consecutive_zero_waves: int
+    consecutive_zero_years: int     # 连续N年通报批评 → 当年考核得分记零 (years, not waves)
     bands: tuple[Band, ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One condition of a tier: in the bottom `rank_bottom` (of the province, or of the city at
+    city level), a score under `score_below`, an indicator compared with a value, or a veto."""
+    rank_bottom: int | None = None
+    score_below: float | None = None
+    indicator: str | None = None
+    op: VetoOp | None = None
+    value: float | None = None
+    veto: bool = False
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A named consequence tier (重点整治 / 预警通告 / 重点关注 …) at a level; the first tier of
+    a level whose triggers hold (any or all of them) applies to a county that wave."""
+    id: str
+    label: str
+    level: TierLevel
+    match: TierMatch
+    triggers: tuple[Trigger, ...]
+    from_wave: str | None = None
+    until_wave: str | None = None
+
+
+@dataclass(frozen=True)
+class Grade:
+    label: str
+    at_least: float | None = None   # None: the lowest band
 
 
 @dataclass(frozen=True)
@@ -217,6 +263,25 @@ class Scheme:
     listing: ListingRules
     delisting: DelistingRules
     estimation: EstimationSettings = EstimationSettings()
+    tiers: tuple[Tier, ...] = ()
+    base: float = 100.0             # the base components' weights total this
+    grades: tuple[Grade, ...] = ()  # 等级 bands, best first
+
+    def grade(self, score: float | None) -> str | None:
+        """The grade band of a score (≥90 先进 …), None without bands or a score."""
+        if score is None or score != score:
+            return None
+        return next((g.label for g in self.grades if g.at_least is None or score >= g.at_least),
+                    None)
+
+    def in_force(self, wave: str) -> Scheme:
+        """The scheme that scores `wave`: only the components and vetoes valid for it, so a rule
+        adopted this year never re-scores the waves before it."""
+        return dataclasses.replace(
+            self, components=tuple(c for c in self.components
+                                   if in_force(wave, c.from_wave, c.until_wave)),
+            vetoes=tuple(v for v in self.vetoes if in_force(wave, v.from_wave, v.until_wave)),
+            tiers=tuple(t for t in self.tiers if in_force(wave, t.from_wave, t.until_wave)))
 
 
 @dataclass(frozen=True)
@@ -226,6 +291,10 @@ class Definitions:
     questionnaire: Questionnaire
     indicators: IndicatorCatalogue
     scheme: Scheme
+
+    def for_wave(self, wave: str) -> Definitions:
+        """These definitions with the scheme in force for `wave` (Scheme.in_force)."""
+        return dataclasses.replace(self, scheme=self.scheme.in_force(wave))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,8 +547,11 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
     item_ids = {i.id for i in questionnaire.items}
     indicator_ids = {i.id for i in catalogue.indicators}
     items = _load_item_scoring(c, c.get(raw, "items", "", dict) or {}, questionnaire)
+    base = c.get(head, "base", "scheme", float, default=100.0)
+    if base is not None and base <= 0:
+        c.fail("scheme.base", "基础分应为正数")
     components = _load_components(c, c.get(raw, "components", "", list) or [], items, item_ids,
-                                  catalogue)
+                                  catalogue, base or 100.0)
     component_ids = {comp.id for comp in components}
 
     vetoes: list[Veto] = []
@@ -492,15 +564,74 @@ def load_scheme(path: Path, questionnaire: Questionnaire, catalogue: IndicatorCa
         if subject and target not in known:
             c.fail(f"{where}.subject", f"未知的指标或分项 {subject!r}")
         vetoes.append(Veto(subject, op, c.get(spec, "value", where, float) or 0.0,
-                           c.get(spec, "reason", where, str) or subject))
+                           c.get(spec, "reason", where, str) or subject, **_validity(c, spec, where)))
 
     listing = _load_listing(c, c.get(raw, "listing", "", dict) or {})
     delisting = _load_delisting(c, c.get(raw, "delisting", "", dict) or {}, indicator_ids)
     estimation = _load_estimation(c, c.get(raw, "estimation", "", dict, default={}) or {})
+    tiers = _load_tiers(c, raw, indicator_ids)
+    grades = _load_grades(c, c.get(raw, "grades", "", list, default=[]) or [])
     if c.problems:
         raise DefinitionError(c.problems)
     return Scheme(c.get(head, "name", "scheme", str) or "", c.get(head, "year", "scheme", int) or 0,
-                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation)
+                  ties, level, items, components, tuple(vetoes), listing, delisting, estimation,
+                  tiers, base or 100.0, grades)
+
+
+def _load_grades(c: _Checker, raw: list) -> tuple[Grade, ...]:
+    """`[[grades]]` best first, thresholds falling; only the last may omit at_least."""
+    grades = []
+    for index, spec in enumerate(raw):
+        where = f"grades[{index + 1}]"
+        at_least = c.get(spec, "at_least", where, float, default=None)
+        if at_least is None and index != len(raw) - 1:
+            c.fail(f"{where}.at_least", "只有最后一个等级可以不设分数下限")
+        if at_least is not None and grades and grades[-1].at_least is not None \
+                and at_least >= grades[-1].at_least:
+            c.fail(f"{where}.at_least", "等级应从高到低排列，分数下限逐个降低")
+        grades.append(Grade(c.get(spec, "label", where, str) or "?", at_least))
+    return tuple(grades)
+
+
+TRIGGER_KINDS = ("rank_bottom", "score_below", "indicator", "veto")
+
+
+def _load_tiers(c: _Checker, raw: dict, indicator_ids: set[str]) -> tuple[Tier, ...]:
+    """`[[tiers]]` with their `[[tiers.triggers]]`: each trigger names exactly one kind."""
+    tiers = []
+    for where, spec, tier_id in c.entries(raw | {"tiers": raw.get("tiers", [])}, "tiers", "等级"):
+        triggers = []
+        for index, t_spec in enumerate(c.get(spec, "triggers", where, list) or []):
+            t_where = f"{where}.triggers[{index + 1}]"
+            if not isinstance(t_spec, dict):
+                c.fail(t_where, "应为表")
+                continue
+            kinds = [k for k in TRIGGER_KINDS if k in t_spec]
+            if len(kinds) != 1:
+                c.fail(t_where, "须且只须给出 rank_bottom、score_below、indicator、veto 之一")
+                continue
+            rank = c.get(t_spec, "rank_bottom", t_where, int, default=None)
+            if rank is not None and rank < 1:
+                c.fail(f"{t_where}.rank_bottom", "应为正整数")
+            indicator = c.get(t_spec, "indicator", t_where, str, default=None)
+            op = value = None
+            if indicator is not None:
+                if indicator not in indicator_ids:
+                    c.fail(f"{t_where}.indicator", f"指标目录中没有指标 {indicator!r}")
+                op = c.choice(t_spec, "op", t_where, VetoOp)
+                value = c.get(t_spec, "value", t_where, float)
+            veto = c.get(t_spec, "veto", t_where, bool, default=False)
+            if "veto" in kinds and veto is not True:
+                c.fail(f"{t_where}.veto", "veto 触发条件只能写 veto = true")
+            triggers.append(Trigger(rank, c.get(t_spec, "score_below", t_where, float, default=None),
+                                    indicator, op, value, bool(veto)))
+        if not triggers:
+            c.fail(f"{where}.triggers", "每个等级至少要有一个触发条件")
+        tiers.append(Tier(tier_id, c.get(spec, "label", where, str) or tier_id,
+                          c.choice(spec, "level", where, TierLevel, default="省") or "省",
+                          c.choice(spec, "match", where, TierMatch, default="any") or "any",
+                          tuple(triggers), **_validity(c, spec, where)))
+    return tuple(tiers)
 
 
 def _load_estimation(c: _Checker, raw: dict) -> EstimationSettings:
@@ -529,6 +660,15 @@ def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnair
             c.fail(where, f"问卷中没有题目 {item_id!r}")
             continue
         item = questionnaire.item(item_id)
+        valid_codes = {a.code for a in item.answers if not a.dont_know}
+        if "share" in spec:      # 满意率: the share answering one of these codes, as 0/100
+            if "points" in spec:
+                c.fail(where, "share 与 points 只能给出其一")
+            share = c.get(spec, "share", where, list) or []
+            if not share or not all(isinstance(v, int) and v in valid_codes for v in share):
+                c.fail(f"{where}.share", f"应为该题有效答案代码的列表（{sorted(valid_codes)}）")
+            spec = spec | {"points": {str(code): 100.0 if code in share else 0.0
+                                      for code in sorted(valid_codes)}}
         raw_points = c.get(spec, "points", where, dict) or {}
         points: dict[int, float] = {}
         for code_text, value in raw_points.items():
@@ -539,7 +679,6 @@ def _load_item_scoring(c: _Checker, raw_items: dict, questionnaire: Questionnair
                 c.fail(f"{where}.points.{code_text}", f"分值应为数值，实际为 {value!r}")
                 continue
             points[int(code_text)] = float(value)
-        valid_codes = {a.code for a in item.answers if not a.dont_know}
         for code in sorted(valid_codes - points.keys()):
             c.fail(f"{where}.points", f"答案代码 {code}（{_answer_label(item, code)}）未赋分")
         for code in sorted(points.keys() - valid_codes):
@@ -557,7 +696,7 @@ def _answer_label(item: Item, code: int) -> str:
 
 
 def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item_ids: set[str],
-                     catalogue: IndicatorCatalogue) -> tuple[Component, ...]:
+                     catalogue: IndicatorCatalogue, base: float = 100.0) -> tuple[Component, ...]:
     indicator_ids = {i.id for i in catalogue.indicators}
     components: list[Component] = []
     seen: set[str] = set()
@@ -572,7 +711,8 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", "权重必须为正数")
         common = dict(id=comp_id, label=c.get(spec, "label", where, str) or comp_id,
-                      source=source, weight=weight or 0.0)
+                      source=source, weight=weight or 0.0, **_validity(c, spec, where),
+                      **_formula(c, spec, where, weight))
         if source == "survey":
             comp_items = c.string_list(spec, "items", where)
             for item_id in comp_items:
@@ -597,12 +737,69 @@ def _load_components(c: _Checker, raw: list, items: dict[str, ItemScoring], item
                                                default=False)),
                 **_noise(c, spec, where, catalogue.get(indicator)
                          if indicator in indicator_ids else None)))
-    total = sum(comp.weight for comp in components)
-    if components and abs(total - 100) > 1e-9:
-        c.fail("components", f"各分项权重之和应为 100，实际为 {total:g}")
+    base_components = [comp for comp in components if comp.role == "base"]
+    _check_weights_per_period(c, base_components, base,
+                              "（加分、扣分项不计）" if len(base_components) < len(components) else "")
     if not components:
         c.fail("components", "至少要有一个分项")
     return tuple(components)
+
+
+def _validity(c: _Checker, spec: dict, where: str) -> dict[str, str | None]:
+    """`from_wave` / `until_wave` of a rule or component: wave labels, from ≤ until."""
+    bounds = {key: c.get(spec, key, where, str, default=None) for key in ("from_wave", "until_wave")}
+    for key, label in bounds.items():
+        if label is not None and (message := wave_error(label)):
+            c.fail(f"{where}.{key}", message)
+            bounds[key] = None
+    first, last = bounds["from_wave"], bounds["until_wave"]
+    if first and last and wave_months(first)[0] > wave_months(last)[1]:
+        c.fail(where, f"from_wave {first} 晚于 until_wave {last}")
+    return bounds
+
+
+def _formula(c: _Checker, spec: dict, where: str, weight: float | None) -> dict[str, Any]:
+    """Role (base / bonus / deduction), step points and per-unit points of a component."""
+    role = c.choice(spec, "role", where, Role, default="base") or "base"
+    method = spec.get("normalisation")
+    steps: list[tuple[float, float]] = []
+    for index, pair in enumerate(c.get(spec, "steps", where, list, default=[]) or []):
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)):
+            c.fail(f"{where}.steps[{index + 1}]", "每一档应为 [门槛, 分值]，例如 [95, 3]")
+            continue
+        if weight is not None and not 0 < pair[1] <= weight:
+            c.fail(f"{where}.steps[{index + 1}]", f"分值应大于0且不超过该分项权重 {weight:g}")
+        steps.append((float(pair[0]), float(pair[1])))
+    if (method == "steps") != bool(steps):
+        c.fail(f"{where}.steps", "normalisation = \"steps\" 须且只须与 steps 一起给出")
+    per_unit = c.get(spec, "per_unit", where, float, default=None)
+    if (method == "per_unit") != (per_unit is not None):
+        c.fail(f"{where}.per_unit", "normalisation = \"per_unit\" 须且只须与 per_unit 一起给出")
+    elif per_unit is not None and per_unit <= 0:
+        c.fail(f"{where}.per_unit", "每单位分值应为正数")
+    if method in ("steps", "per_unit") and spec.get("source") != "indicator":
+        c.fail(f"{where}.normalisation", f"{method} 只适用于工作指标分项")
+    return dict(role=role, steps=tuple(sorted(steps)), per_unit=per_unit)
+
+
+def _check_weights_per_period(c: _Checker, components: list[Component], base: float = 100.0,
+                              note: str = "") -> None:
+    """Base weights total the scheme's base (100) in every period: at the start of each
+    from_wave, and just after each until_wave (checked on a representative wave label)."""
+    starts = {None} | {comp.from_wave for comp in components if comp.from_wave}
+    ends = {comp.until_wave for comp in components if comp.until_wave}
+    probes: set[str | None] = set(starts)
+    for end in ends:
+        probes.add(next_wave(end))
+    for probe in sorted(probes, key=lambda w: wave_months(w)[0] if w else 0):
+        live = [comp for comp in components
+                if (comp.from_wave is None if probe is None
+                    else in_force(probe, comp.from_wave, comp.until_wave))]
+        total = sum(comp.weight for comp in live)
+        if live and abs(total - base) > 1e-9:
+            period = f"自 {probe} 起" if probe else ""
+            c.fail("components", f"{period}各分项权重之和应为 {base:g}，实际为 {total:g}{note}")
 
 
 def _noise(c: _Checker, spec: dict, where: str, indicator: IndicatorDef | None) -> dict[str, Any]:
@@ -655,7 +852,9 @@ def _load_listing(c: _Checker, raw: dict) -> ListingRules:
         city_opt_in=c.string_list(raw, "city_opt_in", "listing", default=["all"]),
         criticism_bottom=positive_int("criticism_bottom", 3),
         criticism_score=c.get(raw, "criticism_score", "listing", float, default=80.0) or 0.0,
-        consecutive_zero_waves=positive_int("consecutive_zero_waves", 2),
+        # years, not waves; the older key name is read as years too
+        consecutive_zero_years=positive_int(
+            "consecutive_zero_years", raw.get("consecutive_zero_waves", 2)),
         bands=tuple(bands),
     )
 
@@ -682,8 +881,10 @@ def _load_delisting(c: _Checker, raw: dict, indicator_ids: set[str]) -> Delistin
     )
 
 
-def load_definitions(directory: Path = SURVEYS_DIR) -> Definitions:
-    """Load the three definition files from `directory`, raising one error listing every problem."""
+def load_definitions(directory: Path = SURVEYS_DIR, scheme_file: Path | None = None) -> Definitions:
+    """Load the three definition files from `directory`, raising one error listing every problem;
+    `scheme_file` scores by another scheme (e.g. surveys/schemes/*.toml) with the same
+    questionnaire and catalogue."""
     problems: list[str] = []
     questionnaire = catalogue = None
     try:
@@ -696,5 +897,5 @@ def load_definitions(directory: Path = SURVEYS_DIR) -> Definitions:
         problems += exc.problems
     if questionnaire is None or catalogue is None:
         raise DefinitionError(problems)
-    scheme = load_scheme(directory / "scheme.toml", questionnaire, catalogue)
+    scheme = load_scheme(scheme_file or directory / "scheme.toml", questionnaire, catalogue)
     return Definitions(questionnaire, catalogue, scheme)

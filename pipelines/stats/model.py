@@ -98,7 +98,7 @@ class ScoreModel:
         # generator is about 1.5 times faster
         draws = rng.standard_gamma(np.where(known, count, 0.0) + 0.5, size=(n_draws, count.size),
                                    dtype=np.float32)
-        if comp.normalisation in (None, "goalposts"):
+        if comp.normalisation in (None, "goalposts") and comp.role != "deduction":
             # points are affine in the count, clipped: done in place, without float64 copies
             scale, shift = _affine_points(comp, self.exposure[:, k], known)
             draws *= scale

@@ -1,5 +1,6 @@
-"""A component's raw values → 0–100 points (as is, goalposts, min–max, z-score); relative
-methods use the other counties of the same replicate.
+"""A component's raw values → 0–100 points (as is, goalposts, min–max, z-score, step points,
+points per unit); relative methods use the other counties of the same replicate. A deduction
+component gives the same share negative (−100…0), so its weight is the most it can take off.
 """
 
 from __future__ import annotations
@@ -38,6 +39,15 @@ def normalise(raw: np.ndarray, comp: Component, reference: np.ndarray | None = N
             sd = np.nanstd(ref, axis=-1, keepdims=True)
             z = np.where(sd > 0, (x - mean) / np.where(sd > 0, sd, 1.0), 0.0)
             out = np.where(np.isnan(x), np.nan, np.clip(50 + 10 * sign * z, 0.0, 100.0))
+        elif method == "steps":      # ≥95 → 3 points, ≥98 → 5 (≤ for "lower"), of `weight`
+            points = np.zeros_like(x)
+            for threshold, value in comp.steps:
+                reached = x >= threshold if sign > 0 else x <= threshold
+                points = np.where(reached, np.maximum(points, value), points)
+            out = np.where(np.isnan(x), np.nan, points / comp.weight * 100)
+        elif method == "per_unit":   # 0.5 points per case, at most `weight`
+            out = np.clip(x * comp.per_unit, 0.0, comp.weight) / comp.weight * 100
         else:  # guarded by definitions.py
             raise ValueError(method)
-    return out
+    # a deduction takes its points off: the same 0–100 share of its weight, negative
+    return -out if comp.role == "deduction" else out

@@ -63,6 +63,16 @@ class WaveScores:
     veto_inputs: pl.DataFrame | None = None   # what each veto rule saw (`vetoes.veto_inputs`)
 
 
+def grade_expr(grades) -> pl.Expr:
+    """The 等级 band of each score (≥90 先进, 80–90 合格 …), as one Polars expression."""
+    expr = None
+    for grade in grades:
+        condition = pl.lit(True) if grade.at_least is None else pl.col("score") >= grade.at_least
+        expr = (pl.when(condition) if expr is None else expr.when(condition)).then(pl.lit(grade.label))
+    return pl.when(pl.col("score").is_null()).then(pl.lit(None, pl.String)) \
+        .otherwise(expr.otherwise(pl.lit(None, pl.String))).alias("grade")
+
+
 def indicator_matrix(indicators: pl.DataFrame, county_codes: Sequence[str]) -> dict[str, np.ndarray]:
     """indicator id → values in county order (NaN where missing; the first row of a repeated
     county × indicator counts)."""
@@ -96,7 +106,11 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
                  defs: Definitions, *, wave: str = "", margins: pl.DataFrame | None = None,
                  replicates: int | None = None, seed: int | None = None) -> WaveScores:
     """Score one wave from its response rows, long indicator rows (county_code, indicator_id,
-    value) and the county list (county_code, county_name, city_code, city_name, population)."""
+    value) and the county list (county_code, county_name, city_code, city_name, population).
+    A labelled wave is scored by the scheme in force for it (from_wave/until_wave); without a
+    label every rule applies."""
+    if wave:
+        defs = defs.for_wave(wave)
     scheme = defs.scheme
     settings = scheme.estimation
     level = scheme.confidence_level
@@ -179,6 +193,8 @@ def score_frames(responses: pl.DataFrame, indicators: pl.DataFrame, counties: pl
         pl.Series("veto_reason", veto_reason, dtype=pl.String),
         pl.Series("score_before_veto", raw_score),
     ).with_columns(pl.col(pl.Float64).fill_nan(None))
+    if scheme.grades:
+        composite = composite.with_columns(grade_expr(scheme.grades))
     wide_components = components_frame.pivot("component_id", index="county_code", values="score")
     composite = composite.join(wide_components, on="county_code", how="left",
                                maintain_order="left")

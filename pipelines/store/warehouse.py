@@ -90,6 +90,13 @@ AUDIT_DDL = ("create table if not exists audit (changed_at timestamptz not null,
 # per file) was faster but left 24 MB that DuckDB compressed once more at its next checkpoint,
 # for 0.3 s; what Zstandard leaves DuckDB stores as it is.
 ARCHIVE_CODEC = "zstd"
+# official decisions gained dated periods, deadlines and notes (issue 22); older warehouses gain
+# the columns when a read-write connection opens (null: not recorded)
+DECISION_COLUMNS = ("period_start", "period_end", "deadline", "note")
+DECISION_INSERT = "county_code, wave, level, action, decided_on, document, recorded_by, recorded_at"
+DECISIONS_DDL = "; ".join(
+    f"alter table if exists decisions add column if not exists {column} "
+    f"{'varchar' if column == 'note' else 'date'}" for column in DECISION_COLUMNS)
 
 
 def pack_archive(data: bytes) -> bytes:
@@ -244,6 +251,7 @@ class Warehouse:
             raise WarehouseError(f"数据仓库 {path} 无法打开，文件可能已损坏：{exc}") from None
         if not read_only:
             con.sql(AUDIT_DDL)
+            con.sql(DECISIONS_DDL)
             _add_design_columns(con)
         warehouse = cls(con, path)
         warehouse._read_only = read_only
@@ -276,6 +284,7 @@ class Warehouse:
         cur = self.cursor()
         cur.sql(_SCHEMA)
         cur.sql(AUDIT_DDL)
+        cur.sql(DECISIONS_DDL)
         for item in questionnaire.items:
             cur.sql(f'alter table responses add column if not exists "{item.column}" smallint')
         _current_responses_view(cur)
@@ -351,10 +360,16 @@ class Warehouse:
                                  params=[wave]).pl()
 
     def decisions(self) -> pl.DataFrame:
-        """Official 挂牌/摘帽 decisions recorded by analysts."""
-        return self.cursor().sql("select county_code, wave, level, action, decided_on, document, "
-                                 "recorded_by, recorded_at from decisions "
-                                 "order by wave, county_code, recorded_at").pl()
+        """Official decisions recorded by analysts (挂牌/摘帽, 通报批评, 督办, 约谈 …), with their
+        dated period and deadline where recorded (null in a warehouse opened read-only from
+        before those columns)."""
+        frame = self.cursor().sql("select * from decisions "
+                                  "order by wave, county_code, recorded_at").pl()
+        missing = [c for c in DECISION_COLUMNS if c not in frame.columns]
+        frame = frame.with_columns(pl.lit(None, pl.String if c == "note" else pl.Date).alias(c)
+                                   for c in missing)
+        return frame.select("county_code", "wave", "level", "action", "decided_on", "document",
+                            *DECISION_COLUMNS, "recorded_by", "recorded_at")
 
     def inspections(self) -> pl.DataFrame:
         """Inspection (验收) results recorded by analysts; the latest per county and wave counts."""
@@ -551,10 +566,28 @@ class Warehouse:
     def record_decision(self, county_code: str, wave: str, level: str, action: str,
                         decided_on: str | None, document: str | None, by: str) -> None:
         """An official 挂牌/摘帽 decision entered by an analyst (one transaction, audited)."""
-        self._record("insert into decisions values (?, ?, ?, ?, ?, ?, ?, ?)",
+        self._record(f"insert into decisions ({DECISION_INSERT}) values (?, ?, ?, ?, ?, ?, ?, ?)",
                      [county_code, wave, level, action, decided_on or None, document or None, by,
                       now()], by, "录入正式决定", wave,
                      f"{county_code} {level}{action}" + (f"（{document}）" if document else ""))
+
+    def record_decisions(self, rows: pl.DataFrame, by: str, file_name: str) -> int:
+        """Imported decisions (validated by pipelines/ingest/decisions.py), all in one
+        transaction and one audit entry; returns how many."""
+        columns = ["county_code", "wave", "level", "action", "decided_on", "document",
+                   *DECISION_COLUMNS]
+        stamp = now()
+        with self._write_lock:
+            cur = self.cursor()
+            with _transaction(cur, self.path):
+                for row in rows.select(columns).iter_rows():
+                    cur.execute(f"insert into decisions ({', '.join(columns)}, recorded_by, "
+                                f"recorded_at) values ({', '.join(['?'] * (len(columns) + 2))})",
+                                [*row, by, stamp])
+                _audit(cur, by, "导入正式决定", None, f"文件“{file_name}”：{rows.height} 条")
+                cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                        "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+        return rows.height
 
     def record_inspection(self, county_code: str, wave: str, passed: bool, inspected_on: str | None,
                           note: str | None, by: str) -> None:
