@@ -10,11 +10,28 @@ SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: run test check lint docs uv deps system-font system-browser system-r warehouse sample bench
+.PHONY: run serve test check lint docs uv deps system-font system-browser system-r warehouse sample bench \
+	bundle install-offline
 
 run: deps system-font warehouse
 	@$(UV) run --locked python -m compileall -q app.py pages pipelines
 	$(UV) run --locked python -m pipelines.serve
+
+# Serve the office network (docs/deploy.md): TLS with CERT/KEY (PEM files; required unless
+# ADDRESS is 127.0.0.1), only the host names in HOSTS (comma-separated; default: this machine's
+# names), security headers, XSRF on, sign-in to read (PUBLIC_READ=1 lets anyone read).
+#   make serve ADDRESS=0.0.0.0 PORT=8443 CERT=/etc/ceping/cert.pem KEY=/etc/ceping/key.pem \
+#              HOSTS=jdb.example.gov.cn
+ADDRESS ?= 0.0.0.0
+PORT ?= 8443
+CERT ?=
+KEY ?=
+HOSTS ?=
+PUBLIC_READ ?=
+serve: deps system-font warehouse
+	@$(UV) run --locked python -m compileall -q app.py asgi.py pages pipelines
+	$(UV) run --locked python -m pipelines.serve --deploy --address "$(ADDRESS)" --port "$(PORT)" \
+	  --cert "$(CERT)" --key "$(KEY)" --hosts "$(HOSTS)" $(if $(PUBLIC_READ),--public-read)
 
 test: deps system-font system-browser system-r
 	$(UV) run --locked pytest
