@@ -9,6 +9,15 @@ UV = $$(command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
+# An offline install (make install-offline) has everything locally: never reach a registry, use
+# the bundled uv, skip the development tools (tests are not part of the bundle's wheels).
+OFFLINE := $(wildcard .offline)
+ifneq ($(OFFLINE),)
+export UV_OFFLINE := 1
+export UV_NO_DEV := 1
+UV = $(CURDIR)/bin/uv
+endif
+BUNDLE ?= dist/cepingkanban-offline.tar.gz
 
 .PHONY: run serve test check lint docs uv deps system-font system-browser system-r warehouse sample bench \
 	bundle install-offline
@@ -49,7 +58,7 @@ docs: deps
 	$(UV) run --locked python -c 'from pipelines.cli import write_reference; write_reference()'
 
 uv:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	@test -n "$(OFFLINE)" || command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 	  $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
@@ -79,9 +88,17 @@ system-r:
 bench: deps system-r
 	$(UV) run --locked python bench/run_all.py
 
-# Build warehouse.duckdb from surveys/ on first run (a no-op when it exists).
+# One archive for an office without internet (app, locked wheels for Linux x86-64 / Python 3.11,
+# the CJK font .debs, the sample); on the target machine, unpack it and run make install-offline.
+bundle: uv
+	@UV="$(UV)" bash scripts/bundle.sh "$(BUNDLE)"
+
+install-offline:
+	@bash scripts/install-offline.sh
+
+# Build warehouse.duckdb (or $CEPING_DB) from surveys/ on first run (a no-op when it exists).
 warehouse: deps
-	@$(UV) run --locked python -m pipelines build
+	@$(UV) run --locked python -m pipelines build $${CEPING_DB:+--db "$$CEPING_DB"}
 
 # Regenerate the bundled sample province (deterministic; a test checks the bytes).
 sample: deps

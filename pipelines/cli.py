@@ -438,11 +438,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    from pipelines.store.accounts import Accounts, users_path
     from pipelines.store.backup import backup
 
     summary = backup(args.db, args.out)
     print(f"已备份到 {summary.path}：{summary.waves} 期、{summary.loads} 次导入；"
           f"SHA-256 {summary.sha256}")
+    if copied := Accounts(users_path(args.db)).backup_to(users_path(Path(args.out), override=False)):
+        print(f"账户文件已备份到 {copied}")
     return 0
 
 

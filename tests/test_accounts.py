@@ -285,3 +285,11 @@ def test_a_city_viewer_exports_and_delisting_are_their_city(monkeypatch, db_copy
     at.switch_page("pages/delisting.py").run()
     names = set(counties.filter(pl.col("city_code") != HOME)["county_name"])
     assert not any(n in texts(at) for n in names)
+
+
+def test_backup_copies_the_accounts_file_beside_the_warehouse(db_copy, store, tmp_path):
+    out = tmp_path / "备份.duckdb"
+    assert cli_main(["backup", "--db", str(db_copy), str(out)]) == 0
+    copy = Accounts(users_path(out))
+    assert [a.name for a in copy.list()] == [a.name for a in store.list()]
+    assert copy.sign_in("李分析", PASSWORD)

@@ -190,3 +190,39 @@ def test_a_page_refuses_to_render_in_a_foreign_iframe(tls_server, tmp_path):
             browser.close()
     finally:
         foreign.shutdown()
+
+
+def _offline(command: str) -> list[str]:
+    """`command` in a network namespace of its own: loopback only, no registry reachable."""
+    return ["unshare", "-n", "bash", "-c", f"ip link set lo up || exit 1; {command}"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+                    reason="needs root and unshare to block the network")
+def test_the_bundle_installs_and_runs_with_the_network_blocked(tmp_path):
+    """make bundle (with registry access), then make install-offline and make run inside
+    `unshare -n`: pip, uv and apt have nothing to reach, so any download would fail."""
+    bundle = tmp_path / "bundle.tar.gz"
+    made = subprocess.run(["make", "bundle", f"BUNDLE={bundle}"], cwd=REPO_DIR, capture_output=True,
+                          text=True, timeout=1200)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    subprocess.run(["tar", "-xzf", str(bundle), "-C", str(tmp_path)], check=True)
+    root = tmp_path / "cepingkanban"
+    assert not (root / "warehouse.duckdb").exists() and not (root / ".venv").exists()
+    env = {"PATH": f"/usr/sbin:/usr/bin:/sbin:/bin:{Path(sys.executable).parent}",
+           "HOME": str(tmp_path / "home"), "UV_CACHE_DIR": str(tmp_path / "empty-uv-cache"),
+           "PIP_NO_INDEX": "1", "LANG": "C.UTF-8"}          # no uv on PATH, an empty uv cache
+    installed = subprocess.run(_offline("make install-offline"), cwd=root, env=env,
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "离线安装完成" in installed.stdout
+    health = ("python3 -c 'import urllib.request as u; "
+              "u.urlopen(\"http://127.0.0.1:8501/_stcore/health\", timeout=3)'")
+    run = subprocess.run(_offline(
+        "setsid make run > run.log 2>&1 < /dev/null & pid=$!; ok=1; for i in $(seq 1 150); do sleep 1; "
+        f"if {health} 2>/dev/null; then ok=0; break; fi; done; kill -- -$pid; sleep 2; exit $ok"),
+        cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    log = (root / "run.log").read_text() if (root / "run.log").exists() else ""
+    assert run.returncode == 0, log[-3000:]
+    assert (root / "warehouse.duckdb").exists()          # built from the bundled sample

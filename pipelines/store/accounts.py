@@ -97,9 +97,11 @@ def _dummy_hash() -> str:
     return _DUMMY_HASH
 
 
-def users_path(db: Path) -> Path:
-    """The accounts file for a warehouse: `$CEPING_USERS`, else `<warehouse>.users.sqlite`."""
-    return Path(os.environ.get(USERS_ENV) or db.with_name(db.name + ".users.sqlite"))
+def users_path(db: Path, *, override: bool = True) -> Path:
+    """The accounts file for a warehouse: `$CEPING_USERS` (unless `override` is off, as for a
+    backup's copy), else `<warehouse>.users.sqlite`."""
+    beside = Path(db).with_name(Path(db).name + ".users.sqlite")
+    return Path(os.environ.get(USERS_ENV) or beside) if override else beside
 
 
 def _sha(token: str) -> str:
@@ -193,6 +195,23 @@ class Accounts:
         with self._db() as con:
             return con.execute("select at, by_user, action, name, detail from events "
                                "order by at desc, rowid desc").fetchall()
+
+    def backup_to(self, out: Path) -> Path | None:
+        """A consistent copy of the accounts file (SQLite's online backup), mode 600; None when
+        there are no accounts yet."""
+        if not self.path.exists():
+            return None
+        out = Path(out)
+        if out.exists():
+            raise AccountError(f"备份文件 {out} 已存在：不会覆盖已有文件。")
+        source, target = sqlite3.connect(self.path), sqlite3.connect(out)
+        try:
+            source.backup(target)
+        finally:
+            source.close()
+            target.close()
+        os.chmod(out, 0o600)
+        return out
 
     @staticmethod
     def _require(con: sqlite3.Connection, name: str) -> None:
