@@ -25,6 +25,7 @@ from pipelines.present.access import (
     VIEWER,
     Grant,
     can_change_data,
+    client_key,
     current_grant,
     is_admin,
     issue_grant,
@@ -120,12 +121,12 @@ def _account_form() -> None:
         password = st.text_input("密码", type="password")
         if st.form_submit_button("登录"):
             try:
-                session_token = accounts().sign_in(name, password)
+                session_token = accounts().sign_in(name, password, _client())
             except AccountError as exc:
                 time.sleep(1.0)  # slows guessing; the lockout in the accounts file stops it
                 st.error(str(exc))
                 return
-            account = accounts().session(session_token)
+            account = accounts().session(session_token, _client())
             if account is not None:
                 st.session_state[keys.ACCESS_GRANT] = issue_grant(
                     account.role, account.name, account.city_code or "", session_token)
@@ -143,10 +144,18 @@ def _sign_in_page() -> None:
         st.warning("尚未建立任何账户：请管理员在服务器上运行 `python -m pipelines users add`。")
 
 
+def _client() -> str:
+    """This browser's key (the session token is bound to it)."""
+    try:
+        return client_key(st.context.cookies)
+    except Exception:  # no client connection (bare script runs)
+        return ""
+
+
 def _check_grant() -> None:
     """Re-read the grant against the accounts file before anything renders."""
     grant, changed = current_grant(st.session_state.get(keys.ACCESS_GRANT),
-                                   accounts() if accounts().exists() else None)
+                                   accounts() if accounts().exists() else None, _client())
     if changed is not None:
         st.session_state[keys.ACCESS_GRANT] = changed or None
         if not changed:

@@ -293,3 +293,23 @@ def test_backup_copies_the_accounts_file_beside_the_warehouse(db_copy, store, tm
     copy = Accounts(users_path(out))
     assert [a.name for a in copy.list()] == [a.name for a in store.list()]
     assert copy.sign_in("李分析", PASSWORD)
+
+
+def test_a_session_token_only_works_from_the_browser_that_signed_in(store):
+    """A stolen Streamlit session id replayed from another browser (another XSRF cookie) is a
+    visitor; the genuine browser's session stays open."""
+    from pipelines.present.access import client_key, current_grant, issue_grant
+
+    def cookie(token: bytes, mask: bytes) -> dict[str, str]:
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
+        return {"_streamlit_xsrf": f"2|{mask.hex()}|{masked.hex()}|1796410117"}
+
+    mine = client_key(cookie(b"browser-one-token-bytes", b"\x01\x02\x03\x04"))
+    assert mine == client_key(cookie(b"browser-one-token-bytes", b"\x09\x08\x07\x06"))  # re-masked
+    theirs = client_key(cookie(b"browser-two-token-bytes", b"\x01\x02\x03\x04"))
+    assert mine and theirs and mine != theirs and client_key({}) == ""
+    token = store.sign_in("李分析", PASSWORD, mine)
+    grant = issue_grant("analyst", "李分析", "", token)
+    assert current_grant(grant, store, theirs)[0].role == "viewer"
+    assert current_grant(grant, store, "")[0].role == "viewer"
+    assert current_grant(grant, store, mine)[0].user == "李分析"

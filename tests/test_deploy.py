@@ -226,3 +226,55 @@ def test_the_bundle_installs_and_runs_with_the_network_blocked(tmp_path):
     log = (root / "run.log").read_text() if (root / "run.log").exists() else ""
     assert run.returncode == 0, log[-3000:]
     assert (root / "warehouse.duckdb").exists()          # built from the bundled sample
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")
+def test_a_named_user_signs_in_over_tls_and_out_again(db_copy, tmp_path):
+    """The real thing: sign-in required, a named analyst signs in over https (the token bound to
+    this browser's XSRF cookie), sees 数据管理, signs out and is back at the sign-in page."""
+    from playwright.sync_api import sync_playwright
+
+    from pipelines.store.accounts import Accounts, users_path
+
+    Accounts(users_path(db_copy)).add("李分析", "测试-口令-2026", "analyst", by="测试")
+    cert, key = self_signed(tmp_path)
+    port = _free_port()
+    env = dict(os.environ, CEPING_DB=str(db_copy), CEPING_DRAWS="2000", CEPING_REQUIRE_SIGN_IN="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.serve", "--deploy", "--address", "127.0.0.1", "--port",
+         str(port), "--cert", str(cert), "--key", str(key), "--hosts", "localhost"],
+        cwd=REPO_DIR, env=env, stdout=(tmp_path / "server.log").open("w"), stderr=subprocess.STDOUT)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                        args=["--no-sandbox", "--disable-gpu",
+                                              "--ignore-certificate-errors"])
+            page = browser.new_page(locale="zh-CN")
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    page.goto(f"https://localhost:{port}/")
+                    break
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            page.get_by_text("请先登录").wait_for(timeout=90_000)
+            page.get_by_label("用户名").fill("李分析")
+            page.get_by_label("密码").fill("测试-口令-2026")
+            page.get_by_role("button", name="登录").click()
+            page.get_by_text("已登录：李分析（分析人员）").wait_for(timeout=90_000)
+            assert page.get_by_text("数据管理").count() > 0
+            page.get_by_role("button", name="退出登录").click()
+            page.get_by_text("请先登录").wait_for(timeout=60_000)
+            browser.close()
+        import sqlite3
+
+        with sqlite3.connect(users_path(db_copy)) as con:
+            sessions = con.execute("select client, ended_at from sessions").fetchall()
+        assert len(sessions) == 1 and len(sessions[0][0]) == 32      # bound to the XSRF cookie
+        assert sessions[0][1] is not None                             # ended by the sign-out
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -113,13 +113,35 @@ def granted(grant: object) -> Grant:
     return Grant(role, user, city, session_token)
 
 
-def current_grant(grant: object, accounts: Accounts | None) -> tuple[Grant, str | None]:
+XSRF_COOKIE = "_streamlit_xsrf"
+
+
+def client_key(cookies: Mapping[str, str]) -> str:
+    """A key of the browser this run comes from: a digest of the token in Streamlit's XSRF
+    cookie (kept for the browser's lifetime; re-masked on each response, so unmasked here). A
+    client that presents a stolen Streamlit session id from another browser has another key.
+    "" when the cookie is absent (XSRF off, AppTest)."""
+    value = str(cookies.get(XSRF_COOKIE, "") or "").strip("\"'")
+    try:
+        version, mask, masked, _ = value.split("|")
+        mask_bytes, masked_bytes = bytes.fromhex(mask), bytes.fromhex(masked)
+    except ValueError:
+        return ""
+    if version != "2" or not mask_bytes:
+        return ""
+    raw = bytes(b ^ mask_bytes[i % len(mask_bytes)] for i, b in enumerate(masked_bytes))
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+def current_grant(grant: object, accounts: Accounts | None,
+                  client: str = "") -> tuple[Grant, str | None]:
     """The grant in force for this run and, when it changed, the signed value to store (None =
-    unchanged): a token is looked up in the accounts file, whose role and city win."""
+    unchanged): a token is looked up in the accounts file, whose role and city win, and must
+    come from the browser that signed in."""
     found = granted(grant)
     if not found.token:
         return found, None
-    account = accounts.session(found.token) if accounts is not None else None
+    account = accounts.session(found.token, client) if accounts is not None else None
     if account is None:
         return NOBODY, ""
     fresh = Grant(account.role, account.name, account.city_code or "", found.token)

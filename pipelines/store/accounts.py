@@ -39,7 +39,7 @@ create table if not exists failures (
     name text primary key, count integer not null, locked_until real not null default 0);
 create table if not exists sessions (
     token_sha256 text primary key, name text not null, created_at real not null,
-    last_seen real not null, ended_at real);
+    last_seen real not null, ended_at real, client text not null default '');
 create table if not exists events (
     at real not null, by_user text not null, action text not null, name text, detail text);
 """
@@ -220,9 +220,10 @@ class Accounts:
 
     # -- signing in and out --------------------------------------------------------------------
 
-    def sign_in(self, name: str, password: str) -> str:
-        """A new session token for a correct name and password. The attempt is counted before the
-        password is checked, so parallel sessions cannot slip extra guesses past the lockout."""
+    def sign_in(self, name: str, password: str, client: str = "") -> str:
+        """A new session token for a correct name and password, bound to `client` (a key of the
+        browser, pipelines/present/access.py). The attempt is counted before the password is
+        checked, so parallel sessions cannot slip extra guesses past the lockout."""
         name = name.strip()
         key, stamp = name.lower(), time.time()
         limit = _setting(MAX_FAILURES_ENV, 5)
@@ -246,23 +247,25 @@ class Accounts:
                 raise AccountError("该账户已停用，请联系管理员。")
             con.execute("delete from failures where name = ?", [key])
             token = secrets.token_urlsafe(32)
-            con.execute("insert into sessions values (?, ?, ?, ?, null)", [_sha(token), name, stamp, stamp])
+            con.execute("insert into sessions values (?, ?, ?, ?, null, ?)",
+                        [_sha(token), name, stamp, stamp, client])
             _event(con, name, "登录", name, None)
         return token
 
-    def session(self, token: str) -> Account | None:
+    def session(self, token: str, client: str = "") -> Account | None:
         """The account behind a live token (and mark it used), else None: the token was ended,
-        sat idle too long, or its user is disabled."""
+        sat idle too long, its user is disabled, or it is presented by another browser than the
+        one that signed in (that browser's session stays open)."""
         if not token or not self.path.exists():
             return None
         idle = _setting(IDLE_MINUTES_ENV, 30) * 60
         stamp = time.time()
         with self._db() as con:
             row = con.execute(
-                "select u.name, u.role, u.city_code, u.disabled, s.last_seen, s.ended_at "
+                "select u.name, u.role, u.city_code, u.disabled, s.last_seen, s.ended_at, s.client "
                 "from sessions s join users u on u.name = s.name where s.token_sha256 = ?",
                 [_sha(token)]).fetchone()
-            if row is None or row[5] is not None or row[3]:
+            if row is None or row[5] is not None or row[3] or not hmac.compare_digest(row[6], client):
                 return None
             if stamp - row[4] > idle:
                 con.execute("update sessions set ended_at = ? where token_sha256 = ?", [stamp, _sha(token)])
