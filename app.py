@@ -68,7 +68,7 @@ def _sign_in() -> None:
         else:
             analysts = set(_secret("roles", "analysts") or [])
             role = ANALYST if st.user.email in analysts else VIEWER
-            st.session_state[keys.ACCESS_GRANT] = issue_grant(role, str(st.user.email))
+            st.session_state[keys.ACCESS_GRANT] = issue_grant(role, str(st.user.email), client=_client())
             st.sidebar.caption(f"已登录：{st.user.email}")
             st.sidebar.button("退出登录", on_click=st.logout)
         _publish_role()
@@ -92,7 +92,7 @@ def _sign_in() -> None:
             password = st.text_input("密码", type="password")
             if st.form_submit_button("登录"):
                 if verify_password(password, str(stored)):
-                    st.session_state[keys.ACCESS_GRANT] = issue_grant(ANALYST, "分析人员")
+                    st.session_state[keys.ACCESS_GRANT] = issue_grant(ANALYST, "分析人员", client=_client())
                     _publish_role()
                     st.rerun()
                 time.sleep(1.0)  # slows guessing
@@ -129,7 +129,7 @@ def _account_form() -> None:
             account = accounts().session(session_token, _client())
             if account is not None:
                 st.session_state[keys.ACCESS_GRANT] = issue_grant(
-                    account.role, account.name, account.city_code or "", session_token)
+                    account.role, account.name, account.city_code or "", session_token, _client())
                 _publish_role()
                 st.rerun()
 

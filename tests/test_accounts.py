@@ -309,7 +309,17 @@ def test_a_session_token_only_works_from_the_browser_that_signed_in(store):
     theirs = client_key(cookie(b"browser-two-token-bytes", b"\x01\x02\x03\x04"))
     assert mine and theirs and mine != theirs and client_key({}) == ""
     token = store.sign_in("李分析", PASSWORD, mine)
-    grant = issue_grant("analyst", "李分析", "", token)
+    grant = issue_grant("analyst", "李分析", "", token, mine)
     assert current_grant(grant, store, theirs)[0].role == "viewer"
     assert current_grant(grant, store, "")[0].role == "viewer"
     assert current_grant(grant, store, mine)[0].user == "李分析"
+
+
+def test_the_shared_analyst_password_grant_is_bound_to_the_browser_too():
+    """Local mode (no accounts): the grant from the one analyst password names the browser."""
+    from pipelines.present.access import current_grant, issue_grant
+
+    grant = issue_grant("analyst", "分析人员", client="a" * 32)
+    assert current_grant(grant, None, "a" * 32)[0].role == "analyst"
+    refused, store_value = current_grant(grant, None, "b" * 32)
+    assert refused.role == "viewer" and not refused.signed_in and store_value == ""

@@ -84,6 +84,7 @@ class Grant(NamedTuple):
     user: str          # "" for a visitor who has not signed in
     city: str = ""     # a viewer limited to one city; "" = the whole province
     token: str = ""    # a named account's session token; "" for the local password or OIDC
+    client: str = ""   # the key of the browser that signed in (client_key); "" when it has none
 
     @property
     def signed_in(self) -> bool:
@@ -97,20 +98,23 @@ def _signature(*parts: str) -> str:
     return hmac.new(_SERVER_KEY, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def issue_grant(role: str, user: str, city: str = "", session_token: str = "") -> str:
-    """A grant for `role`, issued after the password, account or OIDC check succeeded."""
-    parts = (role, user, city or "", session_token)
+def issue_grant(role: str, user: str, city: str = "", session_token: str = "",
+                client: str = "") -> str:
+    """A grant for `role`, issued after the password, account or OIDC check succeeded, for the
+    browser whose key is `client`."""
+    parts = (role, user, city or "", session_token, client)
     return "\x1f".join((*parts, _signature(*parts)))
 
 
 def granted(grant: object) -> Grant:
-    """The grant's (role, user, city, token); a missing, forged or foreign grant is a visitor."""
-    if not isinstance(grant, str) or grant.count("\x1f") != 4:
+    """The grant's (role, user, city, token, client); a missing, forged or foreign grant is a
+    visitor."""
+    if not isinstance(grant, str) or grant.count("\x1f") != 5:
         return NOBODY
-    role, user, city, session_token, signature = grant.split("\x1f")
-    if role not in ROLES or not hmac.compare_digest(signature, _signature(role, user, city, session_token)):
+    *parts, signature = grant.split("\x1f")
+    if parts[0] not in ROLES or not hmac.compare_digest(signature, _signature(*parts)):
         return NOBODY
-    return Grant(role, user, city, session_token)
+    return Grant(*parts)
 
 
 XSRF_COOKIE = "_streamlit_xsrf"
@@ -136,15 +140,17 @@ def client_key(cookies: Mapping[str, str]) -> str:
 def current_grant(grant: object, accounts: Accounts | None,
                   client: str = "") -> tuple[Grant, str | None]:
     """The grant in force for this run and, when it changed, the signed value to store (None =
-    unchanged): a token is looked up in the accounts file, whose role and city win, and must
-    come from the browser that signed in."""
+    unchanged): a grant counts only from the browser that signed in (any sign-in mode), and a
+    token is looked up in the accounts file, whose role and city win."""
     found = granted(grant)
+    if found.signed_in and not hmac.compare_digest(found.client, client):
+        return NOBODY, ""
     if not found.token:
         return found, None
     account = accounts.session(found.token, client) if accounts is not None else None
     if account is None:
         return NOBODY, ""
-    fresh = Grant(account.role, account.name, account.city_code or "", found.token)
+    fresh = Grant(account.role, account.name, account.city_code or "", found.token, client)
     return fresh, (None if fresh == found else issue_grant(*fresh))
 
 
