@@ -9,12 +9,38 @@ UV = $$(command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
+# An offline install (make install-offline) has everything locally: never reach a registry, use
+# the bundled uv, skip the development tools (tests are not part of the bundle's wheels).
+OFFLINE := $(wildcard .offline)
+ifneq ($(OFFLINE),)
+export UV_OFFLINE := 1
+export UV_NO_DEV := 1
+UV = $(CURDIR)/bin/uv
+endif
+BUNDLE ?= dist/cepingkanban-offline.tar.gz
 
-.PHONY: run test check lint docs uv deps system-font system-browser system-r warehouse sample bench
+.PHONY: run serve test check lint docs uv deps system-font system-browser system-r warehouse sample bench \
+	bundle install-offline
 
 run: deps system-font warehouse
 	@$(UV) run --locked python -m compileall -q app.py pages pipelines
 	$(UV) run --locked python -m pipelines.serve
+
+# Serve the office network (docs/deploy.md): TLS with CERT/KEY (PEM files; required unless
+# ADDRESS is 127.0.0.1), only the host names in HOSTS (comma-separated; default: this machine's
+# names), security headers, XSRF on, sign-in to read (PUBLIC_READ=1 lets anyone read).
+#   make serve ADDRESS=0.0.0.0 PORT=8443 CERT=/etc/ceping/cert.pem KEY=/etc/ceping/key.pem \
+#              HOSTS=jdb.example.gov.cn
+ADDRESS ?= 0.0.0.0
+PORT ?= 8443
+CERT ?=
+KEY ?=
+HOSTS ?=
+PUBLIC_READ ?=
+serve: deps system-font warehouse
+	@$(UV) run --locked python -m compileall -q app.py asgi.py pages pipelines
+	$(UV) run --locked python -m pipelines.serve --deploy --address "$(ADDRESS)" --port "$(PORT)" \
+	  --cert "$(CERT)" --key "$(KEY)" --hosts "$(HOSTS)" $(if $(PUBLIC_READ),--public-read)
 
 test: deps system-font system-browser system-r
 	$(UV) run --locked pytest
@@ -32,7 +58,7 @@ docs: deps
 	$(UV) run --locked python -c 'from pipelines.cli import write_reference; write_reference()'
 
 uv:
-	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	@test -n "$(OFFLINE)" || command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 	  $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
@@ -62,9 +88,17 @@ system-r:
 bench: deps system-r
 	$(UV) run --locked python bench/run_all.py
 
-# Build warehouse.duckdb from surveys/ on first run (a no-op when it exists).
+# One archive for an office without internet (app, locked wheels for Linux x86-64 / Python 3.11,
+# the CJK font .debs, the sample); on the target machine, unpack it and run make install-offline.
+bundle: uv
+	@UV="$(UV)" bash scripts/bundle.sh "$(BUNDLE)"
+
+install-offline:
+	@bash scripts/install-offline.sh
+
+# Build warehouse.duckdb (or $CEPING_DB) from surveys/ on first run (a no-op when it exists).
 warehouse: deps
-	@$(UV) run --locked python -m pipelines build
+	@$(UV) run --locked python -m pipelines build $${CEPING_DB:+--db "$$CEPING_DB"}
 
 # Regenerate the bundled sample province (deterministic; a test checks the bytes).
 sample: deps

@@ -3,6 +3,10 @@
 The wave and city live in widgets of this entry file, so they persist across pages, and in the URL
 (?wave=2025&city=9901), so a leader can bookmark a view. The analysts' page (数据管理) is only in
 the navigation for a signed-in analyst: a viewer cannot reach it, not even by its URL.
+
+Once named accounts exist (`python -m pipelines users add`), users sign in with name and password;
+the grant's server-side token is checked on every run (sign-out, idle expiry, disabling end it).
+Served beyond 127.0.0.1, nothing is shown before sign-in unless public read is switched on.
 """
 
 import os
@@ -12,10 +16,23 @@ import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from pages._shared import warehouse
+from pages._shared import accounts, current, warehouse
 from pipelines import keep_freed_memory, wave_display
 from pipelines.present import session_keys as keys
-from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
+from pipelines.present.access import (
+    ANALYST,
+    HASH_ENV,
+    VIEWER,
+    Grant,
+    can_change_data,
+    client_key,
+    current_grant,
+    is_admin,
+    issue_grant,
+    sign_in_required,
+    verify_password,
+)
+from pipelines.store.accounts import ROLES, AccountError
 from pipelines.store.warehouse import WarehouseError
 
 keep_freed_memory()      # the server process: short-lived NumPy temporaries reuse memory
@@ -51,10 +68,13 @@ def _sign_in() -> None:
         else:
             analysts = set(_secret("roles", "analysts") or [])
             role = ANALYST if st.user.email in analysts else VIEWER
-            st.session_state[keys.ACCESS_GRANT] = issue_grant(role, str(st.user.email))
+            st.session_state[keys.ACCESS_GRANT] = issue_grant(role, str(st.user.email), client=_client())
             st.sidebar.caption(f"已登录：{st.user.email}")
             st.sidebar.button("退出登录", on_click=st.logout)
         _publish_role()
+        return
+    if accounts().exists():
+        _account_sign_in()
         return
     stored = os.environ.get(HASH_ENV) or _secret("local_auth", "analyst_password_hash")
     _publish_role()
@@ -72,18 +92,82 @@ def _sign_in() -> None:
             password = st.text_input("密码", type="password")
             if st.form_submit_button("登录"):
                 if verify_password(password, str(stored)):
-                    st.session_state[keys.ACCESS_GRANT] = issue_grant(ANALYST, "分析人员")
+                    st.session_state[keys.ACCESS_GRANT] = issue_grant(ANALYST, "分析人员", client=_client())
                     _publish_role()
                     st.rerun()
                 time.sleep(1.0)  # slows guessing
                 st.error("密码不正确")
 
 
+def _account_sign_in() -> None:
+    """Named accounts: who is signed in and a sign-out that ends the session server-side, or
+    the sign-in form."""
+    grant = current()
+    if grant.signed_in:
+        st.sidebar.caption(f"已登录：{grant.user}（{ROLES[grant.role]}）")
+        if st.sidebar.button("退出登录", icon=":material/logout:"):
+            accounts().sign_out(grant.token)
+            st.session_state[keys.ACCESS_GRANT] = None
+            _publish_role()
+            st.rerun()
+        return
+    with st.sidebar.expander("登录"):
+        _account_form()
+
+
+def _account_form() -> None:
+    with st.form("sign_in", border=False):
+        name = st.text_input("用户名")
+        password = st.text_input("密码", type="password")
+        if st.form_submit_button("登录"):
+            try:
+                session_token = accounts().sign_in(name, password, _client())
+            except AccountError as exc:
+                time.sleep(1.0)  # slows guessing; the lockout in the accounts file stops it
+                st.error(str(exc))
+                return
+            account = accounts().session(session_token, _client())
+            if account is not None:
+                st.session_state[keys.ACCESS_GRANT] = issue_grant(
+                    account.role, account.name, account.city_code or "", session_token, _client())
+                _publish_role()
+                st.rerun()
+
+
+def _sign_in_page() -> None:
+    """All a visitor sees while sign-in to read is required."""
+    st.title("测评看板")
+    st.info("请先登录。账户由管理员分配（`python -m pipelines users add`）。")
+    if accounts().exists():
+        _account_form()
+    else:
+        st.warning("尚未建立任何账户：请管理员在服务器上运行 `python -m pipelines users add`。")
+
+
+def _client() -> str:
+    """This browser's key (the session token is bound to it)."""
+    try:
+        return client_key(st.context.cookies)
+    except Exception:  # no client connection (bare script runs)
+        return ""
+
+
+def _check_grant() -> None:
+    """Re-read the grant against the accounts file before anything renders."""
+    grant, changed = current_grant(st.session_state.get(keys.ACCESS_GRANT),
+                                   accounts() if accounts().exists() else None, _client())
+    if changed is not None:
+        st.session_state[keys.ACCESS_GRANT] = changed or None
+        if not changed:
+            st.session_state[keys.FLASH] = "登录已过期或已退出，请重新登录。"
+    _publish_role()
+
+
 def _publish_role() -> None:
     """Read the grant out into `role` and `user_name` for the pages (recomputed every run, so
     writing them directly changes nothing)."""
-    role, user = granted(st.session_state.get(keys.ACCESS_GRANT))
-    st.session_state[keys.ROLE], st.session_state[keys.USER_NAME] = role, user or "查看者"
+    grant = current()
+    st.session_state[keys.ROLE], st.session_state[keys.USER_NAME] = grant.role, grant.user or "查看者"
 
 
 def _filters() -> None:
@@ -92,6 +176,10 @@ def _filters() -> None:
     waves = wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list()
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
+    if scope := current().city:                      # a city-limited viewer: province or own city
+        cities = {code: name for code, name in cities.items() if code == scope}
+    if st.session_state.get(keys.CITY) not in (None, "", *cities):
+        st.session_state[keys.CITY] = scope or ""    # tampered or stale: back to what is allowed
     if (pending := st.session_state.pop(keys.PENDING_WAVE, None)) in waves:
         st.session_state[keys.WAVE] = pending          # a wave just published: show it
     if keys.WAVE not in st.session_state or st.session_state[keys.WAVE] not in waves:
@@ -110,12 +198,22 @@ def _filters() -> None:
     st.query_params.from_dict({k: v for k, v in params.items() if v})
 
 
+_check_grant()
+drawn = False
+if sign_in_required(st.get_option("server.address")) and not current().signed_in:
+    if not accounts().exists():
+        _sign_in()  # OIDC's button or the local analyst password, in the sidebar
+        drawn = True
+    if not current().signed_in:
+        st.navigation([st.Page(_sign_in_page, title="登录", icon=":material/login:")]).run()
+        st.stop()
 try:
     _filters()
 except WarehouseError as exc:
     st.error(str(exc))
     st.stop()
-_sign_in()
+if not drawn:
+    _sign_in()
 
 pages = [
     st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
@@ -126,7 +224,10 @@ pages = [
     st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
     st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
 ]
-if granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST:
+grant: Grant = current()
+if can_change_data(grant):
     pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
     pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
+if is_admin(grant):
+    pages.append(st.Page("pages/accounts.py", title="账户管理", icon=":material/manage_accounts:"))
 st.navigation(pages).run()

@@ -35,10 +35,11 @@ from pipelines import (
 )
 from pipelines.present import charts  # noqa: F401  (registers the chart theme)
 from pipelines.present import session_keys as keys
-from pipelines.present.access import ANALYST, granted
+from pipelines.present.access import Grant, can_change_data, county_visible, granted, visible_city
 from pipelines.present.figures import figure_png
 from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.present.views import Overview, overview, ranking_view
+from pipelines.store.accounts import Accounts, users_path
 from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 
@@ -262,13 +263,34 @@ def selected_wave() -> str | None:
     return st.session_state.get(keys.WAVE)
 
 
+def accounts() -> Accounts:
+    """The named accounts of this warehouse (pipelines/store/accounts.py)."""
+    return Accounts(users_path(warehouse_path()))
+
+
+def current() -> Grant:
+    """Who this session is: the signed grant, checked against the accounts file by app.py at
+    the start of every run."""
+    return granted(st.session_state.get(keys.ACCESS_GRANT))
+
+
 def selected_city() -> str | None:
-    """City code, or None for the whole province."""
-    return st.session_state.get(keys.CITY) or None
+    """City code, or None for the whole province; a city-limited viewer never gets another
+    city, whatever session state or the URL say."""
+    return visible_city(current(), st.session_state.get(keys.CITY) or None)
+
+
+def scope_city() -> str | None:
+    """The one city a city-limited viewer may see in detail (None: no limit)."""
+    return current().city or None
+
+
+def may_see_county(city_code: str | None) -> bool:
+    return county_visible(current(), city_code)
 
 
 def is_analyst() -> bool:
-    return granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST
+    return can_change_data(current())
 
 
 def in_city(frame: pl.DataFrame) -> pl.DataFrame:
@@ -279,8 +301,22 @@ def in_city(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.col("city_code") == city)
 
 
-def city_label() -> str:
-    city = selected_city()
+def detail_city() -> str | None:
+    """The city whose counties a page shows in detail (county pages, 摘帽 details, exports): the
+    chosen one, or a city-limited viewer's own city when the province is chosen."""
+    return selected_city() or scope_city()
+
+
+def in_scope(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows of `detail_city()`'s counties (all rows for an unlimited user and the province)."""
+    city = detail_city()
+    if city is None or "city_code" not in frame.columns:
+        return frame
+    return frame.filter(pl.col("city_code") == city)
+
+
+def city_label(city: str | None = None) -> str:
+    city = city or selected_city()
     if city is None:
         return "全省"
     names = warehouse().counties().filter(pl.col("city_code") == city)["city_name"]

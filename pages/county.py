@@ -8,6 +8,7 @@ from pages._shared import (
     chart,
     definitions,
     history,
+    in_scope,
     levers,
     percent,
     require_entry,
@@ -30,9 +31,7 @@ wave = require_wave()
 defs = definitions()
 st.title("县区画像")
 sample_badge(wh)
-counties = wh.counties()
-if st.session_state.get(keys.CITY):
-    counties = counties.filter(pl.col("city_code") == st.session_state[keys.CITY])
+counties = in_scope(wh.counties())     # a city-limited viewer: their own city's counties only
 codes = counties["county_code"].to_list()
 names = dict(zip(counties["county_code"], counties["county_name"], strict=False))
 wanted = st.session_state.get(keys.COUNTY) or st.query_params.get("county")

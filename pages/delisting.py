@@ -7,7 +7,7 @@ import streamlit as st
 from pages._shared import (
     chart,
     history,
-    in_city,
+    in_scope,
     listing,
     progress,
     require_entry,
@@ -39,7 +39,7 @@ st.title("摘帽进度")
 sample_badge(wh)
 result = listing(wave)
 names = wh.counties().select("county_code", "county_name", "city_code")
-current = in_city(progress(wave).join(names, on="county_code"))
+current = in_scope(progress(wave).join(names, on="county_code"))
 if current.height == 0:
     st.info(f"截至{wave_display(wave)}，没有挂牌整治中的区县。")
 elif current.height > PER_PAGE:   # national scale: hundreds of listed counties
@@ -89,7 +89,7 @@ if kind != "全部":
 show_table(consequences_table(register, names))
 
 st.subheader("规则判定与正式决定对照")
-comparison = in_city(result.comparison.join(names.select("county_code", "city_code"),
+comparison = in_scope(result.comparison.join(names.select("county_code", "city_code"),
                                             on="county_code", how="left"))
 disagree = comparison.filter(~pl.col("agree"))
 if disagree.height:

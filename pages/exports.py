@@ -6,13 +6,13 @@ import streamlit as st
 from pages._shared import (
     city_label,
     definitions,
+    detail_city,
     history,
     listing,
     require_entry,
     require_wave,
     risk,
     sample_badge,
-    selected_city,
     warehouse,
 )
 from pipelines import build_deck, meeting_pack, meeting_tables, wave_display, workbook_bytes, workbook_note
@@ -24,7 +24,8 @@ wh = warehouse()
 wave = require_wave()
 st.title("会议材料")
 sample_badge(wh)
-label = f"{wave_display(wave)} · {city_label()}"
+city = detail_city()   # a city-limited viewer exports their own city only
+label = f"{wave_display(wave)} · {city_label(city)}"
 st.caption(f"导出范围：{label}（在左侧切换期次和市州）。名次均为全省名次。")
 
 
@@ -44,8 +45,8 @@ def _pack(wave: str, city: str | None):
                         listing=listing(wave))
 
 
-key = (str(wh.path), wh.data_version(), wave, selected_city())
-stem = f"禁毒测评_{wave}_{city_label()}"
+key = (str(wh.path), wh.data_version(), wave, city)
+stem = f"禁毒测评_{wave}_{city_label(city)}"
 left, right = st.columns(2)
 with left.container(border=True):
     st.markdown("**会议幻灯片（PPTX，16:9）**")

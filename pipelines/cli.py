@@ -1,5 +1,5 @@
 """Command line: `python -m pipelines {sample,build,ingest,waves,loads,rollback,score,risk,listing,
-plan,export,set-password}`.
+plan,export,set-password,users}`.
 
 Messages are Chinese; a rejected file prints every problem and exits with status 1 (2 for a usage
 error), never a traceback.
@@ -102,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--xlsx", type=Path, help="表格输出文件（.xlsx）")
     export.add_argument("--draws", type=int, default=10_000, help="模拟次数（默认 10000）")
     sub.add_parser("set-password", help="设置看板分析人员密码（以慢哈希保存在 .streamlit/secrets.toml）")
+    users = with_db(sub.add_parser(
+        "users", help="管理看板账户：新建、停用、启用、重设密码、列出（账户文件在数据仓库旁）"))
+    users.add_argument("action", choices=("add", "disable", "enable", "reset", "list"),
+                       help="add 新建，disable 停用，enable 启用，reset 重设密码，list 列出")
+    users.add_argument("name", nargs="?", default=None, help="用户名（list 不需要）")
+    users.add_argument("--role", choices=("viewer", "analyst", "admin"), default="viewer",
+                       help="viewer 查看者，analyst 分析人员，admin 管理员（add 时）")
+    users.add_argument("--city", default=None, help="查看者限定的市州代码（add 时；默认全省）")
+    users.add_argument("--password-stdin", action="store_true",
+                       help="从标准输入读一行作为密码（脚本用；默认交互输入两次）")
     rollback = with_db(sub.add_parser("rollback", help="把某期数据恢复到被替换前的版本"))
     rollback.add_argument("--wave", required=True)
     rollback.add_argument("--kind", choices=("survey", "indicators"), default="survey")
@@ -451,11 +461,14 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _backup(args: argparse.Namespace) -> int:
+    from pipelines.store.accounts import Accounts, users_path
     from pipelines.store.backup import backup
 
     summary = backup(args.db, args.out)
     print(f"已备份到 {summary.path}：{summary.waves} 期、{summary.loads} 次导入；"
           f"SHA-256 {summary.sha256}")
+    if copied := Accounts(users_path(args.db)).backup_to(users_path(Path(args.out), override=False)):
+        print(f"账户文件已备份到 {copied}")
     return 0
 
 
@@ -552,6 +565,46 @@ def _set_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def _users(args: argparse.Namespace) -> int:
+    """Account administration from the server's shell (recorded as 命令行:<login name>)."""
+    import getpass
+
+    from pipelines.store.accounts import ROLES, AccountError, Accounts, users_path
+
+    store = Accounts(users_path(args.db))
+    by = f"命令行:{getpass.getuser()}"
+    if args.action == "list":
+        for account in store.list():
+            print(f"{account.name}\t{account.role_label}\t{account.city_code or '全省'}\t"
+                  f"{'已停用' if account.disabled else '正常'}")
+        return 0
+    if not args.name:
+        print("请给出用户名。", file=sys.stderr)
+        return 2
+    try:
+        if args.action in ("add", "reset"):
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = getpass.getpass(f"{args.name} 的密码：")
+                if getpass.getpass("再输入一次：") != password:
+                    print("两次输入不一致，未做更改。", file=sys.stderr)
+                    return 2
+            if args.action == "add":
+                store.add(args.name, password, args.role, args.city, by=by)
+                print(f"已新建用户 {args.name}（{ROLES[args.role]}）；账户文件 {store.path}")
+            else:
+                store.reset_password(args.name, password, by=by)
+                print(f"已重设 {args.name} 的密码，其已登录的会话已结束。")
+        else:
+            store.set_disabled(args.name, args.action == "disable", by=by)
+            print(f"已{'停用' if args.action == 'disable' else '启用'}用户 {args.name}。")
+    except AccountError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
 def _open(db: Path, read_only: bool = False) -> Warehouse:
     if not Path(db).exists():
         raise WarehouseError(f"数据仓库 {db} 不存在：请先运行 python -m pipelines build --db {db}")
@@ -562,4 +615,5 @@ _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "decisions":
              "waves": _waves,
              "loads": _loads, "rollback": _rollback, "withdraw": _withdraw, "score": _score,
              "risk": _risk, "listing": _listing, "plan": _plan, "export": _export, "scaled": _scaled,
-             "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password}
+             "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password,
+             "users": _users}
