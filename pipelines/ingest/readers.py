@@ -11,6 +11,7 @@ in Excel or a text editor: the header is row 1, the first data row is row 2.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import zipfile
 import zlib
@@ -23,9 +24,13 @@ import polars as pl
 from pipelines.core.limits import Limits, limits
 from pipelines.core.parallel import in_background
 from pipelines.core.problems import IngestError, Problem
+from pipelines.ingest.blocks import fill_plain_blocks
+from pipelines.ingest.html_table import html_tables, looks_like_html
+from pipelines.ingest.text_layout import layout_rows, needs_layout
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
 FIRST_DATA_ROW = 2
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"   # .xls, .et (a compound document)
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,24 @@ def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | No
     if suffix in SPREADSHEETS:
         if data[:4] == b"PK\x03\x04":
             _check_zip(data, file_name, caps)
-        table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index)
+        if looks_like_html(data):        # a web system's table saved as .xls
+            table = _read_html(data, file_name, header_index)
+        elif data[:4] != b"PK\x03\x04" and data[:8] != OLE_MAGIC and _is_text(data):
+            table = _read_csv(data, file_name, integer_columns, header_index)  # text named .xls
+        else:
+            table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index)
     elif suffix == ".parquet":
         table = _read_parquet(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
-        table = _read_csv(data, file_name, integer_columns)
+        table = _read_csv(data, file_name, integer_columns, header_index)
     else:
         raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 Excel（xlsx/xls）、WPS（et）、"
                                "ODS、CSV、文本（txt）或 Parquet 文件")
     _check_shape(table.frame, file_name, caps)
+    if header_index is not None and table.row_numbers is None:
+        frame, filled = fill_plain_blocks(table.frame, header_index)
+        if filled:
+            table = dataclasses.replace(table, frame=frame, notes=(*table.notes, *filled))
     return table
 
 
@@ -156,32 +170,48 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None) -> RawTable:
+def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None,
+              header_index: dict[str, str] | None = None) -> RawTable:
     """A file whose header line is UTF-8 is taken as UTF-8 and parsed as it is: Polars checks
     the encoding as it parses, several times faster than Python decodes a large file, and raises
     where a byte is not UTF-8; the file is then decoded (GBK) and re-encoded once, as Polars
     needs. Every check runs on UTF-8 bytes, where an ASCII delimiter, quote or NUL byte never
     occurs inside a character; a str of the whole file is made only on the paths that report
-    rows."""
+    rows. Excel's "Unicode 文本" is UTF-16 with a BOM (tab-separated); DOS tools end a file with
+    Ctrl-Z, which is not a row."""
+    if data.endswith(b"\x1a"):
+        data = data.rstrip(b"\x1a")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = data.decode("utf-16").rstrip("\x1a")
+        except UnicodeDecodeError:
+            raise _fail(file_name, "文件以 UTF-16 标记开头，但内容不是有效的 UTF-16 文本") from None
+        return _read_utf8_csv(text.encode("utf-8"), "UTF-16", file_name, integer_columns,
+                              header_index)
     try:
         _first_line(data).decode("utf-8")
     except UnicodeDecodeError:
         pass
     else:
         try:
-            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns)
+            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns, header_index)
         except _NotUtf8:
             pass
     text, encoding = decode_text(data, file_name)
-    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns)
+    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns, header_index)
 
 
 def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
-                   integer_columns: IntegerColumns | None) -> RawTable:
+                   integer_columns: IntegerColumns | None,
+                   header_index: dict[str, str] | None = None) -> RawTable:
+    """A plain table through Polars; one laid out for reading (text_layout.py) through the
+    workbook's layout rules. The layout test runs while Polars parses."""
     if b"\x00" in content:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
     delimiter = _sniff_delimiter(_first_line(content).decode("utf-8"))
     if b'"' in content:
+        if header_index is not None and needs_layout(content, delimiter, header_index):
+            return _read_layout_csv(content, delimiter, encoding, file_name, header_index)
         try:
             _check_quoted_field_counts(content, delimiter, file_name)
         except UnicodeDecodeError:
@@ -190,11 +220,37 @@ def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
     parsing = in_background(_parse_csv, content, delimiter, file_name, integer_columns)
+    layout = header_index is not None and needs_layout(content, delimiter, header_index)
     delimiters = content.count(delimiter.encode("ascii"))
     trim = _cells_may_need_trimming(content)
-    frame = parsing.result()
+    try:
+        frame = parsing.result()
+    except (IngestError, _NotUtf8):
+        if not layout:
+            raise
+    if layout:
+        return _read_layout_csv(content, delimiter, encoding, file_name, header_index)
     _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
     return RawTable(_clean_frame(frame, trim=trim), "CSV", encoding)
+
+
+def _read_layout_csv(content: bytes, delimiter: str, encoding: str, file_name: str,
+                     header_index: dict[str, str]) -> RawTable:
+    from pipelines.ingest import sheets
+
+    try:
+        rows = layout_rows(content, delimiter)
+    except UnicodeDecodeError:
+        raise _NotUtf8 from None
+    except csv.Error as exc:
+        raise _fail(file_name, f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对") from None
+    grid = sheets.Grid("", sheets.grid_frame(rows), list(range(1, len(rows) + 1)))
+    try:
+        table = sheets.to_table([grid], header_index)
+    except sheets.SheetError as exc:
+        raise _fail(file_name, str(exc)) from None
+    return RawTable(_clean_frame(table.frame), "CSV", encoding, table.row_numbers, None,
+                    tuple(table.notes))
 
 
 def _parse_csv(content: bytes, delimiter: str, file_name: str,
@@ -304,10 +360,7 @@ def _read_spreadsheet(data: bytes, file_name: str, label: str,
 
     is_zip = data[:4] == b"PK\x03\x04"
     try:
-        if is_zip and label == "XLSX" and len(data) <= sheets.OPENPYXL_MAX_BYTES:
-            grids = sheets.read_openpyxl(data)
-        else:
-            grids = sheets.read_calamine(data, is_xlsx=is_zip and label == "XLSX")
+        grids = sheets.read_calamine(data, is_xlsx=is_zip and label == "XLSX")
     except Exception as exc:  # the readers raise several types for broken workbooks
         raise _fail(file_name, f"{label} 文件无法读取，可能已损坏或不完整（{type(exc).__name__}）"
                     ) from None
@@ -319,6 +372,27 @@ def _read_spreadsheet(data: bytes, file_name: str, label: str,
         raise _fail(file_name, "文件为空")
     return RawTable(_clean_frame(table.frame), label, None, table.row_numbers, table.sheet_names,
                     tuple(table.notes))
+
+
+def _is_text(data: bytes) -> bool:
+    """Text (a delimited table) rather than a binary workbook: no NUL byte at its start, unless
+    it is UTF-16 with a BOM."""
+    return data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" not in data[:4096]
+
+
+def _read_html(data: bytes, file_name: str, header_index: dict[str, str] | None) -> RawTable:
+    from pipelines.ingest import sheets
+
+    tables = html_tables(data)
+    if not tables:
+        raise _fail(file_name, "网页格式的文件中没有表格：请在原系统中导出为 Excel 或 CSV")
+    grids = [sheets.html_grid(f"表{i + 1}", rows, merges) for i, (rows, merges) in enumerate(tables)]
+    try:
+        table = sheets.to_table(grids, header_index)
+    except sheets.SheetError as exc:
+        raise _fail(file_name, str(exc)) from None
+    return RawTable(_clean_frame(table.frame), "HTML", None, table.row_numbers, table.sheet_names,
+                    ("该文件是网页系统导出的网页表格（扩展名为 .xls），已按表格读取", *table.notes))
 
 
 def _read_parquet(data: bytes, file_name: str) -> RawTable:
