@@ -19,6 +19,7 @@ from pipelines.ingest import xlsx_parts
 from pipelines.ingest.load import ingest_bytes
 from pipelines.ingest.readers import read_table
 from tests.conftest import csv_bytes
+from tests.test_app import navigation_not_pages_directory  # noqa: F401 (a fixture, used by name)
 from tests.test_ingest import NEW_WAVE, rejected, small_wave
 from tests.test_ingest_values import PARTIAL, reference, stored
 
@@ -499,3 +500,82 @@ def test_a_tab_separated_file_named_xls_is_read_as_text(wh, defs):
     """Some systems write tab-separated text and name it .xls (Excel opens it with a warning)."""
     clean = wave()
     lands_as(wh, defs, clean, clean.write_csv(separator="\t").encode("gb18030"), "导出.xls")
+
+
+# ---------------------------------------------------------------------------------------------
+# the import assistant on the data page
+
+
+def data_page(monkeypatch, db_copy):
+    from pipelines.present.access import hash_password
+    from tests.test_app import PASSWORD, run_app, sign_in
+
+    at = sign_in(run_app(monkeypatch, db_copy, hash_password(PASSWORD, rounds=1000)))
+    at.switch_page("pages/data.py").run()
+    return at
+
+
+def detected_shown(at) -> str:
+    return "\n".join("\n".join(d.value["内容"].tolist()) for d in at.dataframe
+                     if "内容" in d.value.columns)
+
+
+@pytest.mark.usefixtures("navigation_not_pages_directory")
+def test_the_assistant_shows_what_it_detected_and_takes_a_corrected_header_row(
+        monkeypatch, db_copy):
+    from pages import _shared
+
+    clean = wave()
+    rows, where = laid_out(clean)
+    data = workbook({"说明": [["本表为调查数据"]], "调查数据": rows})
+    at = data_page(monkeypatch, db_copy)
+    at.checkbox(key="confirm_missing_counties_0").check().run()
+    at.file_uploader[0].upload("某县.xlsx", data, "application/octet-stream").run()
+    assert not at.exception
+    shown = detected_shown(at)
+    assert "工作表“调查数据”：表头在第3行" in shown and "跳过没有数据表头的工作表：说明" in shown
+    assert f"跳过表注第{where['notes']}–{where['notes'] + 2}行" in shown
+    assert any(f"校验通过：{clean.height} 行" in s.value for s in at.success), \
+        [e.value for e in at.error]
+    # a wrong header row is refused in Chinese; the right one is remembered for the source
+    at.number_input(key="layout_row_某县.xlsx_survey").set_value(1).run()
+    assert any("未导入" in e.value or "未通过校验" in e.value for e in at.error)
+    at.number_input(key="layout_row_某县.xlsx_survey").set_value(3).run()
+    assert any(f"校验通过：{clean.height} 行" in s.value for s in at.success)
+    next(b for b in at.button if b.label.startswith("记住“默认”的工作表与表头行")).click().run()
+    warehouse = _shared._open_warehouse(str(db_copy))
+    assert warehouse.layout_choice("默认", "survey") == ([], 3)
+    again = data_page(monkeypatch, db_copy)
+    again.file_uploader[0].upload("某县.xlsx", data, "application/octet-stream").run()
+    assert again.number_input(key="layout_row_某县.xlsx_survey").value == 3
+
+
+@pytest.mark.usefixtures("navigation_not_pages_directory")
+def test_the_assistant_reads_only_the_sheet_chosen(monkeypatch, db_copy):
+    clean = wave()
+    codes = clean["区县代码"].unique(maintain_order=True).to_list()
+    second = clean.filter(pl.col("区县代码") == codes[1])
+    data = workbook({"甲市": table(clean.filter(pl.col("区县代码") == codes[0])),
+                     "乙市": table(second)})
+    at = data_page(monkeypatch, db_copy)
+    at.checkbox(key="confirm_missing_counties_0").check().run()
+    at.file_uploader[0].upload("两市.xlsx", data, "application/octet-stream").run()
+    assert any(f"校验通过：{clean.height} 行" in s.value for s in at.success)
+    assert "共读取 2 个工作表" in detected_shown(at)
+    at.selectbox(key="layout_sheet_两市.xlsx_survey").set_value("乙市").run()
+    assert any(f"校验通过：{second.height} 行" in s.value for s in at.success), \
+        [e.value for e in at.error]
+
+
+def test_the_uploader_accepts_every_format_read():
+    import ast
+    from pathlib import Path
+
+    from pipelines.ingest.readers import SPREADSHEETS, UPLOAD_TYPES
+
+    assert {s.lstrip(".") for s in SPREADSHEETS} | {"csv", "txt", "parquet", "gz"} <= set(UPLOAD_TYPES)
+    page = ast.parse(Path("pages/data.py").read_text(encoding="utf-8"))
+    calls = [n for n in ast.walk(page) if isinstance(n, ast.Call)
+             and getattr(n.func, "attr", "") == "file_uploader"]
+    assert calls and all(ast.unparse(k.value) == "list(UPLOAD_TYPES)" for c in calls
+                         for k in c.keywords if k.arg == "type")

@@ -26,6 +26,7 @@ from pipelines.core.parallel import in_background
 from pipelines.core.problems import IngestError, Problem
 from pipelines.ingest.blocks import fill_plain_blocks
 from pipelines.ingest.html_table import html_tables, looks_like_html
+from pipelines.ingest.sheets import AUTOMATIC, LayoutChoice
 from pipelines.ingest.text_layout import layout_rows, needs_layout
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
@@ -52,16 +53,20 @@ class _NotUtf8(Exception):
     """A file taken for UTF-8 (its header line is) has other bytes further on."""
 
 
+# every extension the page's uploader accepts (what read_table reads; .gz holds a CSV)
+UPLOAD_TYPES = ("xlsx", "xlsm", "xls", "xlsb", "et", "ods", "csv", "txt", "tsv", "parquet", "gz")
 SPREADSHEETS = {".xlsx": "XLSX", ".xlsm": "XLSX", ".xls": "XLS", ".xlsb": "XLSB", ".et": "ET",
                 ".ods": "ODS"}
 
 
 def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | None = None,
-               header_index: dict[str, str] | None = None) -> RawTable:
+               header_index: dict[str, str] | None = None,
+               choice: LayoutChoice = AUTOMATIC) -> RawTable:
     """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese.
     The caps of pipelines/limits.py apply before anything large is built in memory.
     `header_index` (normalised alias → field) lets a spreadsheet's header row and data sheets be
-    found (see sheets.py); without it a sheet's first row is its header."""
+    found (see sheets.py); without it a sheet's first row is its header. `choice` holds the
+    analyst's corrections (sheets, header row)."""
     caps = limits()
     suffix = Path(file_name.lower().removesuffix(".gz")).suffix
     if len(data) > caps.file_bytes:
@@ -74,15 +79,15 @@ def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | No
         if data[:4] == b"PK\x03\x04":
             _check_zip(data, file_name, caps)
         if looks_like_html(data):        # a web system's table saved as .xls
-            table = _read_html(data, file_name, header_index)
-        elif data[:4] != b"PK\x03\x04" and data[:8] != OLE_MAGIC and _is_text(data):
-            table = _read_csv(data, file_name, integer_columns, header_index)  # text named .xls
+            table = _read_html(data, file_name, header_index, choice)
+        elif not is_workbook(data):
+            table = _read_csv(data, file_name, integer_columns, header_index, choice)  # as .xls
         else:
-            table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index)
+            table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index, choice)
     elif suffix == ".parquet":
         table = _read_parquet(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
-        table = _read_csv(data, file_name, integer_columns, header_index)
+        table = _read_csv(data, file_name, integer_columns, header_index, choice)
     else:
         raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 Excel（xlsx/xls）、WPS（et）、"
                                "ODS、CSV、文本（txt）或 Parquet 文件")
@@ -171,7 +176,8 @@ def _sniff_delimiter(header_line: str) -> str:
 
 
 def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None,
-              header_index: dict[str, str] | None = None) -> RawTable:
+              header_index: dict[str, str] | None = None,
+              choice: LayoutChoice = AUTOMATIC) -> RawTable:
     """A file whose header line is UTF-8 is taken as UTF-8 and parsed as it is: Polars checks
     the encoding as it parses, several times faster than Python decodes a large file, and raises
     where a byte is not UTF-8; the file is then decoded (GBK) and re-encoded once, as Polars
@@ -187,31 +193,34 @@ def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | Non
         except UnicodeDecodeError:
             raise _fail(file_name, "文件以 UTF-16 标记开头，但内容不是有效的 UTF-16 文本") from None
         return _read_utf8_csv(text.encode("utf-8"), "UTF-16", file_name, integer_columns,
-                              header_index)
+                              header_index, choice)
     try:
         _first_line(data).decode("utf-8")
     except UnicodeDecodeError:
         pass
     else:
         try:
-            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns, header_index)
+            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns, header_index,
+                                  choice)
         except _NotUtf8:
             pass
     text, encoding = decode_text(data, file_name)
-    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns, header_index)
+    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns, header_index,
+                          choice)
 
 
 def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
                    integer_columns: IntegerColumns | None,
-                   header_index: dict[str, str] | None = None) -> RawTable:
+                   header_index: dict[str, str] | None = None,
+                   choice: LayoutChoice = AUTOMATIC) -> RawTable:
     """A plain table through Polars; one laid out for reading (text_layout.py) through the
     workbook's layout rules. The layout test runs while Polars parses."""
     if b"\x00" in content:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
     delimiter = _sniff_delimiter(_first_line(content).decode("utf-8"))
     if b'"' in content:
-        if header_index is not None and needs_layout(content, delimiter, header_index):
-            return _read_layout_csv(content, delimiter, encoding, file_name, header_index)
+        if _laid_out(content, delimiter, header_index, choice):
+            return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
         try:
             _check_quoted_field_counts(content, delimiter, file_name)
         except UnicodeDecodeError:
@@ -220,7 +229,7 @@ def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
     parsing = in_background(_parse_csv, content, delimiter, file_name, integer_columns)
-    layout = header_index is not None and needs_layout(content, delimiter, header_index)
+    layout = _laid_out(content, delimiter, header_index, choice)
     delimiters = content.count(delimiter.encode("ascii"))
     trim = _cells_may_need_trimming(content)
     try:
@@ -229,13 +238,20 @@ def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
         if not layout:
             raise
     if layout:
-        return _read_layout_csv(content, delimiter, encoding, file_name, header_index)
+        return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
     _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
     return RawTable(_clean_frame(frame, trim=trim), "CSV", encoding)
 
 
+def _laid_out(content: bytes, delimiter: str, header_index: dict[str, str] | None,
+              choice: LayoutChoice) -> bool:
+    if choice.header_row is not None:
+        return True
+    return header_index is not None and needs_layout(content, delimiter, header_index)
+
+
 def _read_layout_csv(content: bytes, delimiter: str, encoding: str, file_name: str,
-                     header_index: dict[str, str]) -> RawTable:
+                     header_index: dict[str, str] | None, choice: LayoutChoice) -> RawTable:
     from pipelines.ingest import sheets
 
     try:
@@ -246,7 +262,7 @@ def _read_layout_csv(content: bytes, delimiter: str, encoding: str, file_name: s
         raise _fail(file_name, f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对") from None
     grid = sheets.Grid("", sheets.grid_frame(rows), list(range(1, len(rows) + 1)))
     try:
-        table = sheets.to_table([grid], header_index)
+        table = sheets.to_table([grid], header_index, choice)
     except sheets.SheetError as exc:
         raise _fail(file_name, str(exc)) from None
     return RawTable(_clean_frame(table.frame), "CSV", encoding, table.row_numbers, None,
@@ -355,7 +371,7 @@ def _line_by_line_field_counts(text: str, delimiter: str, file_name: str) -> Non
 
 
 def _read_spreadsheet(data: bytes, file_name: str, label: str,
-                      header_index: dict[str, str] | None) -> RawTable:
+                      header_index: dict[str, str] | None, choice: LayoutChoice) -> RawTable:
     from pipelines.ingest import sheets
 
     is_zip = data[:4] == b"PK\x03\x04"
@@ -365,7 +381,7 @@ def _read_spreadsheet(data: bytes, file_name: str, label: str,
         raise _fail(file_name, f"{label} 文件无法读取，可能已损坏或不完整（{type(exc).__name__}）"
                     ) from None
     try:
-        table = sheets.to_table(grids, header_index)
+        table = sheets.to_table(grids, header_index, choice)
     except sheets.SheetError as exc:
         raise _fail(file_name, str(exc)) from None
     if table.frame.height == 0 and table.frame.width == 0:
@@ -374,13 +390,20 @@ def _read_spreadsheet(data: bytes, file_name: str, label: str,
                     tuple(table.notes))
 
 
+def is_workbook(data: bytes) -> bool:
+    """A zip (XLSX, ODS) or a compound document (XLS, ET), not a page or a text table."""
+    return data[:4] == b"PK\x03\x04" or data[:8] == OLE_MAGIC or not (
+        looks_like_html(data) or _is_text(data))
+
+
 def _is_text(data: bytes) -> bool:
     """Text (a delimited table) rather than a binary workbook: no NUL byte at its start, unless
     it is UTF-16 with a BOM."""
     return data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" not in data[:4096]
 
 
-def _read_html(data: bytes, file_name: str, header_index: dict[str, str] | None) -> RawTable:
+def _read_html(data: bytes, file_name: str, header_index: dict[str, str] | None,
+               choice: LayoutChoice) -> RawTable:
     from pipelines.ingest import sheets
 
     tables = html_tables(data)
@@ -388,7 +411,7 @@ def _read_html(data: bytes, file_name: str, header_index: dict[str, str] | None)
         raise _fail(file_name, "网页格式的文件中没有表格：请在原系统中导出为 Excel 或 CSV")
     grids = [sheets.html_grid(f"表{i + 1}", rows, merges) for i, (rows, merges) in enumerate(tables)]
     try:
-        table = sheets.to_table(grids, header_index)
+        table = sheets.to_table(grids, header_index, choice)
     except sheets.SheetError as exc:
         raise _fail(file_name, str(exc)) from None
     return RawTable(_clean_frame(table.frame), "HTML", None, table.row_numbers, table.sheet_names,

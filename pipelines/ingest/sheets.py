@@ -166,10 +166,30 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _header_row(grid: Grid, index: dict[str, str] | None) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class LayoutChoice:
+    """What the analyst corrected on the page: the sheets to read (empty: every sheet with a
+    header) and the header's Excel row (None: found by the column aliases)."""
+
+    sheets: tuple[str, ...] = ()
+    header_row: int | None = None
+
+
+AUTOMATIC = LayoutChoice()
+
+
+def _header_row(grid: Grid, index: dict[str, str] | None, choice: LayoutChoice
+                ) -> tuple[int, int] | None:
     """(grid row of the header, known columns it names); without an index the first row."""
     if grid.cells.height == 0:
         return None
+    if choice.header_row is not None:
+        if choice.header_row not in grid.rows:
+            return None
+        at = grid.rows.index(choice.header_row)
+        row = grid.cells.row(at)
+        return at, max(1, len({lookup_header(c, index) for c in row if c is not None} - {None})
+                       if index else len(row))
     if index is None:
         return 0, grid.cells.width
     best: tuple[int, int] | None = None
@@ -196,10 +216,18 @@ def _headers(grid: Grid, at: int) -> list[str]:
     return names
 
 
-def to_table(grids: list[Grid], index: dict[str, str] | None) -> SheetTable:
-    """One table from the sheets with a header, or SheetError."""
-    found = [(g, _header_row(g, index)) for g in grids]
+def to_table(grids: list[Grid], index: dict[str, str] | None,
+             choice: LayoutChoice = AUTOMATIC) -> SheetTable:
+    """One table from the sheets with a header (those the analyst chose), or SheetError."""
+    if choice.sheets:
+        unknown = [name for name in choice.sheets if name not in {g.name for g in grids}]
+        if unknown:
+            raise SheetError(f"工作簿中没有工作表“{'、'.join(unknown)}”：请重新选择工作表")
+    found = [(g, _header_row(g, index, choice) if not choice.sheets or g.name in choice.sheets
+              else None) for g in grids]
     with_header = [(g, h) for g, h in found if h is not None]
+    if not with_header and choice.header_row is not None:
+        raise SheetError(f"所选的表头行（第{choice.header_row}行）超出了表格范围：请重新选择表头所在行")
     if not with_header:
         raise SheetError("工作簿中没有找到表头行（需要一行包含“受访者编号”“区县代码”等列名）：请检查是否"
                          "选错了文件")
