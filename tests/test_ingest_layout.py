@@ -225,6 +225,21 @@ def test_a_two_row_header_with_merged_group_cells(wh, defs):
     assert "表头在第3行" in notes
 
 
+def test_a_csv_saved_from_a_two_row_header(wh, defs):
+    """The same header saved as CSV: group names on the row above, 权重 only there."""
+    clean = wave()
+    columns = clean.columns
+    w = columns.index("权重")
+    groups = [None] * len(columns)
+    groups[0], groups[w], groups[columns.index("Q1")] = "基本信息", "权重", "调查题目"
+    names = list(columns)
+    names[w] = None
+    rows = [groups, names, *table(clean)[1:]]
+    text = "\r\n".join(",".join("" if c is None else str(c) for c in row) for row in rows)
+    notes = "\n".join(lands_as(wh, defs, clean, text.encode("gb18030"), "调查.csv"))
+    assert "表头在第2行" in notes
+
+
 def test_the_data_sheet_after_a_sheet_of_explanations(wh, defs):
     clean = wave()
     explain = [["字段", "说明"], ["受访者编号", "每位受访者一个编号"], ["区县代码", "6位行政区划代码"],

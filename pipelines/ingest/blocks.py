@@ -12,10 +12,15 @@ sheet of one row per county is a gap the analyst must see, and stays empty for t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import polars as pl
 
+# a layout row (sheets.py skips it): its first filled cell starts with one of these
+LAYOUT_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计|注\s*[:：\d一二三]|备注\s*[:：]"
+                        r"|说明\s*[:：]|制表|填报|填表|审核|负责人|数据来源|单位负责人|统计负责人)")
+TOTAL_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计)")
 # the fields whose cells a bureau writes once per block
 FILL_DOWN_FIELDS = ("county_code", "county_name", "city_code", "city_name")
 

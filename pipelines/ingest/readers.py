@@ -27,7 +27,12 @@ from pipelines.core.problems import IngestError, Problem
 from pipelines.ingest.blocks import fill_plain_blocks
 from pipelines.ingest.html_table import html_tables, looks_like_html
 from pipelines.ingest.sheets import AUTOMATIC, LayoutChoice
-from pipelines.ingest.text_layout import layout_rows, needs_layout
+from pipelines.ingest.text_layout import (
+    has_layout_rows,
+    header_below_line_one,
+    layout_rows,
+    needs_layout,
+)
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
 FIRST_DATA_ROW = 2
@@ -222,32 +227,51 @@ def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
         if _laid_out(content, delimiter, header_index, choice):
             return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
         try:
-            _check_quoted_field_counts(content, delimiter, file_name)
+            blank = _check_quoted_field_counts(content, delimiter, file_name)
         except UnicodeDecodeError:
             raise _NotUtf8 from None
-        frame = _parse_csv(content, delimiter, file_name, integer_columns)
+        except IngestError:
+            if header_index is None or not needs_layout(content, delimiter, header_index):
+                raise
+            blank = True
+        frame = None if blank else _parse_csv(content, delimiter, file_name, integer_columns)
+        if frame is None or (header_index is not None and has_layout_rows(frame)):
+            return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
     parsing = in_background(_parse_csv, content, delimiter, file_name, integer_columns)
-    layout = _laid_out(content, delimiter, header_index, choice)
     delimiters = content.count(delimiter.encode("ascii"))
+    lines = content.count(b"\n") + (not content.endswith(b"\n"))
     trim = _cells_may_need_trimming(content)
+    layout = _laid_out(content, delimiter, header_index, choice)
     try:
         frame = parsing.result()
-    except (IngestError, _NotUtf8):
         if not layout:
+            _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
+    except (IngestError, _NotUtf8):
+        if header_index is None or not needs_layout(content, delimiter, header_index):
             raise
-    if layout:
+        layout = True
+    # Polars skips a blank line (so later rows would be numbered one short) and keeps a line
+    # of delimiters only as a row of nulls: either is a sheet laid out for reading
+    if layout or (header_index is not None and (lines > frame.height + 1 + _trailing_blank(content)
+                                                or has_layout_rows(frame))):
         return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
-    _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
     return RawTable(_clean_frame(frame, trim=trim), "CSV", encoding)
+
+
+def _trailing_blank(content: bytes) -> int:
+    """Blank lines at the very end (after the last row), which are not rows."""
+    end = len(content.rstrip(b"\r\n")) if content[-2:] in (b"\n\n", b"\r\n") else len(content)
+    return content.count(b"\n", end) - 1 if end < len(content) else 0
 
 
 def _laid_out(content: bytes, delimiter: str, header_index: dict[str, str] | None,
               choice: LayoutChoice) -> bool:
+    """The analyst chose the header row, or line 1 is not the header."""
     if choice.header_row is not None:
         return True
-    return header_index is not None and needs_layout(content, delimiter, header_index)
+    return header_index is not None and header_below_line_one(content, delimiter, header_index)
 
 
 def _read_layout_csv(content: bytes, delimiter: str, encoding: str, file_name: str,
@@ -312,9 +336,10 @@ def _cells_may_need_trimming(content: bytes) -> bool:
     return b"\r" in content and content.count(b"\r") != content.count(b"\r\n")
 
 
-def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -> None:
+def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -> bool:
     """Polars pads short rows silently; a short or long row usually means a truncated or broken
-    file. A file with quotes goes through the csv module, which knows quoted delimiters."""
+    file. A file with quotes goes through the csv module, which knows quoted delimiters. True
+    when a line is blank (Polars would skip it, and number the rows after it one short)."""
     text = content.decode("utf-8")
     problems = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -324,10 +349,11 @@ def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -
         raise _fail(file_name, "文件为空") from None
     except csv.Error as exc:
         raise _fail(file_name, f"表头无法解析（{exc}）", row=1) from None
-    width = len(header)
+    width, blank = len(header), False
     try:
         for row in reader:
             if not row:
+                blank = True
                 continue
             if len(row) != width:
                 line = reader.line_num
@@ -340,6 +366,7 @@ def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -
                                 f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对"))
     if problems:
         raise IngestError(file_name, problems)
+    return blank
 
 
 def _check_unquoted_field_counts(content: bytes, delimiter: str, delimiters: int, rows: int,

@@ -17,7 +17,6 @@ the workbook's XML (xlsx_parts.py), never cell by cell."""
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -26,13 +25,16 @@ import polars as pl
 
 from pipelines.core.headers import lookup_header
 from pipelines.ingest import xlsx_parts
-from pipelines.ingest.blocks import FILL_DOWN_FIELDS, Merge, fill_blocks, spans
+from pipelines.ingest.blocks import (
+    FILL_DOWN_FIELDS,
+    LAYOUT_ROW,
+    TOTAL_ROW,
+    Merge,
+    fill_blocks,
+    spans,
+)
 
 HEADER_SEARCH_ROWS = 30
-# a layout row: its first filled cell starts with one of these
-_LAYOUT_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计|注\s*[:：\d一二三]|备注\s*[:：]"
-                         r"|说明\s*[:：]|制表|填报|填表|审核|负责人|数据来源|单位负责人|统计负责人)")
-_TOTAL_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计)")
 
 
 @dataclass
@@ -257,8 +259,8 @@ def to_table(grids: list[Grid], index: dict[str, str] | None,
         rows = grid.rows[at + 1:]
         first_cells = body.select(pl.coalesce(pl.all()).alias("first")).get_column("first")
         empty = first_cells.is_null()
-        total = first_cells.str.contains(_TOTAL_ROW.pattern).fill_null(False)
-        note = first_cells.str.contains(_LAYOUT_ROW.pattern).fill_null(False) & ~total
+        total = first_cells.str.contains(TOTAL_ROW.pattern).fill_null(False)
+        note = first_cells.str.contains(LAYOUT_ROW.pattern).fill_null(False) & ~total
         # after a footnote every row is a footnote too (a signature, a date)
         note = note.cast(pl.Int8).cum_max().cast(pl.Boolean) & ~empty
         keep = ~empty & ~total & ~note

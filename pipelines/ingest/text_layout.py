@@ -2,7 +2,8 @@
 blank rows, 合计 rows, 注：/制表人 footnotes) goes through the same layout rules as a workbook
 (sheets.py): it becomes one grid, a record per row, numbered as Excel numbers them when it opens
 the file. A plain table (the header on line 1, no layout row) never takes this path: it is found
-by byte searches, so the large files keep the fast reader.
+after Polars parsed it (a line count and two passes over the frame), so the large files keep the
+fast reader.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import csv
 import io
 import re
 
+import polars as pl
+
 from pipelines.core.headers import lookup_header
+from pipelines.ingest.blocks import LAYOUT_ROW
 
 SEARCH_LINES = 30
 # words a layout row starts with (sheets.py has the full rule); any of them in the file, or a
@@ -37,15 +41,33 @@ def _layout_line(delimiter: str) -> re.Pattern[bytes]:
     return re.compile(rb"\n(?:" + blank + rb"|" + first + rb")")
 
 
-def needs_layout(content: bytes, delimiter: str, index: dict[str, str]) -> bool:
-    """True when line 1 is not the header (a later line among the first SEARCH_LINES names more
-    known columns) or when a later line is blank or starts with a layout word. Byte searches
-    first: a plain file holds none of the markers, or no line that begins with one."""
+def header_below_line_one(content: bytes, delimiter: str, index: dict[str, str]) -> bool:
+    """A later line among the first SEARCH_LINES names more known columns than line 1 (a title
+    or a group row above the header)."""
     head = _records(content[:2**16], delimiter)[:SEARCH_LINES]
     if not head:
         return False
     known = [len({lookup_header(c, index) for c in row if c.strip()} - {None}) for row in head]
-    if max(known) >= 2 and known.index(max(known)) > 0:
+    return max(known) >= 2 and known.index(max(known)) > 0
+
+
+def has_layout_rows(frame: pl.DataFrame) -> bool:
+    """A parsed plain table holds a blank row, or a row whose first filled cell opens a total or
+    a footnote (two Polars passes: 0.06 s on 1.14 million rows)."""
+    text = frame.select(pl.col(pl.String)).columns
+    if not text:
+        return False
+    found = frame.select(pl.all_horizontal(pl.all().is_null()).any().alias("blank"),
+                         pl.coalesce(text).str.contains(LAYOUT_ROW.pattern).any().alias("layout")
+                         ).row(0)
+    return any(bool(v) for v in found)
+
+
+def needs_layout(content: bytes, delimiter: str, index: dict[str, str]) -> bool:
+    """For a file Polars could not take as a plain table (lines of other widths): True when line
+    1 is not the header or a later line is blank or starts with a layout word. Byte searches
+    first, the regex only when one finds a marker."""
+    if header_below_line_one(content, delimiter, index):
         return True
     d = delimiter.encode()
     blank = (b"\n\n", b"\n\r\n", b"\n" + d, b'\n""')
