@@ -594,3 +594,21 @@ def test_the_uploader_accepts_every_format_read():
              and getattr(n.func, "attr", "") == "file_uploader"]
     assert calls and all(ast.unparse(k.value) == "list(UPLOAD_TYPES)" for c in calls
                          for k in c.keywords if k.arg == "type")
+
+
+def test_cli_sheet_and_header_row_options(db_copy, tmp_path, capsys):
+    """The command line takes the same corrections as the page: a sheet and a header row."""
+    from pipelines.cli import main
+    from pipelines.store.warehouse import Warehouse
+
+    clean = wave()
+    codes = clean["区县代码"].unique(maintain_order=True).to_list()
+    second = clean.filter(pl.col("区县代码") == codes[1])
+    path = tmp_path / "两市.xlsx"
+    path.write_bytes(workbook({"甲市": table(clean.filter(pl.col("区县代码") == codes[0])),
+                               "乙市": [["标题"], [None], *table(second)]}))
+    code = main(["ingest", str(path), "--db", str(db_copy), "--wave", NEW_WAVE, "--sheet", "乙市",
+                 "--header-row", "3", "--allow-missing-counties"])
+    assert code == 0, capsys.readouterr().err
+    with Warehouse.open(db_copy) as wh:
+        assert wh.responses(NEW_WAVE).height == second.height

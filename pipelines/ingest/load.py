@@ -291,8 +291,8 @@ def detect_layout(defs: Definitions, kind: str, data: bytes, file_name: str,
 
 
 def sheet_names(data: bytes, file_name: str) -> list[str]:
-    """The visible sheets of a workbook (none for a text file or a web page), for the page's
-    sheet choice."""
+    """The sheets of a workbook (none for a text file or a web page), for the page's sheet
+    choice; only the workbook's directory is read, not its sheets."""
     from pipelines.ingest.readers import SPREADSHEETS, is_workbook
 
     suffix = Path(file_name.lower()).suffix
@@ -301,10 +301,7 @@ def sheet_names(data: bytes, file_name: str) -> list[str]:
     import fastexcel
 
     try:
-        reader = fastexcel.read_excel(data)
-        return [name for name in reader.sheet_names
-                if reader.load_sheet(name, header_row=None, n_rows=1, dtypes="string").visible
-                == "visible"]
+        return list(fastexcel.read_excel(data).sheet_names)
     except Exception:   # a broken workbook: the check reports it in Chinese
         return []
 
