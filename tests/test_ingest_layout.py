@@ -612,3 +612,13 @@ def test_cli_sheet_and_header_row_options(db_copy, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     with Warehouse.open(db_copy) as wh:
         assert wh.responses(NEW_WAVE).height == second.height
+
+
+def test_an_excel_2003_xml_named_xls_is_refused_saying_what_to_do(wh, defs):
+    """SpreadsheetML holds <Table> too; it must not be taken for a web page without a table."""
+    data = ('<?xml version="1.0"?><?mso-application progid="Excel.Sheet"?><Workbook '
+            'xmlns="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="数据"><Table>'
+            '<Row><Cell><Data ss:Type="String">受访者编号</Data></Cell></Row></Table></Worksheet>'
+            "</Workbook>").encode()
+    report = rejected(wh, defs, data, "导出.xls", confirmed=PARTIAL)
+    assert "Excel 2003 XML 表格" in report and "另存为 .xlsx" in report

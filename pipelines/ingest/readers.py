@@ -83,6 +83,9 @@ def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | No
     if suffix in SPREADSHEETS:
         if data[:4] == b"PK\x03\x04":
             _check_zip(data, file_name, caps)
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in data[:4096]:
+            raise _fail(file_name, "该文件是 Excel 2003 XML 表格（扩展名为 .xls，内容是 XML），"
+                                   "暂不能直接读取：请用 Excel 或 WPS 打开后另存为 .xlsx 再上传")
         if looks_like_html(data):        # a web system's table saved as .xls
             table = _read_html(data, file_name, header_index, choice)
         elif not is_workbook(data):
