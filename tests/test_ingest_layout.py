@@ -622,3 +622,28 @@ def test_an_excel_2003_xml_named_xls_is_refused_saying_what_to_do(wh, defs):
             "</Workbook>").encode()
     report = rejected(wh, defs, data, "导出.xls", confirmed=PARTIAL)
     assert "Excel 2003 XML 表格" in report and "另存为 .xlsx" in report
+
+
+def test_percent_cells_of_an_xls_are_refused_never_loaded_100_times_off(wh, defs):
+    """calamine does not give a BIFF cell's number format: a rate column of fractions is then
+    refused by the scale check (the XLSX reader reads the format and scales instead)."""
+    import xlwt
+
+    from tests.test_ingest_values import indicator_frame
+
+    clean = indicator_frame()
+    book = xlwt.Workbook(encoding="utf-8")
+    page = book.add_sheet("指标")
+    percent = xlwt.easyxf(num_format_str="0.0%")
+    for c, name in enumerate(clean.columns):
+        page.write(0, c, name)
+    for r, row in enumerate(clean.iter_rows(), start=1):
+        for c, (name, value) in enumerate(zip(clean.columns, row, strict=True)):
+            if name == "社会面管控率" and value is not None:
+                page.write(r, c, float(value) / 100, percent)
+            elif value is not None:
+                page.write(r, c, value)
+    out = io.BytesIO()
+    book.save(out)
+    report = rejected(wh, defs, out.getvalue(), "指标.xls", kind="indicators")
+    assert "“社会面管控率”列：本列所有数值都在 0–1 之间" in report
