@@ -10,16 +10,18 @@ import streamlit as st
 from pages._shared import definitions, is_analyst, require_entry, sample_badge, warehouse, warm_after_publish
 from pipelines import (
     DECISION_TYPES,
+    UPLOAD_TYPES,
     Confirmations,
     IngestError,
+    LayoutChoice,
     check_bytes,
     column_mapping,
+    detect_layout,
     header_targets,
     indicator_preview,
     ingest_bytes,
     read_decisions,
-    read_table,
-    safe_file_name,
+    sheet_names,
     survey_preview,
     target_label,
     wave_display,
@@ -27,7 +29,7 @@ from pipelines import (
 )
 from pipelines.present import session_keys as keys
 from pipelines.present.access import granted
-from pipelines.present.upload import proposed_wave
+from pipelines.present.upload import detected_table, proposed_wave
 from pipelines.store.warehouse import WarehouseError
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -40,6 +42,31 @@ if not is_analyst():  # the page is not in a viewer's navigation; this guards di
 
 wh = warehouse()
 defs = definitions()
+AUTOMATIC_SHEETS = "（所有有表头的工作表）"
+
+
+def layout_choice(data: bytes, file_name: str, kind: str, source: str) -> LayoutChoice:
+    """The sheet and header row to read: the remembered choice for `source` as the default,
+    corrected here and remembered on request."""
+    sheets_remembered, row_remembered = wh.layout_choice(source, kind)
+    names = sheet_names(data, file_name)
+    left, right = st.columns(2)
+    options = [AUTOMATIC_SHEETS, *names]
+    default = sheets_remembered[0] if sheets_remembered and sheets_remembered[0] in names else \
+        AUTOMATIC_SHEETS
+    sheet = left.selectbox("读取的工作表", options, index=options.index(default),
+                           key=f"layout_sheet_{file_name}_{kind}", disabled=not names,
+                           help="工作簿有多个工作表时，默认读取所有表头相同的工作表")
+    row = right.number_input("表头所在行（Excel 中的行号；0 表示自动识别）", min_value=0,
+                             max_value=10_000, value=row_remembered or 0, step=1,
+                             key=f"layout_row_{file_name}_{kind}")
+    choice = LayoutChoice((sheet,) if sheet != AUTOMATIC_SHEETS else (), int(row) or None)
+    if st.button(f"记住“{source}”的工作表与表头行", key=f"layout_save_{kind}"):
+        wh.save_layout_choice(source, kind, list(choice.sheets), choice.header_row, by=user)
+        st.success("已记住：下次上传这一来源的文件时自动使用。")
+    return choice
+
+
 st.title("数据管理")
 sample_badge(wh)
 user = granted(st.session_state.get(keys.ACCESS_GRANT))[1] or "分析人员"
@@ -55,8 +82,8 @@ with upload:
     if wave_key not in st.session_state:
         st.session_state[wave_key] = proposed_wave(wh.waves(), kind)
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key=wave_key)
-    file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
-                            type=["csv", "xlsx", "parquet", "gz"],
+    file = st.file_uploader("选择文件（Excel：xlsx、xls；WPS：et；ODS；网页导出的 xls；CSV 或文本："
+                            "UTF-8、GBK/GB18030、UTF-16；Parquet）", type=list(UPLOAD_TYPES),
                             # a new widget after each publish/discard and per data type: the
                             # browser then shows no stale file (popping a widget's state does not)
                             key=f"upload_file_{kind}_{st.session_state.get(keys.UPLOAD_ROUND, 0)}")
@@ -75,12 +102,21 @@ with upload:
                                      key=f"confirm_repeat_{round_}"))
     if file is not None and wave:
         data = file.getvalue()
-        try:
-            headers = read_table(data, safe_file_name(file.name)).frame.columns
-        except IngestError as exc:
-            st.error(exc.report())
-            st.stop()
-        mapping = column_mapping(defs, kind, headers, wh.header_map(source, kind))
+        remembered = wh.header_map(source, kind)
+        with st.expander("导入助手：读取的工作表与表头行（自动识别，可更正）", expanded=True):
+            layout = layout_choice(data, file.name, kind, source)
+            try:
+                detected = detect_layout(defs, kind, data, file.name,
+                                         {h: t for h, t in remembered.items() if t}, layout)
+            except IngestError as exc:
+                st.error(exc.report())
+                st.stop()
+            if detected.notes:
+                st.dataframe(detected_table(list(detected.notes)), hide_index=True, width="stretch")
+            else:
+                st.caption(f"表头在第1行，读取 {detected.frame.height} 行数据。")
+        headers = detected.frame.columns
+        mapping = column_mapping(defs, kind, headers, remembered)
         labels = {header_label: target for target, header_label in
                   ((t, target_label(defs, t)) for t in header_targets(defs, kind))}
         with st.expander("列对应关系（已按表头别名和已记住的选择填好，可修改）",
@@ -102,7 +138,7 @@ with upload:
                    mapping.filter(pl.col("header") == h)["how"][0] == "已记住"}
         try:
             checked = check_bytes(wh, defs, data, file.name, wave.strip(), kind, renames=renames,
-                                  confirmed=confirmed)
+                                  confirmed=confirmed, layout=layout)
         except IngestError as exc:
             st.error(f"文件未通过校验，共 {exc.total} 个问题（未做任何更改）。请修改后重新上传。")
             st.dataframe(pl.DataFrame([{"行": p.row, "列": p.column, "问题": p.message}
@@ -111,8 +147,10 @@ with upload:
         st.success(f"校验通过：{checked.rows.height} 行。")
         if checked.already_loaded is not None:
             st.info(f"这个文件已经导入过该期次（导入编号 {checked.already_loaded}），无需再次发布。")
-        for warning in checked.warnings:
-            st.warning(warning)
+        if checked.warnings or checked.dropped_columns:
+            st.subheader("导入助手：识别结果（发布前请核对）")
+            st.dataframe(detected_table(checked.warnings, checked.dropped_columns),
+                         hide_index=True, width="stretch", key="detected")
         if checked.dropped_columns:
             st.warning("以下个人信息列不会保存：" + "、".join(
                 f"{h}（{k}）" for h, k in checked.dropped_columns.items()))
@@ -152,7 +190,7 @@ with upload:
             try:
                 result = ingest_bytes(wh, defs, data, file.name, checked.wave, kind,
                                       replace=replace, loaded_by=user, renames=renames,
-                                      confirmed=confirmed)
+                                      confirmed=confirmed, layout=layout)
             except (IngestError, WarehouseError) as exc:
                 st.error(str(exc))
             else:

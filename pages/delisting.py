@@ -78,7 +78,7 @@ for row in current.iter_rows(named=True):
                                        title=f"{row['county_name']}历次得分"), key=row["county_code"])
 
 st.subheader("挂牌与通报")
-register = in_city(consequences(result, wave).join(names.select("county_code", "city_code"),
+register = in_scope(consequences(result, wave).join(names.select("county_code", "city_code"),
                                                    on="county_code", how="left"))
 st.caption("规则产生的每一项后果（省、市挂牌，通报批评，考核得分记零，一票否决，摘帽与重新挂牌，"
            "逾期），一项一行；“正式决定”列为与已录入正式决定的对照（“—”：该类决定未录入，不对照）。")

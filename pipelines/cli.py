@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="调查数据缺少部分区县时，确认按缺少导入（缺少的区县会列出）")
     ingest.add_argument("--allow-repeat", action="store_true",
                         help="文件与已导入的往期调查数据大量相同时，确认不是重复上传")
+    ingest.add_argument("--sheet", action="append", default=[],
+                        help="只读取这个工作表（可重复；默认读取所有表头相同的工作表）")
+    ingest.add_argument("--header-row", type=int, default=None,
+                        help="表头所在的 Excel 行号（默认按列名自动识别）")
     decisions = with_db(sub.add_parser(
         "decisions", help="从 CSV/Excel 导入正式决定（挂牌、摘帽、通报批评、督办、约谈……）"))
     decisions.add_argument("file", type=Path, help="决定清单：区县代码或区县、期次、层级、决定，"
@@ -256,15 +260,17 @@ def _warm(db: Path, wh: Warehouse | None = None) -> None:
 
 def _ingest(args: argparse.Namespace) -> int:
     from pipelines.ingest.load import ingest_file
+    from pipelines.ingest.sheets import LayoutChoice
     from pipelines.ingest.validation import Confirmations
 
     defs = load_definitions()
     confirmed = Confirmations(equal_weights=args.equal_weights,
                               allow_missing_counties=args.allow_missing_counties,
                               allow_repeat=args.allow_repeat)
+    layout = LayoutChoice(tuple(args.sheet), args.header_row)
     with _open(args.db) as wh:
         result = ingest_file(wh, defs, args.file, args.wave, args.kind, replace=args.replace,
-                             progress=sys.stderr.isatty(), confirmed=confirmed)
+                             progress=sys.stderr.isatty(), confirmed=confirmed, layout=layout)
         for warning in result.warnings:
             print(f"提示：{warning}", file=sys.stderr)
         print(result.summary(), flush=True)

@@ -28,6 +28,7 @@ from pipelines.ingest.completeness import (
     repeated_wave_message,
 )
 from pipelines.ingest.readers import IntegerColumns, RawTable, read_table
+from pipelines.ingest.sheets import AUTOMATIC, LayoutChoice
 from pipelines.ingest.validation import (
     NOTHING_CONFIRMED,
     Confirmations,
@@ -62,9 +63,11 @@ class LoadResult:
 def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                  kind: str = "survey", *, replace: bool = False, loaded_by: str | None = None,
                  progress: bool = False, renames: dict[str, str] | None = None,
-                 confirmed: Confirmations = NOTHING_CONFIRMED) -> LoadResult:
+                 confirmed: Confirmations = NOTHING_CONFIRMED,
+                 layout: LayoutChoice = AUTOMATIC) -> LoadResult:
     """Validate and load `data` (the content of `file_name`) as `kind` for `wave`; `confirmed`
-    holds what the analyst confirmed (equal weights, missing counties, a repeated wave)."""
+    holds what the analyst confirmed (equal weights, missing counties, a repeated wave), `layout`
+    the sheets and header row they chose."""
     started = time.perf_counter()
     file_name = safe_file_name(file_name)
     if kind not in KINDS:
@@ -87,11 +90,12 @@ def ingest_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, 
 
     steps = tqdm(total=3, desc=f"导入 {file_name}", unit="步", disable=not progress, leave=False)
     steps.set_postfix_str("读取与校验")
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed,
+                                        layout)
     steps.update(2)
     steps.set_postfix_str("写入")
     archive, sanitized = _archive_bytes(
-        data, raw, validated, lambda: _read_as_text(data, file_name, renames, defs, kind))
+        data, raw, validated, lambda: _read_as_text(data, file_name, renames, defs, kind, layout))
     record = LoadRecord(
         kind=kind, wave=wave, source_name=file_name, source_sha256=sha256,
         archive_sha256=sha256 if archive is data else hashlib.sha256(archive).hexdigest(),
@@ -180,14 +184,16 @@ def _integer_headers(defs: Definitions, renames: dict[str, str] | None) -> Integ
 
 def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                 kind: str = "survey", *, renames: dict[str, str] | None = None,
-                confirmed: Confirmations = NOTHING_CONFIRMED) -> CheckedFile:
+                confirmed: Confirmations = NOTHING_CONFIRMED,
+                layout: LayoutChoice = AUTOMATIC) -> CheckedFile:
     """Read and validate without writing; raises IngestError with every problem."""
     file_name = safe_file_name(file_name)
     if kind not in KINDS:
         raise IngestError(file_name, [Problem(file_name, None, None, f"未知的数据类型“{kind}”")])
     if message := wave_error(wave):
         raise IngestError(file_name, [Problem(file_name, None, None, message)])
-    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed)
+    raw, validated = _read_and_validate(wh, defs, data, file_name, wave, kind, renames, confirmed,
+                                        layout)
     sha256 = hashlib.sha256(data).hexdigest()
     return CheckedFile(file_name, wave, kind, validated.frame,
                        list(validated.warnings), dict(validated.dropped_columns),
@@ -197,19 +203,19 @@ def check_bytes(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, w
 def _read_and_validate(wh: Warehouse, defs: Definitions, data: bytes, file_name: str, wave: str,
                        kind: str, renames: dict[str, str] | None = None,
                        confirmed: Confirmations = NOTHING_CONFIRMED,
-                       ) -> tuple[RawTable, Validated]:
+                       layout: LayoutChoice = AUTOMATIC) -> tuple[RawTable, Validated]:
     """A survey file's answer and age columns are read as integers when they all are; a file
     that fails a check is read again as text, so every problem quotes its cell as written. What
     the reader detected (sheets, header row, skipped rows) leads the warnings."""
     integers = _integer_headers(defs, renames) if kind == "survey" else None
     index = _header_index(defs, kind, renames)
-    raw = _apply_renames(read_table(data, file_name, integers, index), renames)
+    raw = _apply_renames(read_table(data, file_name, integers, index, layout), renames)
     try:
         validated = _validate(wh, defs, raw, file_name, wave, kind, confirmed)
     except IngestError:
         if _all_text(raw):
             raise
-        raw = _read_as_text(data, file_name, renames, defs, kind)
+        raw = _read_as_text(data, file_name, renames, defs, kind, layout)
         validated = _validate(wh, defs, raw, file_name, wave, kind, confirmed)
     if kind == "survey":
         _check_completeness(wh, defs, validated, file_name, wave, confirmed)
@@ -266,10 +272,38 @@ def _header_index(defs: Definitions, kind: str, renames: dict[str, str] | None,
 
 
 def _read_as_text(data: bytes, file_name: str, renames: dict[str, str] | None,
-                  defs: Definitions | None = None, kind: str = "survey") -> RawTable:
+                  defs: Definitions | None = None, kind: str = "survey",
+                  layout: LayoutChoice = AUTOMATIC) -> RawTable:
     """Every cell as text, with the analyst's renames."""
     index = _header_index(defs, kind, renames) if defs is not None else None
-    return _apply_renames(read_table(data, file_name, header_index=index), renames)
+    return _apply_renames(read_table(data, file_name, header_index=index, choice=layout), renames)
+
+
+def detect_layout(defs: Definitions, kind: str, data: bytes, file_name: str,
+                  renames: dict[str, str] | None = None, layout: LayoutChoice = AUTOMATIC,
+                  ) -> RawTable:
+    """The file as the import assistant shows it before any check: its headers (found by the
+    aliases and the analyst's mapping, or in the row they chose) and what the reader detected
+    (sheets and their rows, header row, skipped rows, filled county cells, percent cells)."""
+    file_name = safe_file_name(file_name)
+    return read_table(data, file_name, header_index=_header_index(defs, kind, renames),
+                      choice=layout)
+
+
+def sheet_names(data: bytes, file_name: str) -> list[str]:
+    """The sheets of a workbook (none for a text file or a web page), for the page's sheet
+    choice; only the workbook's directory is read, not its sheets."""
+    from pipelines.ingest.readers import SPREADSHEETS, is_workbook
+
+    suffix = Path(file_name.lower()).suffix
+    if suffix not in SPREADSHEETS or not is_workbook(data):
+        return []
+    import fastexcel
+
+    try:
+        return list(fastexcel.read_excel(data).sheet_names)
+    except Exception:   # a broken workbook: the check reports it in Chinese
+        return []
 
 
 def _all_text(raw: RawTable) -> bool:

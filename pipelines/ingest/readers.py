@@ -11,6 +11,7 @@ in Excel or a text editor: the header is row 1, the first data row is row 2.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import zipfile
 import zlib
@@ -23,9 +24,19 @@ import polars as pl
 from pipelines.core.limits import Limits, limits
 from pipelines.core.parallel import in_background
 from pipelines.core.problems import IngestError, Problem
+from pipelines.ingest.blocks import fill_plain_blocks
+from pipelines.ingest.html_table import html_tables, looks_like_html
+from pipelines.ingest.sheets import AUTOMATIC, LayoutChoice
+from pipelines.ingest.text_layout import (
+    has_layout_rows,
+    header_below_line_one,
+    layout_rows,
+    needs_layout,
+)
 
 CSV_ENCODINGS = (("utf-8-sig", "UTF-8"), ("gb18030", "GBK/GB18030"))
 FIRST_DATA_ROW = 2
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"   # .xls, .et (a compound document)
 
 
 @dataclass(frozen=True)
@@ -47,16 +58,20 @@ class _NotUtf8(Exception):
     """A file taken for UTF-8 (its header line is) has other bytes further on."""
 
 
+# every extension the page's uploader accepts (what read_table reads; .gz holds a CSV)
+UPLOAD_TYPES = ("xlsx", "xlsm", "xls", "xlsb", "et", "ods", "csv", "txt", "tsv", "parquet", "gz")
 SPREADSHEETS = {".xlsx": "XLSX", ".xlsm": "XLSX", ".xls": "XLS", ".xlsb": "XLSB", ".et": "ET",
                 ".ods": "ODS"}
 
 
 def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | None = None,
-               header_index: dict[str, str] | None = None) -> RawTable:
+               header_index: dict[str, str] | None = None,
+               choice: LayoutChoice = AUTOMATIC) -> RawTable:
     """Parse `data` (the bytes of `file_name`) into a text table, or raise IngestError in Chinese.
     The caps of pipelines/limits.py apply before anything large is built in memory.
     `header_index` (normalised alias → field) lets a spreadsheet's header row and data sheets be
-    found (see sheets.py); without it a sheet's first row is its header."""
+    found (see sheets.py); without it a sheet's first row is its header. `choice` holds the
+    analyst's corrections (sheets, header row)."""
     caps = limits()
     suffix = Path(file_name.lower().removesuffix(".gz")).suffix
     if len(data) > caps.file_bytes:
@@ -68,15 +83,27 @@ def read_table(data: bytes, file_name: str, integer_columns: IntegerColumns | No
     if suffix in SPREADSHEETS:
         if data[:4] == b"PK\x03\x04":
             _check_zip(data, file_name, caps)
-        table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index)
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in data[:4096]:
+            raise _fail(file_name, "该文件是 Excel 2003 XML 表格（扩展名为 .xls，内容是 XML），"
+                                   "暂不能直接读取：请用 Excel 或 WPS 打开后另存为 .xlsx 再上传")
+        if looks_like_html(data):        # a web system's table saved as .xls
+            table = _read_html(data, file_name, header_index, choice)
+        elif not is_workbook(data):
+            table = _read_csv(data, file_name, integer_columns, header_index, choice)  # as .xls
+        else:
+            table = _read_spreadsheet(data, file_name, SPREADSHEETS[suffix], header_index, choice)
     elif suffix == ".parquet":
         table = _read_parquet(data, file_name)
     elif suffix in (".csv", ".txt", ".tsv", ""):
-        table = _read_csv(data, file_name, integer_columns)
+        table = _read_csv(data, file_name, integer_columns, header_index, choice)
     else:
         raise _fail(file_name, f"不支持的文件类型 {suffix}：请上传 Excel（xlsx/xls）、WPS（et）、"
                                "ODS、CSV、文本（txt）或 Parquet 文件")
     _check_shape(table.frame, file_name, caps)
+    if header_index is not None and table.row_numbers is None:
+        frame, filled = fill_plain_blocks(table.frame, header_index)
+        if filled:
+            table = dataclasses.replace(table, frame=frame, notes=(*table.notes, *filled))
     return table
 
 
@@ -156,45 +183,117 @@ def _sniff_delimiter(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None) -> RawTable:
+def _read_csv(data: bytes, file_name: str, integer_columns: IntegerColumns | None,
+              header_index: dict[str, str] | None = None,
+              choice: LayoutChoice = AUTOMATIC) -> RawTable:
     """A file whose header line is UTF-8 is taken as UTF-8 and parsed as it is: Polars checks
     the encoding as it parses, several times faster than Python decodes a large file, and raises
     where a byte is not UTF-8; the file is then decoded (GBK) and re-encoded once, as Polars
     needs. Every check runs on UTF-8 bytes, where an ASCII delimiter, quote or NUL byte never
     occurs inside a character; a str of the whole file is made only on the paths that report
-    rows."""
+    rows. Excel's "Unicode 文本" is UTF-16 with a BOM (tab-separated); DOS tools end a file with
+    Ctrl-Z, which is not a row."""
+    if data.endswith(b"\x1a"):
+        data = data.rstrip(b"\x1a")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            text = data.decode("utf-16").rstrip("\x1a")
+        except UnicodeDecodeError:
+            raise _fail(file_name, "文件以 UTF-16 标记开头，但内容不是有效的 UTF-16 文本") from None
+        return _read_utf8_csv(text.encode("utf-8"), "UTF-16", file_name, integer_columns,
+                              header_index, choice)
     try:
         _first_line(data).decode("utf-8")
     except UnicodeDecodeError:
         pass
     else:
         try:
-            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns)
+            return _read_utf8_csv(data, "UTF-8", file_name, integer_columns, header_index,
+                                  choice)
         except _NotUtf8:
             pass
     text, encoding = decode_text(data, file_name)
-    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns)
+    return _read_utf8_csv(text.encode("utf-8"), encoding, file_name, integer_columns, header_index,
+                          choice)
 
 
 def _read_utf8_csv(content: bytes, encoding: str, file_name: str,
-                   integer_columns: IntegerColumns | None) -> RawTable:
+                   integer_columns: IntegerColumns | None,
+                   header_index: dict[str, str] | None = None,
+                   choice: LayoutChoice = AUTOMATIC) -> RawTable:
+    """A plain table through Polars; one laid out for reading (text_layout.py) through the
+    workbook's layout rules. The layout test runs while Polars parses."""
     if b"\x00" in content:
         raise _fail(file_name, "文件含有二进制内容，不是文本格式的 CSV")
     delimiter = _sniff_delimiter(_first_line(content).decode("utf-8"))
     if b'"' in content:
+        if _laid_out(content, delimiter, header_index, choice):
+            return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
         try:
-            _check_quoted_field_counts(content, delimiter, file_name)
+            blank = _check_quoted_field_counts(content, delimiter, file_name)
         except UnicodeDecodeError:
             raise _NotUtf8 from None
-        frame = _parse_csv(content, delimiter, file_name, integer_columns)
+        except IngestError:
+            if header_index is None or not needs_layout(content, delimiter, header_index):
+                raise
+            blank = True
+        frame = None if blank else _parse_csv(content, delimiter, file_name, integer_columns)
+        if frame is None or (header_index is not None and has_layout_rows(frame)):
+            return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
         return RawTable(_clean_frame(frame), "CSV", encoding)
     # Polars parses on another thread (it releases the GIL) while this one scans the bytes
     parsing = in_background(_parse_csv, content, delimiter, file_name, integer_columns)
     delimiters = content.count(delimiter.encode("ascii"))
+    lines = content.count(b"\n") + (not content.endswith(b"\n"))
     trim = _cells_may_need_trimming(content)
-    frame = parsing.result()
-    _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
+    layout = _laid_out(content, delimiter, header_index, choice)
+    try:
+        frame = parsing.result()
+        if not layout:
+            _check_unquoted_field_counts(content, delimiter, delimiters, frame.height, file_name)
+    except (IngestError, _NotUtf8):
+        if header_index is None or not needs_layout(content, delimiter, header_index):
+            raise
+        layout = True
+    # Polars skips a blank line (so later rows would be numbered one short) and keeps a line
+    # of delimiters only as a row of nulls: either is a sheet laid out for reading
+    if layout or (header_index is not None and (lines > frame.height + 1 + _trailing_blank(content)
+                                                or has_layout_rows(frame))):
+        return _read_layout_csv(content, delimiter, encoding, file_name, header_index, choice)
     return RawTable(_clean_frame(frame, trim=trim), "CSV", encoding)
+
+
+def _trailing_blank(content: bytes) -> int:
+    """Blank lines at the very end (after the last row), which are not rows."""
+    end = len(content.rstrip(b"\r\n")) if content[-2:] in (b"\n\n", b"\r\n") else len(content)
+    return content.count(b"\n", end) - 1 if end < len(content) else 0
+
+
+def _laid_out(content: bytes, delimiter: str, header_index: dict[str, str] | None,
+              choice: LayoutChoice) -> bool:
+    """The analyst chose the header row, or line 1 is not the header."""
+    if choice.header_row is not None:
+        return True
+    return header_index is not None and header_below_line_one(content, delimiter, header_index)
+
+
+def _read_layout_csv(content: bytes, delimiter: str, encoding: str, file_name: str,
+                     header_index: dict[str, str] | None, choice: LayoutChoice) -> RawTable:
+    from pipelines.ingest import sheets
+
+    try:
+        rows = layout_rows(content, delimiter)
+    except UnicodeDecodeError:
+        raise _NotUtf8 from None
+    except csv.Error as exc:
+        raise _fail(file_name, f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对") from None
+    grid = sheets.Grid("", sheets.grid_frame(rows), list(range(1, len(rows) + 1)))
+    try:
+        table = sheets.to_table([grid], header_index, choice)
+    except sheets.SheetError as exc:
+        raise _fail(file_name, str(exc)) from None
+    return RawTable(_clean_frame(table.frame), "CSV", encoding, table.row_numbers, None,
+                    tuple(table.notes))
 
 
 def _parse_csv(content: bytes, delimiter: str, file_name: str,
@@ -240,9 +339,10 @@ def _cells_may_need_trimming(content: bytes) -> bool:
     return b"\r" in content and content.count(b"\r") != content.count(b"\r\n")
 
 
-def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -> None:
+def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -> bool:
     """Polars pads short rows silently; a short or long row usually means a truncated or broken
-    file. A file with quotes goes through the csv module, which knows quoted delimiters."""
+    file. A file with quotes goes through the csv module, which knows quoted delimiters. True
+    when a line is blank (Polars would skip it, and number the rows after it one short)."""
     text = content.decode("utf-8")
     problems = []
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -252,10 +352,11 @@ def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -
         raise _fail(file_name, "文件为空") from None
     except csv.Error as exc:
         raise _fail(file_name, f"表头无法解析（{exc}）", row=1) from None
-    width = len(header)
+    width, blank = len(header), False
     try:
         for row in reader:
             if not row:
+                blank = True
                 continue
             if len(row) != width:
                 line = reader.line_num
@@ -268,6 +369,7 @@ def _check_quoted_field_counts(content: bytes, delimiter: str, file_name: str) -
                                 f"CSV 格式错误（{exc}）：文件可能被截断或引号不配对"))
     if problems:
         raise IngestError(file_name, problems)
+    return blank
 
 
 def _check_unquoted_field_counts(content: bytes, delimiter: str, delimiters: int, rows: int,
@@ -299,26 +401,51 @@ def _line_by_line_field_counts(text: str, delimiter: str, file_name: str) -> Non
 
 
 def _read_spreadsheet(data: bytes, file_name: str, label: str,
-                      header_index: dict[str, str] | None) -> RawTable:
+                      header_index: dict[str, str] | None, choice: LayoutChoice) -> RawTable:
     from pipelines.ingest import sheets
 
     is_zip = data[:4] == b"PK\x03\x04"
     try:
-        if is_zip and label == "XLSX" and len(data) <= sheets.OPENPYXL_MAX_BYTES:
-            grids = sheets.read_openpyxl(data)
-        else:
-            grids = sheets.read_calamine(data, is_xlsx=is_zip and label == "XLSX")
+        grids = sheets.read_calamine(data, is_xlsx=is_zip and label == "XLSX")
     except Exception as exc:  # the readers raise several types for broken workbooks
         raise _fail(file_name, f"{label} 文件无法读取，可能已损坏或不完整（{type(exc).__name__}）"
                     ) from None
     try:
-        table = sheets.to_table(grids, header_index)
+        table = sheets.to_table(grids, header_index, choice)
     except sheets.SheetError as exc:
         raise _fail(file_name, str(exc)) from None
     if table.frame.height == 0 and table.frame.width == 0:
         raise _fail(file_name, "文件为空")
     return RawTable(_clean_frame(table.frame), label, None, table.row_numbers, table.sheet_names,
                     tuple(table.notes))
+
+
+def is_workbook(data: bytes) -> bool:
+    """A zip (XLSX, ODS) or a compound document (XLS, ET), not a page or a text table."""
+    return data[:4] == b"PK\x03\x04" or data[:8] == OLE_MAGIC or not (
+        looks_like_html(data) or _is_text(data))
+
+
+def _is_text(data: bytes) -> bool:
+    """Text (a delimited table) rather than a binary workbook: no NUL byte at its start, unless
+    it is UTF-16 with a BOM."""
+    return data[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" not in data[:4096]
+
+
+def _read_html(data: bytes, file_name: str, header_index: dict[str, str] | None,
+               choice: LayoutChoice) -> RawTable:
+    from pipelines.ingest import sheets
+
+    tables = html_tables(data)
+    if not tables:
+        raise _fail(file_name, "网页格式的文件中没有表格：请在原系统中导出为 Excel 或 CSV")
+    grids = [sheets.html_grid(f"表{i + 1}", rows, merges) for i, (rows, merges) in enumerate(tables)]
+    try:
+        table = sheets.to_table(grids, header_index, choice)
+    except sheets.SheetError as exc:
+        raise _fail(file_name, str(exc)) from None
+    return RawTable(_clean_frame(table.frame), "HTML", None, table.row_numbers, table.sheet_names,
+                    ("该文件是网页系统导出的网页表格（扩展名为 .xls），已按表格读取", *table.notes))
 
 
 def _read_parquet(data: bytes, file_name: str) -> RawTable:

@@ -6,33 +6,36 @@ sheet the header is the row (among the first `HEADER_SEARCH_ROWS`) that names th
 columns (a two-row header with merged group cells above: a name missing under a merged cell is
 taken from the row above). A sheet with no such row (说明, 封面) is skipped and named. Every sheet
 with a header must have the same columns; their rows are read one after another. Empty rows,
-合计/总计 rows and 注：/制表人/填报日期 footnotes are skipped and listed by row. Merged cells (a
-county written once per block) are filled down from the XLSX's merge list. Excel percent cells
-(0.919 shown as 91.9%) are read as they are shown, "91.9%".
+合计/总计 rows and 注：/制表人/填报日期 footnotes are skipped and listed by row. A county written once
+per block is filled down (blocks.py). Excel percent cells (0.919 shown as 91.9%) are read as they
+are shown, "91.9%".
 
-XLSX files up to `OPENPYXL_MAX_BYTES` are read cell by cell with openpyxl (exact rows, number
-formats, merges, numbers that Excel stored beyond its 15 digits); larger ones and .xls/.xlsb/.ods/.et
-through calamine (fast; the first row with a value is located with openpyxl's streaming reader).
-"""
+Every format goes through calamine (fastexcel: .xlsx, .xls, .xlsb, .ods, .et); for an XLSX what
+calamine does not report (number formats, merges, numbers past Excel's 15 digits) is read from
+the workbook's XML (xlsx_parts.py), never cell by cell."""
 
 from __future__ import annotations
 
-import io
-import re
-import zipfile
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
+import numpy
 import polars as pl
 
 from pipelines.core.headers import lookup_header
+from pipelines.ingest import xlsx_parts
+from pipelines.ingest.blocks import (
+    FILL_DOWN_FIELDS,
+    LAYOUT_ROW,
+    TOTAL_ROW,
+    Merge,
+    fill_blocks,
+    spans,
+)
 
 HEADER_SEARCH_ROWS = 30
-OPENPYXL_MAX_BYTES = 8 * 2**20
-# a layout row: its first filled cell starts with one of these
-_LAYOUT_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计|注\s*[:：\d一二三]|备注\s*[:：]"
-                         r"|说明\s*[:：]|制表|填报|填表|审核|负责人|数据来源|单位负责人|统计负责人)")
-_TOTAL_ROW = re.compile(r"^\s*(合\s*计|总\s*计|小\s*计|全省合计|全市合计)")
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Grid:
     cells: pl.DataFrame
     rows: list[int]
     percent: set[tuple[int, int]] = field(default_factory=set)   # (grid row, column) shown as %
+    # the merged ranges (Excel rows, grid columns), read only when a block column has gaps
+    merges: Callable[[], list[Merge]] = lambda: []
 
 
 @dataclass
@@ -75,159 +80,122 @@ def _text(value: object) -> str | None:
     return text if text.strip() else None
 
 
-def _percent_text(value: float) -> str:
-    return f"{round(value * 100, 9):.15g}%"
-
-
-def _grid_frame(rows: list[list[str | None]]) -> pl.DataFrame:
+def grid_frame(rows: list[list[str | None]]) -> pl.DataFrame:
     width = max((len(r) for r in rows), default=0)
     columns = {f"c{j}": [r[j] if j < len(r) else None for r in rows] for j in range(width)}
     return pl.DataFrame(columns, schema={c: pl.String for c in columns})
 
 
-def read_openpyxl(data: bytes) -> list[Grid]:
-    import openpyxl
-
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    merges = _xlsx_merges(data)
-    grids = []
-    try:
-        for sheet in book.worksheets:
-            if getattr(sheet, "sheet_state", "visible") != "visible":
-                continue
-            rows: list[list[str | None]] = []
-            numbers: list[int] = []
-            percent: set[tuple[int, int]] = set()
-            for number, row in enumerate(sheet.iter_rows(), start=1):
-                texts = []
-                for j, cell in enumerate(row):
-                    value = getattr(cell, "value", None)
-                    fmt = getattr(cell, "number_format", None) or ""
-                    if isinstance(value, (int, float)) and not isinstance(value, bool) \
-                            and "%" in fmt:
-                        percent.add((len(rows), j))
-                        texts.append(_percent_text(float(value)))
-                    else:
-                        texts.append(_text(value))
-                if any(t is not None for t in texts):
-                    rows.append(texts)
-                    numbers.append(number)
-                elif rows:
-                    rows.append(texts)
-                    numbers.append(number)
-            while rows and all(t is None for t in rows[-1]):
-                rows.pop()
-                numbers.pop()
-            grid = Grid(sheet.title, _grid_frame(rows), numbers, percent)
-            _fill_merges(grid, merges.get(sheet.title, []))
-            grids.append(grid)
-    finally:
-        book.close()
-    return grids
+def html_grid(name: str, rows: list[list[str | None]], merges: list[Merge]) -> Grid:
+    """A web page's table as a sheet (see html_table.py)."""
+    grid = Grid(name, grid_frame(rows), list(range(1, len(rows) + 1)))
+    grid.merges = lambda: merges
+    return grid
 
 
 def read_calamine(data: bytes, is_xlsx: bool) -> list[Grid]:
+    """Every visible sheet through calamine, as text, from Excel row 1 (`skip_rows=0` keeps the
+    empty rows above the first value, so a row's index + 1 is its Excel row); for an XLSX the
+    cells calamine cannot tell apart are corrected from the workbook's XML (xlsx_parts.py)."""
     import fastexcel
 
     reader = fastexcel.read_excel(data)
-    merges = _xlsx_merges(data) if is_xlsx else {}
+    book = xlsx_parts.Workbook(data) if is_xlsx else None
     grids = []
     for name in reader.sheet_names:
-        sheet = reader.load_sheet(name, header_row=None, dtypes="string")
+        sheet = reader.load_sheet(name, header_row=None, dtypes="string", skip_rows=0)
+        if sheet.visible != "visible":
+            continue
         frame = sheet.to_polars()
-        frame = frame.rename({c: f"c{j}" for j, c in enumerate(frame.columns)})
-        first = _first_value_row(data, name) if is_xlsx else 1
-        numbers = list(range(first, first + frame.height))
-        grid = Grid(name, frame.with_columns(pl.all().cast(pl.String)), numbers)
-        _fill_merges(grid, merges.get(name, []))
+        offset = sheet.available_columns()[0].absolute_index if frame.width else 0
+        frame = frame.rename({c: f"c{j}" for j, c in enumerate(frame.columns)}) \
+            .with_columns(pl.all().cast(pl.String))
+        frame = frame.with_columns(pl.col(pl.String).str.replace(_MIDNIGHT, "$1"))
+        grid = Grid(name, frame, list(range(1, frame.height + 1)))
+        if book is not None:
+            _correct_cells(grid, book, name, offset)
         grids.append(grid)
     return grids
 
 
-def _first_value_row(data: bytes, sheet_name: str) -> int:
-    """The Excel row of the first row with a value (calamine's grid starts there)."""
-    import openpyxl
-
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    try:
-        for number, row in enumerate(book[sheet_name].iter_rows(values_only=True), start=1):
-            if any(_text(v) is not None for v in row):
-                return number
-    finally:
-        book.close()
-    return 1
+# calamine writes a date as 2025-03-04 00:00:00; a person sees 2025-03-04
+_MIDNIGHT = r"^(\d{4}-\d{2}-\d{2}) 00:00:00$"
 
 
-_MERGE = re.compile(rb'<mergeCell ref="([A-Z]+)(\d+):([A-Z]+)(\d+)"')
-
-
-def _column_index(letters: bytes) -> int:
-    index = 0
-    for ch in letters.decode():
-        index = index * 26 + ord(ch) - 64
-    return index - 1
-
-
-def _xlsx_merges(data: bytes) -> dict[str, list[tuple[int, int, int, int]]]:
-    """Sheet name → merged ranges (first row, first column, last row, last column; Excel rows,
-    0-based columns), from each sheet's XML."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        book = archive.read("xl/workbook.xml")
-        rels = archive.read("xl/_rels/workbook.xml.rels")
-    except (KeyError, zipfile.BadZipFile):
-        return {}
-    targets = dict(re.findall(rb'<Relationship[^>]*?Id="([^"]+)"[^>]*?Target="([^"]+)"', rels))
-    targets |= {k: v for v, k in re.findall(rb'<Relationship[^>]*?Target="([^"]+)"[^>]*?Id="([^"]+)"',
-                                            rels)}
-    found: dict[str, list[tuple[int, int, int, int]]] = {}
-    for tag in re.findall(rb"<sheet [^>]*>", book):
-        name = re.search(rb'name="([^"]*)"', tag)
-        rid = re.search(rb'r:id="([^"]*)"', tag) or re.search(rb'\bid="([^"]*)"', tag)
-        if not name or not rid or rid[1] not in targets:
+def _correct_cells(grid: Grid, book: xlsx_parts.Workbook, name: str, offset: int) -> None:
+    """Percent cells as shown ("91.9%"), numbers past 15 digits as Excel shows them (1.23E+17:
+    calamine writes every digit of the float, which would pass for an exact id), booleans as
+    是/否, and the sheet's merged ranges (in grid columns)."""
+    text = pl.col(pl.String)
+    flags = grid.cells.select(
+        pl.any_horizontal(text.str.contains(r"^-?\d{16,}(\.\d*)?$").any()).alias("long"),
+        pl.any_horizontal(text.is_in(["true", "false"]).any()).alias("bool")).row(0) \
+        if grid.cells.width else (False, False)
+    cells = book.cells(name, numbers=bool(flags[0]), booleans=bool(flags[1]))
+    grid.merges = functools.cache(
+        lambda: [(r1, c1 - offset, r2, c2 - offset) for r1, c1, r2, c2 in book.merges(name)])
+    changes: dict[int, dict[int, str | None]] = {}
+    for (row, column), value in cells.long_numbers.items():
+        changes.setdefault(column - offset, {})[row - 1] = _text(value)
+    for (row, column), value in cells.booleans.items():
+        changes.setdefault(column - offset, {})[row - 1] = "是" if value else "否"
+    columns = grid.cells.columns
+    percent_rows: dict[int, list[int]] = {}
+    for row, column in cells.percent:
+        j, i = column - offset, row - 1
+        if 0 <= j < len(columns) and i < grid.cells.height:
+            percent_rows.setdefault(j, []).append(i)
+    for j, rows in percent_rows.items():
+        _scale_percent(grid, j, rows)
+    for j, by_row in changes.items():
+        if not 0 <= j < len(columns):
             continue
-        target = targets[rid[1]].decode().lstrip("/")
-        path = target if target.startswith("xl/") else f"xl/{target}"
-        try:
-            xml = archive.read(path)
-        except KeyError:
-            continue
-        if b"<mergeCell " not in xml:
-            continue
-        import html
-
-        found[html.unescape(name[1].decode())] = [
-            (int(r1), _column_index(c1), int(r2), _column_index(c2))
-            for c1, r1, c2, r2 in _MERGE.findall(xml)]
-    return found
+        values = grid.cells.get_column(columns[j]).to_list()
+        for i, value in by_row.items():
+            if i < len(values):
+                values[i] = value
+        grid.cells = grid.cells.with_columns(pl.Series(columns[j], values, dtype=pl.String))
 
 
-def _fill_merges(grid: Grid, merges: list[tuple[int, int, int, int]]) -> None:
-    """Copy each merged range's value (held by its first cell) into the rest of the range, for a
-    range within one column (a county merged over its rows); ranges across columns are header
-    group cells and stay as they are."""
-    if not merges or grid.cells.height == 0:
-        return
-    where = {number: i for i, number in enumerate(grid.rows)}
-    columns = {c: grid.cells.get_column(c).to_list() for c in grid.cells.columns}
-    changed = False
-    for r1, c1, r2, c2 in merges:
-        if c1 != c2 or r1 == r2 or f"c{c1}" not in columns or r1 not in where:
-            continue
-        cells = columns[f"c{c1}"]
-        value = cells[where[r1]]
-        for number in range(r1 + 1, r2 + 1):
-            if number in where and cells[where[number]] is None:
-                cells[where[number]] = value
-                changed = True
-    if changed:
-        grid.cells = pl.DataFrame(columns, schema=grid.cells.schema)
+def _scale_percent(grid: Grid, j: int, rows: list[int]) -> None:
+    """The number cells of column `j` at `rows` as the percentage shown (0.919 → "91.9%"), in
+    one Polars pass (a whole percent column of 100,000 cells is common in indicator exports)."""
+    name = grid.cells.columns[j]
+    at = numpy.zeros(grid.cells.height, dtype=bool)
+    at[rows] = True
+    number = pl.col(name).cast(pl.Float64, strict=False)
+    shown = (number * 100).round(9).cast(pl.String).str.replace(r"\.0$", "") + "%"
+    marked = pl.lit(pl.Series(at)) & number.is_not_null()
+    flags = grid.cells.select(marked.alias("m")).get_column("m")
+    grid.cells = grid.cells.with_columns(pl.when(marked).then(shown).otherwise(pl.col(name))
+                                         .alias(name))
+    grid.percent.update((i, j) for i in flags.arg_true().to_list())
 
 
-def _header_row(grid: Grid, index: dict[str, str] | None) -> tuple[int, int] | None:
+@dataclass(frozen=True)
+class LayoutChoice:
+    """What the analyst corrected on the page: the sheets to read (empty: every sheet with a
+    header) and the header's Excel row (None: found by the column aliases)."""
+
+    sheets: tuple[str, ...] = ()
+    header_row: int | None = None
+
+
+AUTOMATIC = LayoutChoice()
+
+
+def _header_row(grid: Grid, index: dict[str, str] | None, choice: LayoutChoice
+                ) -> tuple[int, int] | None:
     """(grid row of the header, known columns it names); without an index the first row."""
     if grid.cells.height == 0:
         return None
+    if choice.header_row is not None:
+        if choice.header_row not in grid.rows:
+            return None
+        at = grid.rows.index(choice.header_row)
+        row = grid.cells.row(at)
+        return at, max(1, len({lookup_header(c, index) for c in row if c is not None} - {None})
+                       if index else len(row))
     if index is None:
         return 0, grid.cells.width
     best: tuple[int, int] | None = None
@@ -254,27 +222,18 @@ def _headers(grid: Grid, at: int) -> list[str]:
     return names
 
 
-def spans(rows: list[int]) -> str:
-    """Row numbers as 第2–3、7行."""
-    parts, start, prev = [], None, None
-    for r in sorted(rows):
-        if start is None:
-            start = prev = r
-        elif r == prev + 1:
-            prev = r
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}–{prev}")
-            start = prev = r
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}–{prev}")
-    shown = parts[:12] + (["……"] if len(parts) > 12 else [])
-    return "第" + "、".join(shown) + "行"
-
-
-def to_table(grids: list[Grid], index: dict[str, str] | None) -> SheetTable:
-    """One table from the sheets with a header, or SheetError."""
-    found = [(g, _header_row(g, index)) for g in grids]
+def to_table(grids: list[Grid], index: dict[str, str] | None,
+             choice: LayoutChoice = AUTOMATIC) -> SheetTable:
+    """One table from the sheets with a header (those the analyst chose), or SheetError."""
+    if choice.sheets:
+        unknown = [name for name in choice.sheets if name not in {g.name for g in grids}]
+        if unknown:
+            raise SheetError(f"工作簿中没有工作表“{'、'.join(unknown)}”：请重新选择工作表")
+    found = [(g, _header_row(g, index, choice) if not choice.sheets or g.name in choice.sheets
+              else None) for g in grids]
     with_header = [(g, h) for g, h in found if h is not None]
+    if not with_header and choice.header_row is not None:
+        raise SheetError(f"所选的表头行（第{choice.header_row}行）超出了表格范围：请重新选择表头所在行")
     if not with_header:
         raise SheetError("工作簿中没有找到表头行（需要一行包含“受访者编号”“区县代码”等列名）：请检查是否"
                          "选错了文件")
@@ -304,8 +263,8 @@ def to_table(grids: list[Grid], index: dict[str, str] | None) -> SheetTable:
         rows = grid.rows[at + 1:]
         first_cells = body.select(pl.coalesce(pl.all()).alias("first")).get_column("first")
         empty = first_cells.is_null()
-        total = first_cells.str.contains(_TOTAL_ROW.pattern).fill_null(False)
-        note = first_cells.str.contains(_LAYOUT_ROW.pattern).fill_null(False) & ~total
+        total = first_cells.str.contains(TOTAL_ROW.pattern).fill_null(False)
+        note = first_cells.str.contains(LAYOUT_ROW.pattern).fill_null(False) & ~total
         # after a footnote every row is a footnote too (a signature, a date)
         note = note.cast(pl.Int8).cum_max().cast(pl.Boolean) & ~empty
         keep = ~empty & ~total & ~note
@@ -316,8 +275,10 @@ def to_table(grids: list[Grid], index: dict[str, str] | None) -> SheetTable:
             if keep.any() else []
         kept = body.filter(keep)
         kept_rows = [rows[i] for i in keep.arg_true().to_list()]
-        label = f"工作表“{grid.name}”"
-        what = [f"{label}：表头在第{grid.rows[at]}行，读取 {kept.height} 行数据"]
+        blocks = {spelled[k]: j for j, k in enumerate(keyed) if k in FILL_DOWN_FIELDS}
+        kept, filled = fill_blocks(kept, kept_rows, grid.merges, blocks)
+        label = f"工作表“{grid.name}”" if grid.name else "文件"
+        what = [f"{label}：表头在第{grid.rows[at]}行，读取 {kept.height} 行数据", *filled]
         if blank_rows:
             what.append(f"跳过空行{spans(blank_rows)}")
         if totals:

@@ -563,6 +563,33 @@ class Warehouse:
                 _audit(cur, by or current_user(), "保存列对应关系", None,
                        f"来源“{source}”（{KIND_LABELS.get(kind, kind)}）：{len(mapping)} 列")
 
+    def layout_choice(self, source: str, kind: str) -> tuple[list[str], int | None]:
+        """The sheets and header row an analyst chose for files from `source` ([] and None:
+        found automatically), remembered like the column mapping."""
+        try:
+            row = self.cursor().execute("select sheets, header_row from layout_choices where "
+                                        "source = ? and kind = ?", [source, kind]).fetchone()
+        except duckdb.CatalogException:  # nothing remembered yet
+            return [], None
+        if row is None:
+            return [], None
+        return [name for name in (row[0] or "").split("\n") if name], row[1]
+
+    def save_layout_choice(self, source: str, kind: str, sheets: list[str],
+                           header_row: int | None, by: str | None = None) -> None:
+        with self._write_lock:
+            cur = self.cursor()
+            cur.sql("create table if not exists layout_choices (source varchar not null, "
+                    "kind varchar not null, sheets varchar, header_row integer, "
+                    "primary key (source, kind))")
+            with _transaction(cur, self.path):
+                cur.execute("insert or replace into layout_choices values (?, ?, ?, ?)",
+                            [source, kind, "\n".join(sheets), header_row])
+                shown = "、".join(sheets) or "全部工作表"
+                row = f"表头第{header_row}行" if header_row else "表头自动识别"
+                _audit(cur, by or current_user(), "保存导入版式", None,
+                       f"来源“{source}”（{KIND_LABELS.get(kind, kind)}）：{shown}，{row}")
+
     def record_decision(self, county_code: str, wave: str, level: str, action: str,
                         decided_on: str | None, document: str | None, by: str) -> None:
         """An official 挂牌/摘帽 decision entered by an analyst (one transaction, audited)."""
