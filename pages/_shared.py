@@ -39,6 +39,7 @@ from pipelines.present.access import ANALYST, granted
 from pipelines.present.figures import figure_png
 from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.present.views import Overview, overview, ranking_view
+from pipelines.store.leftovers import clean_leftovers
 from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 
@@ -75,9 +76,21 @@ def _open_warehouse(path: str) -> Warehouse:
     return Warehouse.open(path)
 
 
+@st.cache_resource
+def _leftovers(path: str) -> str | None:
+    return clean_leftovers(Path(path)).notice()
+
+
 def warehouse() -> Warehouse:
     """The one read-write connection of this process (pages take cursors from it)."""
+    _leftovers(str(warehouse_path()))        # once per server start, before the first open
     return _open_warehouse(str(warehouse_path()))
+
+
+def leftovers_notice() -> str | None:
+    """What the server found beside the warehouse at its start (partial copies of a killed
+    restore, removed; before-restore safety copies, kept), for the analysts' page."""
+    return _leftovers(str(warehouse_path()))
 
 
 @st.cache_resource
