@@ -310,11 +310,30 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
     """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG; under
     it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached).
 
-    The spec is turned into Vega-Lite once, without Altair's JSON-schema validation (the chart
-    builders are validated by the tests) and outside st.altair_chart, which converts under one
-    process-wide lock: with many sessions, that lock and the validation were most of a page view."""
-    title = _title_of(spec) or "图表"
-    vega = spec.to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+    The spec is turned into Vega-Lite without Altair's JSON-schema validation (the chart builders
+    are validated by the tests) and outside st.altair_chart, which converts under one
+    process-wide lock. Pages shown to every leader use `shared_chart`, which builds it once."""
+    _draw(spec.to_dict(validate=False), download=download, key=key)
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _vega(path: str, version: str, name: str, parts: tuple, _build) -> dict:
+    return _build().to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+
+
+def shared_chart(name: str, build, *parts: object, download: bool = True, key: str = "") -> None:
+    """A chart built once per data version and shared by every session: building an Altair
+    chart and converting it was most of a page view (ranking 1.1 s of 1.7 s under load).
+    `name` and `parts` must name everything the chart depends on besides the chosen wave's data
+    and city (a county, an option, a title); `build()` makes the Altair chart."""
+    wave, city = selected_wave(), selected_city()
+    vega = _guard(lambda path, version, w: _vega(path, version, name, (w, city, *parts), build),
+                  wave)
+    _draw(vega, download=download, key=key)
+
+
+def _draw(vega: dict, *, download: bool, key: str) -> None:
+    title = _title_of(vega) or "图表"
     st.vega_lite_chart(spec=vega, theme=None, width="stretch")
     if not download:
         return
@@ -332,11 +351,11 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
                 key=f"png_{key}_{scale}", on_click="ignore")
 
 
-def _title_of(spec: alt.TopLevelMixin) -> str:
-    title = getattr(spec, "title", None)
+def _title_of(vega: dict) -> str:
+    title = vega.get("title")
     if isinstance(title, str):
         return title
-    text = getattr(title, "text", None)
+    text = title.get("text") if isinstance(title, dict) else None
     return text if isinstance(text, str) else ""
 
 
