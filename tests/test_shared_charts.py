@@ -75,3 +75,30 @@ def test_a_shared_chart_follows_the_city_and_the_county(monkeypatch, db_copy):
     county = next(box for box in at.selectbox if box.label == "区县")
     county.select_index(county.index + 1).run()
     assert not at.exception and _specs(at) != before
+
+
+def test_a_leader_arriving_during_the_warm_up_waits_for_it(monkeypatch, db_copy):
+    """After a publish the analyst's session computes the new wave; a leader who opens it
+    meanwhile must wait for that computation, not run a second one beside it."""
+    import threading
+    import time
+
+    from pages import _shared
+    from pipelines.results import cache
+
+    monkeypatch.setenv("CEPING_DB", str(db_copy))
+    runs = []
+    original = cache.scored_history
+
+    def slow(*args, **kwargs):
+        runs.append(threading.current_thread().name)
+        time.sleep(1.5)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(cache, "scored_history", slow)
+    wave = _shared.warehouse().waves()["wave"][-1]
+    analyst = threading.Thread(target=_shared.warm_after_publish, name="analyst")
+    analyst.start()
+    time.sleep(0.5)
+    scores = _shared.history(wave)                       # a leader opening the newest wave
+    analyst.join()
+    assert runs == ["analyst"] and scores[-1].wave == wave
