@@ -46,6 +46,7 @@ LAUNCHERS = {"streamlit-run": ["-m", "streamlit", "run", "app.py"],
 PASSWORD = "负载-测试-口令"
 NEW_WAVE = "2026"
 FREEZE_AFTER = 30.0
+HEALTH_TIMEOUT = 5.0
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Report:
     idle: Stats = field(default_factory=Stats)
     loaded: Stats = field(default_factory=Stats)
     health_failures: int = 0
+    health_slowest: float = 0.0
     rss_mb: list[float] = field(default_factory=list)
     analyst: list[str] = field(default_factory=list)
     analyst_errors: list[str] = field(default_factory=list)
@@ -98,8 +100,8 @@ class Report:
                f"{self.arrival_slowest:.2f} s",
                f"idle:   {_quantiles(self.idle.times)}",
                f"loaded: {_quantiles(self.loaded.times)}",
-               f"freezes: {self.freezes}  health-check failures: {self.health_failures}  "
-               f"errors: {len(self.errors())}",
+               f"freezes: {self.freezes}  health-check failures: {self.health_failures} "
+               f"(slowest answer {self.health_slowest:.2f} s)  errors: {len(self.errors())}",
                f"server RSS: {rss}",
                f"waves seen by readers: {sorted(self.loaded.waves_seen)}",
                "analyst: " + "; ".join(self.analyst),
@@ -117,6 +119,7 @@ class Report:
                 "idle_p95": q(self.idle.times, 95), "loaded_p50": q(self.loaded.times, 50),
                 "loaded_p95": q(self.loaded.times, 95), "loaded_runs": self.loaded.runs,
                 "freezes": self.freezes, "health_failures": self.health_failures,
+                "health_slowest": self.health_slowest,
                 "errors": len(self.errors()), "rss_peak_mb": max(self.rss_mb, default=None),
                 "analyst": self.analyst}
 
@@ -187,21 +190,44 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+HEALTH_PROBE = """
+import sys, time, urllib.request
+url, timeout = sys.argv[1], float(sys.argv[2])
+while True:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            ok = response.status == 200
+    except OSError:
+        ok = False
+    print(("ok" if ok else "fail"), round(time.monotonic() - started, 3), flush=True)
+    time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+"""
+
+
 async def monitor(url: str, pid: int, report: Report, stop: asyncio.Event) -> None:
-    """Health endpoint every second (a failure: no 200 within 5 s) and the server's RSS."""
-    def healthy() -> bool:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
-                return response.status == 200
-        except OSError:
-            return False
-    while not stop.is_set():
-        if not await asyncio.to_thread(healthy):
-            report.health_failures += 1
-        if (mb := rss_mb(pid)) is not None:
-            report.rss_mb.append(mb)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 1.0)
+    """The health endpoint once a second from a process of its own (so this client's own work
+    does not delay it; a failure: no 200 within HEALTH_TIMEOUT s), and the server's RSS."""
+    probe = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HEALTH_PROBE, f"{url}/_stcore/health", str(HEALTH_TIMEOUT),
+        stdout=asyncio.subprocess.PIPE)
+
+    async def read() -> None:
+        async for line in probe.stdout:
+            verdict, seconds = line.decode().split()
+            report.health_failures += verdict != "ok"
+            report.health_slowest = max(report.health_slowest, float(seconds))
+    reader = asyncio.create_task(read())
+    try:
+        while not stop.is_set():
+            if (mb := rss_mb(pid)) is not None:
+                report.rss_mb.append(mb)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
+        probe.kill()
+        await probe.wait()
+        reader.cancel()
 
 
 # -- sessions ---------------------------------------------------------------------------------
