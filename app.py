@@ -8,11 +8,10 @@ the navigation for a signed-in analyst: a viewer cannot reach it, not even by it
 import os
 import time
 
-import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from pages._shared import warehouse
+from pages._shared import ready_waves, warehouse
 from pipelines import keep_freed_memory, wave_display
 from pipelines.present import session_keys as keys
 from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
@@ -89,7 +88,7 @@ def _publish_role() -> None:
 def _filters() -> None:
     """Wave and city selectors, initialised from the URL once per session."""
     wh = warehouse()
-    waves = wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list()
+    waves = ready_waves()
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
     if (pending := st.session_state.pop(keys.PENDING_WAVE, None)) in waves:

@@ -239,6 +239,17 @@ def sample_plan(wave: str, total: int, minimum: int, maximum: int | None,
                                                  tuple(weights.items())), wave)
 
 
+def ready_waves() -> list[str]:
+    """The waves leaders can open, oldest first: a survey published and, when the scheme scores
+    work indicators, the indicator sheet too. Between an analyst's two publishes (or after a
+    sheet is withdrawn) a wave is half there; leaders keep seeing the last complete wave, and
+    no session scores the history only to fail on the missing sheet."""
+    ready = pl.col("survey_load_id").is_not_null()
+    if any(c.source == "indicator" for c in definitions().scheme.components):
+        ready &= pl.col("indicators_load_id").is_not_null()
+    return warehouse().waves().filter(ready)["wave"].to_list()
+
+
 def warm_after_publish() -> str:
     """Compute the newest wave's results right after a publish, so the first leader to open the
     dashboard gets them at once; returns a note for the analyst when they cannot be computed yet.
@@ -246,8 +257,8 @@ def warm_after_publish() -> str:
     Through the pages' own caches (which store to the result store as well): a leader who opens
     the new wave meanwhile waits for this computation instead of running a second one beside
     it, which on two cores slowed every session while both ran."""
-    waves = warehouse().waves().filter(pl.col("survey_load_id").is_not_null())["wave"]
-    if waves.is_empty():
+    waves = ready_waves()
+    if not waves:
         return ""
     wave = waves[-1]
     try:

@@ -205,8 +205,8 @@ with upload:
                 with st.spinner("正在为各页面预先计算最新一期的得分与风险……"):
                     note = warm_after_publish()
                 st.session_state[keys.FLASH] = result.summary() + " 各页面已按新数据更新。" + note
-                if kind == "survey":
-                    st.session_state[keys.PENDING_WAVE] = checked.wave
+                # shown once leaders can open it: survey and (where scored) indicators in
+                st.session_state[keys.PENDING_WAVE] = checked.wave
                 st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
                 st.rerun()
         if discard.button("放弃"):
