@@ -13,6 +13,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from pages._shared import ready_waves, warehouse
 from pipelines import keep_freed_memory, wave_display
+from pipelines.core.slots import run_slot
 from pipelines.present import session_keys as keys
 from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
 from pipelines.store.warehouse import WarehouseError
@@ -109,23 +110,26 @@ def _filters() -> None:
     st.query_params.from_dict({k: v for k, v in params.items() if v})
 
 
-try:
-    _filters()
-except WarehouseError as exc:
-    st.error(str(exc))
-    st.stop()
-_sign_in()
+# one bounded slot per script run (pipelines/core/slots.py): many sessions at once wait for a
+# slot instead of thrashing over the GIL and starving the server's event loop
+with run_slot():
+    try:
+        _filters()
+    except WarehouseError as exc:
+        st.error(str(exc))
+        st.stop()
+    _sign_in()
 
-pages = [
-    st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
-    st.Page("pages/ranking.py", title="县区排名", icon=":material/leaderboard:"),
-    st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
-    st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
-    st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
-    st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
-    st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
-]
-if granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST:
-    pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
-    pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
-st.navigation(pages).run()
+    pages = [
+        st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
+        st.Page("pages/ranking.py", title="县区排名", icon=":material/leaderboard:"),
+        st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
+        st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
+        st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
+        st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
+        st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
+    ]
+    if granted(st.session_state.get(keys.ACCESS_GRANT))[0] == ANALYST:
+        pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
+        pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
+    st.navigation(pages).run()
