@@ -78,6 +78,8 @@ class Report:
     loaded: Stats = field(default_factory=Stats)
     health_failures: int = 0
     health_slowest: float = 0.0
+    health_failed_at: list[float] = field(default_factory=list)   # seconds since the start
+    started: float = field(default_factory=time.monotonic)
     rss_mb: list[float] = field(default_factory=list)
     analyst: list[str] = field(default_factory=list)
     analyst_errors: list[str] = field(default_factory=list)
@@ -101,7 +103,8 @@ class Report:
                f"idle:   {_quantiles(self.idle.times)}",
                f"loaded: {_quantiles(self.loaded.times)}",
                f"freezes: {self.freezes}  health-check failures: {self.health_failures} "
-               f"(slowest answer {self.health_slowest:.2f} s)  errors: {len(self.errors())}",
+               f"(slowest answer {self.health_slowest:.2f} s, failed at +{self.health_failed_at} s)"
+               f"  errors: {len(self.errors())}",
                f"server RSS: {rss}",
                f"waves seen by readers: {sorted(self.loaded.waves_seen)}",
                "analyst: " + "; ".join(self.analyst),
@@ -215,7 +218,9 @@ async def monitor(url: str, pid: int, report: Report, stop: asyncio.Event) -> No
     async def read() -> None:
         async for line in probe.stdout:
             verdict, seconds = line.decode().split()
-            report.health_failures += verdict != "ok"
+            if verdict != "ok":
+                report.health_failures += 1
+                report.health_failed_at.append(round(time.monotonic() - report.started))
             report.health_slowest = max(report.health_slowest, float(seconds))
     reader = asyncio.create_task(read())
     try:
@@ -295,7 +300,7 @@ async def analyst(url: str, report: Report, wave: str = NEW_WAVE) -> None:
     sheet. Each step's time goes to the report; a missing confirmation is an error."""
     async def step(label: str, session: Session, expect: str | None = None, **kwargs) -> Run:
         run = await session.run(**kwargs)
-        report.analyst.append(f"{label} {run.seconds:.1f} s")
+        report.analyst.append(f"{label} {run.seconds:.1f} s (+{time.monotonic() - report.started:.0f})")
         report.analyst_errors += [f"analyst {label}: {e}" for e in run.exceptions + run.errors]
         if expect is not None and not any(expect in s for s in run.successes):
             report.analyst_errors.append(f"analyst {label}: no “{expect}” in {run.successes}")
@@ -338,8 +343,10 @@ async def measure(url: str, pid: int, report: Report, *, idle_seconds: float, th
     rng = random.Random(seed)
     try:
         await arrive(url, report)
+        report.analyst.append(f"[arrival done +{time.monotonic() - report.started:.0f}]")
         await browse(url, report.idle, time.monotonic() + idle_seconds, rng, think)
         deadline = time.monotonic() + report.seconds
+        report.analyst.append(f"[loaded from +{time.monotonic() - report.started:.0f}]")
         readers = [browse(url, report.loaded, deadline, random.Random(seed + i), think)
                    for i in range(report.sessions)]
 

@@ -21,5 +21,5 @@ def test_ten_sessions_for_a_minute_while_an_analyst_publishes(built_db, tmp_path
     assert report.freezes == 0
     assert report.health_failures == 0
     assert report.errors() == []
-    assert len(report.analyst) == 9                     # every step ran and confirmed
+    assert len([s for s in report.analyst if not s.startswith("[")]) == 9   # every step ran
     assert report.loaded.runs >= 10 and "2026" in report.loaded.waves_seen
