@@ -12,8 +12,7 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
 from pages._shared import ready_waves, warehouse
-from pipelines import keep_freed_memory, wave_display
-from pipelines.core.slots import run_slot
+from pipelines import keep_freed_memory, run_slot, wave_display
 from pipelines.present import session_keys as keys
 from pipelines.present.access import ANALYST, HASH_ENV, VIEWER, granted, issue_grant, verify_password
 from pipelines.store.warehouse import WarehouseError
