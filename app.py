@@ -12,12 +12,11 @@ Served beyond 127.0.0.1, nothing is shown before sign-in unless public read is s
 import os
 import time
 
-import polars as pl
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from pages._shared import accounts, current, warehouse
-from pipelines import keep_freed_memory, wave_display
+from pages._shared import accounts, current, ready_waves, warehouse
+from pipelines import keep_freed_memory, run_slot, wave_display
 from pipelines.present import session_keys as keys
 from pipelines.present.access import (
     ANALYST,
@@ -173,7 +172,7 @@ def _publish_role() -> None:
 def _filters() -> None:
     """Wave and city selectors, initialised from the URL once per session."""
     wh = warehouse()
-    waves = wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list()
+    waves = ready_waves()
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
     if scope := current().city:                      # a city-limited viewer: province or own city
@@ -198,36 +197,39 @@ def _filters() -> None:
     st.query_params.from_dict({k: v for k, v in params.items() if v})
 
 
-_check_grant()
-drawn = False
-if sign_in_required(st.get_option("server.address")) and not current().signed_in:
-    if not accounts().exists():
-        _sign_in()  # OIDC's button or the local analyst password, in the sidebar
-        drawn = True
-    if not current().signed_in:
-        st.navigation([st.Page(_sign_in_page, title="登录", icon=":material/login:")]).run()
+# one bounded slot per script run (pipelines/core/slots.py): many sessions at once wait for a
+# slot instead of thrashing over the GIL and starving the server's event loop
+with run_slot():
+    _check_grant()
+    drawn = False
+    if sign_in_required(st.get_option("server.address")) and not current().signed_in:
+        if not accounts().exists():
+            _sign_in()  # OIDC's button or the local analyst password, in the sidebar
+            drawn = True
+        if not current().signed_in:
+            st.navigation([st.Page(_sign_in_page, title="登录", icon=":material/login:")]).run()
+            st.stop()
+    try:
+        _filters()
+    except WarehouseError as exc:
+        st.error(str(exc))
         st.stop()
-try:
-    _filters()
-except WarehouseError as exc:
-    st.error(str(exc))
-    st.stop()
-if not drawn:
-    _sign_in()
+    if not drawn:
+        _sign_in()
 
-pages = [
-    st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
-    st.Page("pages/ranking.py", title="县区排名", icon=":material/leaderboard:"),
-    st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
-    st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
-    st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
-    st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
-    st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
-]
-grant: Grant = current()
-if can_change_data(grant):
-    pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
-    pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
-if is_admin(grant):
-    pages.append(st.Page("pages/accounts.py", title="账户管理", icon=":material/manage_accounts:"))
-st.navigation(pages).run()
+    pages = [
+        st.Page("pages/overview.py", title="总览", icon=":material/dashboard:", default=True),
+        st.Page("pages/ranking.py", title="县区排名", icon=":material/leaderboard:"),
+        st.Page("pages/risk.py", title="挂牌风险", icon=":material/warning:"),
+        st.Page("pages/delisting.py", title="摘帽进度", icon=":material/flag:"),
+        st.Page("pages/county.py", title="县区画像", icon=":material/location_city:"),
+        st.Page("pages/exports.py", title="会议材料", icon=":material/slideshow:"),
+        st.Page("pages/scheme.py", title="评分方案", icon=":material/rule:"),
+    ]
+    grant: Grant = current()
+    if can_change_data(grant):
+        pages.append(st.Page("pages/data.py", title="数据管理", icon=":material/upload_file:"))
+        pages.append(st.Page("pages/plan.py", title="抽样方案", icon=":material/call:"))
+    if is_admin(grant):
+        pages.append(st.Page("pages/accounts.py", title="账户管理", icon=":material/manage_accounts:"))
+    st.navigation(pages).run()

@@ -40,6 +40,7 @@ from pipelines.present.figures import figure_png
 from pipelines.present.tables import DECIMAL3, INTEGER, PERCENT, SCORE, Table, csv_bytes
 from pipelines.present.views import Overview, overview, ranking_view
 from pipelines.store.accounts import Accounts, users_path
+from pipelines.store.leftovers import clean_leftovers
 from pipelines.store.warehouse import DEFAULT_DB, Warehouse, WarehouseError
 
 
@@ -76,9 +77,21 @@ def _open_warehouse(path: str) -> Warehouse:
     return Warehouse.open(path)
 
 
+@st.cache_resource
+def _leftovers(path: str) -> str | None:
+    return clean_leftovers(Path(path)).notice()
+
+
 def warehouse() -> Warehouse:
     """The one read-write connection of this process (pages take cursors from it)."""
+    _leftovers(str(warehouse_path()))        # once per server start, before the first open
     return _open_warehouse(str(warehouse_path()))
+
+
+def leftovers_notice() -> str | None:
+    """What the server found beside the warehouse at its start (partial copies of a killed
+    restore, removed; before-restore safety copies, kept), for the analysts' page."""
+    return _leftovers(str(warehouse_path()))
 
 
 @st.cache_resource
@@ -227,11 +240,32 @@ def sample_plan(wave: str, total: int, minimum: int, maximum: int | None,
                                                  tuple(weights.items())), wave)
 
 
+def ready_waves() -> list[str]:
+    """The waves leaders can open, oldest first: a survey published and, when the scheme scores
+    work indicators, the indicator sheet too. Between an analyst's two publishes (or after a
+    sheet is withdrawn) a wave is half there; leaders keep seeing the last complete wave, and
+    no session scores the history only to fail on the missing sheet."""
+    ready = pl.col("survey_load_id").is_not_null()
+    if any(c.source == "indicator" for c in definitions().scheme.components):
+        ready &= pl.col("indicators_load_id").is_not_null()
+    return warehouse().waves().filter(ready)["wave"].to_list()
+
+
 def warm_after_publish() -> str:
-    """Store the newest wave's results right after a publish, so the first leader to open the
-    dashboard gets them at once; returns a note for the analyst when they cannot be computed yet."""
+    """Compute the newest wave's results right after a publish, so the first leader to open the
+    dashboard gets them at once; returns a note for the analyst when they cannot be computed yet.
+
+    Through the pages' own caches (which store to the result store as well): a leader who opens
+    the new wave meanwhile waits for this computation instead of running a second one beside
+    it, which on two cores slowed every session while both ran."""
+    waves = ready_waves()
+    if not waves:
+        return ""
+    wave = waves[-1]
     try:
-        result_cache.warm_latest(warehouse_path(), warehouse(), definitions())
+        key = (*_key(wave), wave)
+        for compute in (_history, _risk, _listing, _ranking, _overview):
+            compute(*key)
     except Exception as exc:  # optional work after the publish has committed: report, go on
         return f"（最新一期暂时无法预先计算：{exc}）"
     return ""
@@ -333,11 +367,30 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
     """Render with the shared theme, not Streamlit's, so the screen matches an exported PNG; under
     it a 下载图片 menu (16:9 PNG at 1920×1080 or 2×, rendered only when clicked, bytes cached).
 
-    The spec is turned into Vega-Lite once, without Altair's JSON-schema validation (the chart
-    builders are validated by the tests) and outside st.altair_chart, which converts under one
-    process-wide lock: with many sessions, that lock and the validation were most of a page view."""
-    title = _title_of(spec) or "图表"
-    vega = spec.to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+    The spec is turned into Vega-Lite without Altair's JSON-schema validation (the chart builders
+    are validated by the tests) and outside st.altair_chart, which converts under one
+    process-wide lock. Pages shown to every leader use `shared_chart`, which builds it once."""
+    _draw(spec.to_dict(validate=False), download=download, key=key)
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def _vega(path: str, version: str, name: str, parts: tuple, _build) -> dict:
+    return _build().to_dict(validate=False)  # data are inline values (pipelines/charts.py)
+
+
+def shared_chart(name: str, build, *parts: object, download: bool = True, key: str = "") -> None:
+    """A chart built once per data version and shared by every session: building an Altair
+    chart and converting it was most of a page view (ranking 1.1 s of 1.7 s under load).
+    `name` and `parts` must name everything the chart depends on besides the chosen wave's data
+    and city (a county, an option, a title); `build()` makes the Altair chart."""
+    wave, city = selected_wave(), selected_city()
+    vega = _guard(lambda path, version, w: _vega(path, version, name, (w, city, *parts), build),
+                  wave)
+    _draw(vega, download=download, key=key)
+
+
+def _draw(vega: dict, *, download: bool, key: str) -> None:
+    title = _title_of(vega) or "图表"
     st.vega_lite_chart(spec=vega, theme=None, width="stretch")
     if not download:
         return
@@ -355,11 +408,11 @@ def chart(spec: alt.TopLevelMixin, *, download: bool = True, key: str = "") -> N
                 key=f"png_{key}_{scale}", on_click="ignore")
 
 
-def _title_of(spec: alt.TopLevelMixin) -> str:
-    title = getattr(spec, "title", None)
+def _title_of(vega: dict) -> str:
+    title = vega.get("title")
     if isinstance(title, str):
         return title
-    text = getattr(title, "text", None)
+    text = title.get("text") if isinstance(title, dict) else None
     return text if isinstance(text, str) else ""
 
 

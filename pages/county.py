@@ -5,7 +5,6 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (
-    chart,
     definitions,
     history,
     in_scope,
@@ -15,6 +14,7 @@ from pages._shared import (
     require_wave,
     risk,
     sample_badge,
+    shared_chart,
     townships,
     warehouse,
     what_if_result,
@@ -63,25 +63,28 @@ if row["veto_reason"]:
 left, right = st.columns(2)
 with left:
     trail = county_history(history(wave), chosen)
-    chart(charts.history_chart(trail, title="历次综合得分与95%区间"))
+    shared_chart("county_history", lambda: charts.history_chart(trail, title="历次综合得分与95%区间"),
+                 chosen)
     st.caption("历次名次：" + "；".join(f"{w} 第{r}名" for w, r in
                                    zip(trail["wave_label"], trail["rank"], strict=False) if r is not None))
 with right:
     city = wh.counties().filter(pl.col("county_code") == chosen)["city_code"][0]
-    chart(charts.comparison_chart(component_comparison(scores, chosen, city),
-                                  title="分项得分：本县、本市与全省"))
+    shared_chart("components", lambda: charts.comparison_chart(
+        component_comparison(scores, chosen, city), title="分项得分：本县、本市与全省"), chosen)
 
 items = scores.items.filter(pl.col("county_code") == chosen).join(
     pl.DataFrame({"item_id": [i.id for i in defs.questionnaire.items],
                   "题目": [i.short or i.label for i in defs.questionnaire.items]}), on="item_id")
 left, right = st.columns(2)
 with left:
-    chart(charts.interval_chart(items, "题目", title="各题得分与95%区间"))
+    shared_chart("items", lambda: charts.interval_chart(items, "题目", title="各题得分与95%区间"),
+                 chosen)
 with right:
     towns = townships(wave, chosen)
     if towns is not None:
-        chart(charts.interval_chart(towns.rename({"township": "乡镇（街道）"}), "乡镇（街道）",
-                                    title="乡镇（街道）调查得分（样本小，区间宽）"))
+        shared_chart("townships", lambda: charts.interval_chart(
+            towns.rename({"township": "乡镇（街道）"}), "乡镇（街道）",
+            title="乡镇（街道）调查得分（样本小，区间宽）"), chosen)
     else:
         st.caption("本期数据没有乡镇（街道）信息。")
 

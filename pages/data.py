@@ -7,7 +7,15 @@ import datetime
 import polars as pl
 import streamlit as st
 
-from pages._shared import definitions, is_analyst, require_entry, sample_badge, warehouse, warm_after_publish
+from pages._shared import (
+    definitions,
+    is_analyst,
+    leftovers_notice,
+    require_entry,
+    sample_badge,
+    warehouse,
+    warm_after_publish,
+)
 from pipelines import (
     DECISION_TYPES,
     UPLOAD_TYPES,
@@ -35,6 +43,7 @@ from pipelines.store.warehouse import WarehouseError
 require_entry()   # before anything renders: only inside app.py's navigation
 
 UNUSED = "（不使用）"
+KIND_NAMES = {"survey": "调查数据", "indicators": "工作指标"}
 
 if not is_analyst():  # the page is not in a viewer's navigation; this guards direct calls too
     st.error("此页仅限分析人员。")
@@ -73,6 +82,45 @@ user = granted(st.session_state.get(keys.ACCESS_GRANT))[1] or "分析人员"
 if message := st.session_state.pop(keys.FLASH, None):
     st.success(message)
 upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本", "正式决定与验收", "操作记录"])
+
+if notice := leftovers_notice():
+    st.info(notice)
+
+
+def withdraw_form(loads: pl.DataFrame) -> None:
+    """撤回 a published load: chosen from those in use, with a reason and an explicit
+    confirmation; the load stays in the history (已撤回) and the withdrawal is audited."""
+    published = loads.filter(pl.col("status") == "active").sort("load_id", descending=True)
+    with st.form("withdraw"):
+        st.markdown("**撤回已发布的数据**（该版本保留在导入记录中，状态为“已撤回”，各页面不再使用）")
+        if published.is_empty():
+            st.caption("目前没有已发布的数据。")
+            st.form_submit_button("撤回", disabled=True)
+            return
+        rows = {r["load_id"]: r for r in published.iter_rows(named=True)}
+        chosen = st.selectbox("要撤回的版本", list(rows), key="withdraw_load", format_func=lambda i: (
+            f"{wave_display(rows[i]['wave'])} · {KIND_NAMES[rows[i]['kind']]} · 导入编号 {i}"
+            f" · {rows[i]['source_name']}"))
+        reason = st.text_input("撤回原因（必填，记入操作记录）", key="withdraw_reason")
+        sure = st.checkbox("我已核对：撤回后该期的这类数据不再参与得分与排名", key="withdraw_sure")
+        if not st.form_submit_button("撤回", type="primary"):
+            return
+    row = rows[chosen]
+    if not reason.strip():
+        st.error("请写明撤回原因。")
+        return
+    if not sure:
+        st.error("请先勾选确认，再点“撤回”。")
+        return
+    try:
+        wh.withdraw_wave(row["wave"], row["kind"], reason=reason, by=user)
+    except WarehouseError as exc:
+        st.error(str(exc))
+        return
+    st.session_state[keys.FLASH] = (f"已撤回{wave_display(row['wave'])}的{KIND_NAMES[row['kind']]}"
+                                    f"（导入编号 {chosen}），导入记录中保留为“已撤回”。")
+    st.rerun()
+
 
 with upload:
     kind = st.radio("数据类型", ["survey", "indicators"], horizontal=True,
@@ -197,8 +245,8 @@ with upload:
                 with st.spinner("正在为各页面预先计算最新一期的得分与风险……"):
                     note = warm_after_publish()
                 st.session_state[keys.FLASH] = result.summary() + " 各页面已按新数据更新。" + note
-                if kind == "survey":
-                    st.session_state[keys.PENDING_WAVE] = checked.wave
+                # shown once leaders can open it: survey and (where scored) indicators in
+                st.session_state[keys.PENDING_WAVE] = checked.wave
                 st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
                 st.rerun()
         if discard.button("放弃"):
@@ -207,11 +255,12 @@ with upload:
 
 with versions:
     loads = wh.loads()
-    status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已撤回"}
+    status = {"active": "使用中", "superseded": "已被替换", "rolled_back": "已回滚",
+              "withdrawn": "已撤回"}
     st.dataframe(loads.select(
         pl.col("load_id").alias("导入编号"),
         wave_display_expr("wave").alias("期次"),
-        pl.col("kind").replace_strict({"survey": "调查数据", "indicators": "工作指标"}).alias("类型"),
+        pl.col("kind").replace_strict(KIND_NAMES).alias("类型"),
         pl.col("status").replace_strict(status).alias("状态"), pl.col("n_rows").alias("行数"),
         pl.col("source_name").alias("文件"), pl.col("source_sha256").str.slice(0, 12).alias("SHA-256"),
         pl.col("loaded_by").alias("导入人"), pl.col("loaded_at").alias("时间")),
@@ -228,6 +277,7 @@ with versions:
                 st.error(str(exc))
             else:
                 st.success(f"已将{wave_display(target)}恢复为导入编号 {restored} 的版本。")
+    withdraw_form(loads)
 
 with decisions:
     counties = wh.counties()

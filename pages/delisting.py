@@ -5,7 +5,6 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (
-    chart,
     history,
     in_scope,
     listing,
@@ -13,6 +12,7 @@ from pages._shared import (
     require_entry,
     require_wave,
     sample_badge,
+    shared_chart,
     show_table,
     warehouse,
 )
@@ -74,8 +74,9 @@ for row in current.iter_rows(named=True):
         cols[0].caption(f"预计摘帽：{row['expected_exit']}；下期仍在后10名的概率 "
                         f"{row['p_bottom10_next']:.0%}")
         with cols[1]:
-            chart(charts.history_chart(county_history(trails, row["county_code"]),
-                                       title=f"{row['county_name']}历次得分"), key=row["county_code"])
+            shared_chart("history", lambda row=row: charts.history_chart(
+                county_history(trails, row["county_code"]), title=f"{row['county_name']}历次得分"),
+                row["county_code"], key=row["county_code"])
 
 st.subheader("挂牌与通报")
 register = in_scope(consequences(result, wave).join(names.select("county_code", "city_code"),

@@ -7,7 +7,6 @@ import streamlit as st
 from pages._shared import (
     BOUNDARIES_FILE,
     boundaries,
-    chart,
     city_label,
     definitions,
     in_city,
@@ -19,6 +18,7 @@ from pages._shared import (
     risk,
     sample_badge,
     selected_wave,
+    shared_chart,
     warehouse,
 )
 from pipelines import wave_display, wave_display_expr
@@ -56,11 +56,12 @@ with left:
     by = "score" if colour == "综合得分" else "band"
     located = table.join(wh.counties().select("county_code", "city_code"), on="county_code")
     if (geojson := boundaries()) is not None:
-        chart(charts.geo_map(in_city(located), geojson, by, title="区县地图"))
+        shared_chart("geo_map", lambda: charts.geo_map(in_city(located), geojson, by,
+                                                       title="区县地图"), by, id(geojson))
     else:
         tiles = located.join(charts.hex_layout(wh.counties()), on="county_code")
-        chart(charts.hex_map(in_city(tiles), by,
-                             title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
+        shared_chart("hex_map", lambda: charts.hex_map(
+            in_city(tiles), by, title="区县示意图（按市州分组的六边形格，非真实地理位置）"), by)
         st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
     st.markdown("**各风险等级区县数**")

@@ -5,7 +5,6 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (
-    chart,
     city_label,
     definitions,
     in_city,
@@ -13,6 +12,7 @@ from pages._shared import (
     require_entry,
     require_wave,
     sample_badge,
+    shared_chart,
     show_table,
     warehouse,
 )
@@ -39,7 +39,8 @@ plotted = chart_rows(shown)
 if plotted.height < shown.height:
     st.caption(f"共 {shown.height} 个县，图中只画出得分最低的 {plotted.height} 个（分界线所在的一段）；"
                "其余见下表，或在左侧选择市州。")
-chart(charts.ranking_chart(plotted, lines, title=f"{wave_display(wave)}综合得分与95%置信区间"))
+shared_chart("ranking", lambda: charts.ranking_chart(
+    plotted, lines, title=f"{wave_display(wave)}综合得分与95%置信区间"))
 
 st.subheader("得分表")
 show_table(ranking_table(shown, scheme), height=560)

@@ -5,7 +5,6 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import (
-    chart,
     city_label,
     definitions,
     funnel_data,
@@ -14,6 +13,7 @@ from pages._shared import (
     require_wave,
     risk,
     sample_badge,
+    shared_chart,
     show_table,
     warehouse,
 )
@@ -34,7 +34,8 @@ table = in_city(risk(wave).join(wh.counties().select("county_code", "city_code")
 st.info(f"**本期**：公布名次已定；概率回答“该县的**真实水平**是否在后{k3}名/后{k10}名”（挂牌是否公平，"
         f"还是抽样误差）。**下期**：概率回答“下一期**公布的得分**是否落入后{k3}名/后{k10}名”"
         "（真实水平的变化 + 下一次调查的抽样误差）。两者回答的是不同的问题。")
-chart(charts.risk_chart(table, title=f"{wave_display(wave)} · {city_label()}：风险最高的区县"))
+shared_chart("risk", lambda: charts.risk_chart(
+    table, title=f"{wave_display(wave)} · {city_label()}：风险最高的区县"))
 
 left, right = st.columns(2)
 worst3 = table.filter(pl.col("in_worst3_set"))
@@ -50,8 +51,9 @@ st.caption("距分界线：正数为高出分界线的分数，负数为须提�
 st.subheader("漏斗图")
 result = funnel_data(wave)
 names = wh.counties().select("county_code", "city_code")
-chart(charts.funnel_chart(in_city(result.points.join(names, on="county_code")), result.limits,
-                          result.target, title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
+shared_chart("funnel", lambda: charts.funnel_chart(
+    in_city(result.points.join(names, on="county_code")), result.limits, result.target,
+    title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
 st.caption(f"中心线为全省平均 {result.target:.2f}；"
            f"控制限已按县际真实差异调整（过度离散 φ = {result.phi:.1f}，"
            f"τ = {result.tau2 ** 0.5:.2f} 分）。限外的县与全省平均的差异超出了抽样误差和一般县际差异。")

@@ -11,6 +11,7 @@ _EXPORTS: dict[str, str] = {
     # core
     "IngestError": "pipelines.core.problems",
     "keep_freed_memory": "pipelines.core.allocator",
+    "run_slot": "pipelines.core.slots",
     "next_wave": "pipelines.core.waves",
     "safe_file_name": "pipelines.core.limits",
     "wave_display": "pipelines.core.waves",

@@ -4,6 +4,7 @@ error. The CLI's listing of the first wave likewise."""
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -61,3 +62,30 @@ def test_listing_of_the_first_wave_on_the_command_line(db_copy, capsys, monkeypa
     assert main(["listing", "--wave", "2021", "--db", str(db_copy)]) == 0
     out = capsys.readouterr().out
     assert "程序内部错误" not in out and "漪汊县" in out
+
+
+def test_a_half_published_wave_is_not_shown_to_leaders(monkeypatch, db_copy, defs):
+    """Between the survey and the indicator sheet of a new wave (or after the sheet is
+    withdrawn), leaders keep the last complete wave: no page opens on 尚未导入工作指标表, and
+    no session scores the history only to fail on the missing sheet."""
+    from pipelines.ingest.load import ingest_bytes
+    from pipelines.store.warehouse import Warehouse
+    from tests.conftest import PARTIAL, csv_bytes, sample_indicators, sample_wave
+
+    survey = sample_wave("2025").with_columns(pl.lit("2026").alias("调查期次"),
+                                              (pl.lit("N") + pl.col("受访者编号")).alias("受访者编号"))
+    with Warehouse.open(db_copy) as wh:
+        ingest_bytes(wh, defs, csv_bytes(survey), "2026.csv", "2026", confirmed=PARTIAL)
+    monkeypatch.setenv("CEPING_DB", str(db_copy))
+    monkeypatch.setenv("CEPING_DRAWS", "500")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    assert at.session_state["wave"] == "2025"
+    assert "2026" not in at.selectbox(key="wave").options
+    for page in ALL_PAGES:
+        at.switch_page(f"pages/{page}.py").run()
+        assert not at.exception and not at.warning, (page, [w.value for w in at.warning])
+    sheet = sample_indicators("2025").with_columns(pl.lit("2026").alias("年度"))
+    with Warehouse.open(db_copy) as wh:       # the sheet arrives: the new wave is complete
+        ingest_bytes(wh, defs, csv_bytes(sheet), "指标.csv", "2026", "indicators")
+    fresh = AppTest.from_file(APP, default_timeout=120).run()
+    assert not fresh.exception and fresh.session_state["wave"] == "2026"
