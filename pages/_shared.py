@@ -24,6 +24,7 @@ from pipelines import (
     WaveScores,
     WhatIf,
     component_levers,
+    county_fixes,
     delisting_progress,
     funnel,
     load_definitions,
@@ -192,6 +193,18 @@ def townships(wave: str, county: str) -> pl.DataFrame | None:
     return _guard(lambda path, version, w: _townships(path, version, w, county), wave)
 
 
+@st.cache_resource(max_entries=64, show_spinner="正在计算各分项离开后3名/后10名所需的改变……")
+def _fixes(path: str, version: str, wave: str, county: str) -> pl.DataFrame:
+    listing_rules = definitions().scheme.listing
+    return county_fixes(_history(path, version, wave)[-1], county,
+                        (listing_rules.province_bottom, listing_rules.city_bottom))
+
+
+def fixes(wave: str, county: str) -> pl.DataFrame:
+    """What the county must change, component by component, to leave the bottom 3 / bottom 10."""
+    return _guard(lambda path, version, w: _fixes(path, version, w, county), wave)
+
+
 WHAT_IF_DRAWS = 4000
 
 
@@ -350,6 +363,29 @@ def require_wave() -> str:
         st.info("数据仓库中还没有调查数据。请分析人员在“数据管理”页上传一期调查数据。")
         st.stop()
     return wave
+
+
+def at_risk_list(wave: str, risk_frame: pl.DataFrame) -> None:
+    """The answer a leader opens 总览 for: the 高危 and 预警 counties of the chosen scope, red
+    and amber, with score, rank, change since the last wave and probability."""
+    from pipelines.present.leader import at_risk, at_risk_table, band_rules, band_styled
+
+    listing_rules = definitions().scheme.listing
+    located = risk_frame.join(warehouse().counties().select("county_code", "city_code"),
+                              on="county_code")
+    alarm = at_risk(in_city(located), history(wave))
+    counts = alarm["band"].value_counts()
+    n = dict(zip(counts["band"], counts["count"], strict=False))
+    st.markdown(f"#### :red[高危 {n.get('高危', 0)} 个] · :orange[预警 {n.get('预警', 0)} 个]"
+                f"（{city_label()}）")
+    if alarm.height == 0:
+        st.success("本期没有高危或预警的区县。")
+    else:
+        table = at_risk_table(alarm, listing_rules.province_bottom, listing_rules.city_bottom)
+        st.dataframe(band_styled(table), hide_index=True, width="stretch",
+                     height=min(420, 38 + 35 * alarm.height))
+    st.caption(f"{band_rules(definitions().scheme)}。概率为该县真实水平落在全省后几名的可能性"
+               "（已考虑抽样误差）；名次为全省名次。")
 
 
 def percent(value: float | None) -> str:

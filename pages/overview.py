@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._shared import (
     BOUNDARIES_FILE,
+    at_risk_list,
     boundaries,
     chart,
     city_label,
@@ -40,6 +41,7 @@ if wave is None:
 table = risk(wave)
 summary = overview_summary(wave)
 st.subheader(f"{wave_display(wave)} · {city_label()}")
+at_risk_list(wave, table)
 cols = st.columns(4)
 delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
 cols[0].metric("全省平均分", f"{summary.province_mean:.2f}",

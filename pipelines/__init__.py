@@ -28,6 +28,7 @@ _EXPORTS: dict[str, str] = {
     # ranking
     "ListingResult": "pipelines.ranking.listing",
     "component_levers": "pipelines.ranking.ranks",
+    "county_fixes": "pipelines.ranking.fixes",
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
     "WhatIf": "pipelines.ranking.risk",

@@ -24,13 +24,14 @@ from pipelines.core.waves import wave_display
 from pipelines.exports.pack import METHOD_NOTES, MeetingPack
 from pipelines.present import charts
 from pipelines.present.figures import SOURCE, chart_png
+from pipelines.present.leader import deck_ranking_rows
 from pipelines.present.tables import PERCENT, SCORE, Table, progress_table
 from pipelines.present.views import component_comparison, county_histories, county_history
-from pipelines.ranking.ranks import component_levers
+from pipelines.ranking.ranks import component_levers, in_bottom
 
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
-COUNTIES_PER_SLIDE = 22
+COUNTIES_PER_SLIDE = 15            # rows per ranking slide: 16 pt, readable from the back
 MAX_COUNTY_SLIDES = 30
 NAVY = RGBColor(0x1F, 0x4E, 0x79)
 GREY = RGBColor(0x59, 0x59, 0x59)
@@ -117,6 +118,39 @@ def _table(slide, table: Table, left, top, width, *, row_height=None, size=11) -
             _write(cell.text_frame, _format(value, table.formats.get(name)), size)
 
 
+RANKING_WIDTHS = (0.8, 1.5, 1.3, 1.5, 1.6, 0.9)   # inches: 名次 区县 市州 得分 95%区间 较上期
+BOTTOM3_FILL = RGBColor(0xF1, 0x94, 0x8A)
+BOTTOM10_FILL = RGBColor(0xF8, 0xC4, 0x71)
+HEADER_FILL = NAVY
+WHITE = RGBColor(0xFF, 0xFF, 0xFF)
+
+
+def _ranking_table(slide, rows: pl.DataFrame, fills: list[RGBColor | None]) -> None:
+    """The numbered ranking table, one county per row, shaded by the line it is under."""
+    height = Inches(0.36)
+    shape = slide.shapes.add_table(rows.height + 1, rows.width, Inches(0.4), Inches(1.1),
+                                   Inches(sum(RANKING_WIDTHS)), Emu(height * (rows.height + 1)))
+    grid = shape.table
+    for c, width in enumerate(RANKING_WIDTHS):
+        grid.columns[c].width = Inches(width)
+    for r in range(rows.height + 1):
+        grid.rows[r].height = height
+    for c, name in enumerate(rows.columns):
+        cell = grid.cell(0, c)
+        cell.fill.solid()
+        cell.fill.fore_color.rgb = HEADER_FILL
+        cell.text_frame.clear()
+        _write(cell.text_frame, name, 16, bold=True, colour=WHITE)
+        for r, value in enumerate(rows[name].to_list(), start=1):
+            cell = grid.cell(r, c)
+            cell.fill.solid()
+            cell.fill.fore_color.rgb = fills[r - 1] or (WHITE if r % 2 else RGBColor(0xF2, 0xF2, 0xF2))
+            cell.margin_top = cell.margin_bottom = Inches(0.03)
+            cell.text_frame.clear()
+            _write(cell.text_frame, "—" if value is None else str(value), 16,
+                   bold=fills[r - 1] is BOTTOM3_FILL)
+
+
 class DeckBuilder:
     """Adds the slides of one meeting pack in order."""
 
@@ -180,23 +214,34 @@ class DeckBuilder:
                                7.6, 5.5), Inches(5.3), Inches(1.1), Inches(7.6))
 
     def ranking(self) -> None:
+        """The table leaders know from the Excel-made deck (名次, 区县, 市州, 得分, 95%区间,
+        较上期名次; bottom 3 red, bottom 10 orange), the interval chart of the same counties
+        beside it."""
         pack = self.pack
         table = pack.ranking().sort("rank")
+        rows = deck_ranking_rows(table, pack.history)
+        scores = pack.risk["score"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        codes = pack.risk["county_code"].to_list()
+        k3, k10 = pack.bottoms
+        shade = {code: fill for fill, k in ((BOTTOM10_FILL, k10), (BOTTOM3_FILL, k3))
+                 for code, inside in zip(codes, in_bottom(scores, k), strict=False) if inside}
         lines = pack.cut_lines()
         pages = max(1, math.ceil(table.height / COUNTIES_PER_SLIDE))
-        k3, k10 = pack.bottoms
         for page in range(pages):
             part = table.slice(page * COUNTIES_PER_SLIDE, COUNTIES_PER_SLIDE)
             first, last = part["rank"].min(), part["rank"].max()
             slide = self.slide(
                 f"县区排名（{page + 1}/{pages}）：第{first}–{last}名",
-                [f"点为综合得分，线段为95%置信区间；虚线为全省后{k3}名、后{k10}名分界线。",
-                 "橙色区间跨越分界线：该县是否在线下，仅凭本次调查无法确定。"])
+                [f"红色：全省后{k3}名；橙色：全省后{k10}名。名次为全省名次，较上期名次 ↑ 为上升。",
+                 "右图点为综合得分，线段为95%置信区间；虚线为分界线；橙色区间跨越分界线，"
+                 "该县是否在线下仅凭本次调查无法确定。"])
+            shown = rows.slice(page * COUNTIES_PER_SLIDE, COUNTIES_PER_SLIDE)
+            _ranking_table(slide, shown, [shade.get(c) for c in part["county_code"]])
             low, high = part["ci_low"].min(), part["ci_high"].max()
-            shown = lines.filter(pl.col("score").is_between(low - 1, high + 1)) \
+            near = lines.filter(pl.col("score").is_between(low - 1, high + 1)) \
                 if low is not None else lines
-            _picture(slide, _chart(charts.ranking_chart(part, shown), 12.3, 5.7),
-                     Inches(0.5), Inches(1.05), Inches(12.3))
+            _picture(slide, _chart(charts.ranking_chart(part, near, worst_first=False), 5.0, 5.8),
+                     Inches(8.0), Inches(1.05), Inches(5.0))
 
     def risk(self) -> None:
         pack = self.pack

@@ -1,0 +1,117 @@
+"""What a leader reads first: the raw change a county needs to leave the bottom 3 / bottom 10 (a
+five-county case small enough to work out by hand), the what-if verdict in words, the at-risk
+list and the deck's ranking table."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import polars as pl
+import pytest
+
+from pipelines.present.leader import at_risk, deck_ranking_rows, fixes_table, what_if_words
+from pipelines.ranking.fixes import county_fixes
+from pipelines.ranking.risk import WhatIf
+from pipelines.scheme.definitions import Component
+from pipelines.stats.model import ScoreModel
+
+SAT = Component(id="sat", label="满意度", source="survey", weight=60)
+RATE = Component(id="rate", label="千人比", source="indicator", weight=40, indicator="rate",
+                 direction="lower", normalisation="goalposts", lo=0.0, hi=10.0)
+
+
+def five_counties(vetoed: tuple[bool, ...] = (False,) * 5) -> SimpleNamespace:
+    """Satisfaction 50/60/70/85/90 (×0.6) plus a rate of 5 on a 0–10 goalpost scale, lower
+    better (4 points per unit below 10): composites A 50, B 56, C 62, D 71, E 74."""
+    n = 5
+    model = ScoreModel(
+        counties=list("ABCDE"), components=(SAT, RATE),
+        survey_mean=np.array([[50.0], [60.0], [70.0], [85.0], [90.0]]),
+        survey_cov=np.full((n, 1, 1), 1.0), indicator_raw=np.full((n, 1), 5.0),
+        indicator_count=np.full((n, 1), np.nan), exposure=np.ones(n),
+        vetoed=np.array(vetoed), survey_ids=["sat"], indicator_ids=["rate"])
+    return SimpleNamespace(model=model)
+
+
+def row(frame: pl.DataFrame, comp: str) -> dict:
+    return frame.filter(pl.col("component_id") == comp).row(0, named=True)
+
+
+def test_needed_change_leaves_the_line_worked_out_by_hand():
+    # to leave the bottom k a county must score above the k-th lowest of the OTHER counties:
+    # for A (others B 56, C 62, D 71, E 74) that is C's 62 for the bottom 2, D's 71 for the bottom 3
+    fixes = county_fixes(five_counties(), "A", (2, 3))
+    sat, rate = row(fixes, "sat"), row(fixes, "rate")
+    # 0.6·sat + 20 > 62 → +20 points of satisfaction; 30 + 4·(10 − r) > 62 → rate below 2 (3 lower)
+    assert sat["need_2"] == pytest.approx(20, abs=1e-6)
+    assert rate["need_2"] == pytest.approx(3, abs=1e-6)
+    # past 71: +35 satisfaction; the rate alone gives at most 20 points (A 70): cannot
+    assert sat["need_3"] == pytest.approx(35, abs=1e-6)
+    assert rate["need_3"] is None
+    # headroom: satisfaction to 100 is 0.6·50 = 30 points, the rate to 0 is 4·5 = 20
+    assert sat["headroom"] == pytest.approx(30) and rate["headroom"] == pytest.approx(20)
+    assert sat["largest"] and not rate["largest"]
+    assert sat["raw"] == 50 and rate["raw"] == 5 and rate["points"] == pytest.approx(50)
+
+
+def test_the_line_is_the_next_county_up_not_the_current_cut():
+    # C holds the 3rd-lowest score (62); passing B is not enough, it must pass D's 71
+    fixes = county_fixes(five_counties(), "C", (3,))
+    assert row(fixes, "sat")["need_3"] == pytest.approx(15, abs=1e-6)
+    assert row(county_fixes(five_counties(), "E", (3,)), "sat")["need_3"] == 0
+
+
+def test_a_vetoed_county_cannot_fix_its_way_out_and_the_table_says_so():
+    fixes = county_fixes(five_counties((True, False, False, False, False)), "A", (2, 3))
+    assert fixes["need_3"].is_null().all() and (fixes["headroom"] == 0).all()
+    table = fixes_table(county_fixes(five_counties(), "A", (2, 3)), (2, 3)).frame
+    assert table["分项"].to_list() == ["满意度", "千人比"]
+    assert table["单独离开后2名需"].to_list() == ["提高 20.00", "降低 3.00"]
+    assert table["单独离开后3名需"].to_list() == ["提高 35.00", "无法单独达到"]
+    assert table["提示"].to_list() == ["提分空间最大", ""]
+
+
+def test_what_if_says_in_words_whether_the_line_is_crossed():
+    crossed = WhatIf(63.0, 3, 0.2, 0.9, 50.0, 5, {3: True, 10: True}, {3: False, 10: True})
+    assert what_if_words(crossed) == ("可以跨过后3名分界线，离开后3名；"
+                                      "仍在后10名之内，这一调整不足以离开后10名。")
+    assert "本来就不在后3名" in what_if_words(
+        WhatIf(80.0, 1, 0, 0, 79.0, 1, {3: False}, {3: False}))
+
+
+def history_of(scores: dict[str, list[float]]) -> list[SimpleNamespace]:
+    waves = []
+    for k, wave in enumerate(sorted(scores)):
+        waves.append(SimpleNamespace(wave=wave, composite=pl.DataFrame({
+            "county_code": list("ABC"), "score": scores[wave], "ci_low": [0.0] * 3,
+            "ci_high": [0.0] * 3, "veto_reason": [None] * 3})))
+        del k
+    return waves
+
+
+def test_at_risk_list_has_red_then_amber_with_change_since_last_wave():
+    history = history_of({"2024": [95.0, 70.0, 90.0], "2025": [75.0, 72.0, 91.0]})
+    risk = pl.DataFrame({"county_code": list("ABC"), "county_name": ["甲县", "乙县", "丙县"],
+                         "city_name": ["一市"] * 3, "score": [75.0, 72.0, 91.0], "rank": [2, 3, 1],
+                         "band": ["预警", "高危", "安全"], "p_bottom3": [0.3, 0.8, 0.0],
+                         "p_bottom10": [0.6, 1.0, 0.1]})
+    table = at_risk(risk, history)
+    assert table["county_name"].to_list() == ["乙县", "甲县"]
+    assert table["score_change"].to_list() == pytest.approx([2.0, -20.0])
+    assert table["rank_move"].to_list() == ["持平", "↓1"]
+
+
+def test_deck_rows_mark_vetoes_and_rank_moves():
+    history = history_of({"2024": [80.0, 70.0, 90.0], "2025": [75.0, 0.0, 91.0]})
+    ranking = pl.DataFrame({"county_code": list("ABC"), "county_name": ["甲县", "乙县", "丙县"],
+                            "city_name": ["一市"] * 3, "score": [75.0, 0.0, 91.0],
+                            "ci_low": [73.0, 0.0, 90.0], "ci_high": [77.0, 0.0, 92.0],
+                            "rank": [2, 3, 1], "veto": [False, True, False]})
+    rows = deck_ranking_rows(ranking, history)
+    assert rows.columns == ["名次", "区县", "市州", "得分", "95%区间", "较上期名次"]
+    assert rows["区县"].to_list() == ["丙县", "甲县", "乙县"]
+    assert rows["得分"].to_list() == ["91.00", "75.00", "0（一票否决）"]
+    assert rows["95%区间"].to_list()[1] == "73.00～77.00"
+    assert rows["较上期名次"].to_list() == ["持平", "持平", "持平"]
+
