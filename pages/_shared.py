@@ -388,6 +388,21 @@ def at_risk_list(wave: str, risk_frame: pl.DataFrame) -> None:
                "（已考虑抽样误差）；名次为全省名次。")
 
 
+def localise_uploader() -> None:
+    """Streamlit 1.67 offers no option for the uploader's English ("Drag and drop file here",
+    "200MB per file", "Upload"): hide those texts and draw Chinese ones in their place."""
+    limit = st.get_option("server.maxUploadSize")
+    st.html(f"""<style>
+    [data-testid="stFileUploaderDropzoneInstructions"] > * {{ display: none; }}
+    [data-testid="stFileUploaderDropzoneInstructions"]::after {{
+        content: "把文件拖到这里，或点击“选择文件”（每个文件不超过 {limit} MB）";
+        font-size: 0.9rem; color: #555; }}
+    [data-testid="stFileUploaderDropzone"] button {{ font-size: 0; }}
+    [data-testid="stFileUploaderDropzone"] button * {{ display: none; }}
+    [data-testid="stFileUploaderDropzone"] button::after {{ content: "选择文件"; font-size: 0.9rem; }}
+    </style>""")
+
+
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}" if value >= 0.995 or value < 0.005 \
         else f"{value:.1%}"

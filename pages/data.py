@@ -7,7 +7,15 @@ import datetime
 import polars as pl
 import streamlit as st
 
-from pages._shared import definitions, is_analyst, require_entry, sample_badge, warehouse, warm_after_publish
+from pages._shared import (
+    definitions,
+    is_analyst,
+    localise_uploader,
+    require_entry,
+    sample_badge,
+    warehouse,
+    warm_after_publish,
+)
 from pipelines import (
     Confirmations,
     IngestError,
@@ -53,6 +61,7 @@ with upload:
     if wave_key not in st.session_state:
         st.session_state[wave_key] = proposed_wave(wh.waves(), kind)
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key=wave_key)
+    localise_uploader()
     file = st.file_uploader("选择文件（CSV：UTF-8 或 GBK；XLSX；Parquet）",
                             type=["csv", "xlsx", "parquet", "gz"],
                             # a new widget after each publish/discard and per data type: the

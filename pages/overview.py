@@ -24,6 +24,7 @@ from pages._shared import (
 )
 from pipelines import wave_display, wave_display_expr
 from pipelines.present import charts
+from pipelines.present.leader import delta_args
 
 require_entry()   # before anything renders: only inside app.py's navigation
 
@@ -44,8 +45,7 @@ st.subheader(f"{wave_display(wave)} · {city_label()}")
 at_risk_list(wave, table)
 cols = st.columns(4)
 delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
-cols[0].metric("全省平均分", f"{summary.province_mean:.2f}",
-               None if delta is None else f"{delta:+.2f} 较上期")
+cols[0].metric("全省平均分", f"{summary.province_mean:.2f}", **delta_args(delta))
 bands = dict(summary.band_counts.iter_rows())
 cols[1].metric("高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
 listed = listing(wave).status

@@ -5,6 +5,7 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, history, require_entry, require_wave, sample_badge, warehouse
+from pipelines.present.leader import veto_condition
 from pipelines.present.views import sensitivity
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -31,7 +32,7 @@ st.dataframe(pl.DataFrame([{
 } for c in scheme.components]), hide_index=True, width="stretch")
 
 st.subheader("一票否决")
-st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": f"{v.subject} {v.op} {v.value:g}"}
+st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": veto_condition(v, defs)}
                            for v in scheme.vetoes]), hide_index=True, width="stretch")
 rules = scheme.listing
 st.subheader("挂牌与摘帽规则")

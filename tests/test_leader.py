@@ -10,7 +10,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.present.leader import at_risk, deck_ranking_rows, fixes_table, what_if_words
+from pipelines.present.leader import (
+    at_risk,
+    deck_ranking_rows,
+    delta_args,
+    fixes_table,
+    veto_condition,
+    what_if_words,
+)
 from pipelines.ranking.fixes import county_fixes
 from pipelines.ranking.risk import WhatIf
 from pipelines.scheme.definitions import Component
@@ -115,3 +122,55 @@ def test_deck_rows_mark_vetoes_and_rank_moves():
     assert rows["95%区间"].to_list()[1] == "73.00～77.00"
     assert rows["较上期名次"].to_list() == ["持平", "持平", "持平"]
 
+
+
+def test_veto_rules_read_as_the_official_document_words_them(defs):
+    conditions = [veto_condition(v, defs) for v in defs.scheme.vetoes]
+    assert conditions == ["工作指标表中“发现非法种植毒品原植物”填报为“是”",
+                          "国家工作人员涉毒人数达到或超过2人", "在校学生涉毒人数达到或超过2人"]
+    assert not any("_" in c or ">=" in c for c in conditions)
+
+
+def test_a_change_that_rounds_to_zero_has_no_arrow():
+    assert delta_args(0.004) == {"delta": "持平（较上期）", "delta_color": "off", "delta_arrow": "off"}
+    assert delta_args(-0.3) == {"delta": "-0.30 较上期"}
+    assert delta_args(None) == {"delta": None}
+
+
+# -- on the pages (AppTest) ----------------------------------------------------------------------
+
+from tests.test_app import navigation_not_pages_directory, run_app  # noqa: E402, F401  (fixture)
+
+
+def test_overview_opens_with_the_red_and_amber_counties(monkeypatch, db_copy):
+    at = run_app(monkeypatch, db_copy)
+    assert not at.exception
+    first = at.dataframe[0].value           # the first table of the page
+    assert list(first.columns[:5]) == ["风险等级", "区县", "市州", "得分", "名次"]
+    bands = first["风险等级"].tolist()
+    assert bands == sorted(bands, key=["高危", "预警"].index) and set(bands) == {"高危", "预警"}
+    heading = next(m.value for m in at.markdown if "高危" in m.value and "预警" in m.value)
+    assert f"高危 {bands.count('高危')} 个" in heading and f"预警 {bands.count('预警')} 个" in heading
+    assert at.metric[1].value == f"{bands.count('高危')} / {bands.count('预警')} 个"
+    assert (first["名次"] >= 80).all() and first["名次较上期"].str.match(r"^(↑|↓|持平|—)").all()
+
+
+def test_county_page_says_what_to_fix_and_the_what_if_crosses_the_line(monkeypatch, db_copy):
+    at = run_app(monkeypatch, db_copy)
+    second_worst = at.dataframe[0].value.sort_values("名次", ascending=False).iloc[1]["区县"]
+    at.switch_page("pages/county.py").run()
+    select = next(s for s in at.selectbox if s.label == "区县")
+    code = next(o for o in select.options if o.startswith(second_worst))
+    select.select(select.options[select.options.index(code)]).run()
+    assert not at.exception, at.exception
+    needs = next(d.value for d in at.dataframe if "单独离开后3名需" in d.value.columns)
+    assert needs["提示"].tolist()[0] == "提分空间最大"
+    reachable = needs[needs["单独离开后3名需"].str.match(r"^(提高|降低) ")].iloc[0]
+    verb, amount = reachable["单独离开后3名需"].split(" ")
+    comp = next(c for c in at.number_input if c.label == reachable["分项"])
+    step = float(amount) + 0.05
+    comp.set_value(step if verb == "提高" else -step)
+    next(b for b in at.button if b.label == "计算").click()
+    at.run()
+    message = " ".join(s.value for s in at.success)
+    assert "可以跨过后3名分界线，离开后3名" in message, [e.value for e in at.info]

@@ -160,3 +160,31 @@ def funnel_outliers(points: pl.DataFrame) -> str:
                      f"明显高于全省平均：{'、'.join(high)}" if high else ""]
             return "；".join(p for p in parts if p) + f"（超出{level}控制限）。"
     return "没有与全省平均相比差异明显的县。"
+
+
+VETO_OPS = {">=": "达到或超过", ">": "超过", "<=": "不超过", "<": "低于", "==": "等于"}
+
+
+def veto_condition(veto, defs) -> str:
+    """A veto rule as the official document words it (国家工作人员涉毒人数达到或超过2人), not as
+    the scheme file codes it (cadres_involved >= 2)."""
+    label, unit = veto.subject, ""
+    try:
+        indicator = defs.indicators.get(veto.subject)
+        label, unit = indicator.label, indicator.unit
+        if indicator.kind == "flag" and (veto.op, veto.value) in ((">=", 1), (">", 0), ("==", 1)):
+            return f"工作指标表中“{label}”填报为“是”"
+    except StopIteration:
+        item = next((i for i in defs.questionnaire.items if i.id == veto.subject), None)
+        label = (item.short or item.label) if item is not None else veto.subject
+    return f"{label}{VETO_OPS.get(veto.op, veto.op)}{veto.value:g}{unit}"
+
+
+def delta_args(delta: float | None, unit: str = "较上期") -> dict:
+    """st.metric's delta for a change: none without a previous wave; a change that rounds to
+    0.00 is 持平, grey and without an arrow (a green ▲ on +0.00 reads as an improvement)."""
+    if delta is None:
+        return {"delta": None}
+    if round(delta, 2) == 0:
+        return {"delta": f"持平（{unit}）", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": f"{delta:+.2f} {unit}"}
