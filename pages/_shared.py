@@ -51,6 +51,17 @@ def require_entry() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+    label_sidebar_toggle()
+
+
+def label_sidebar_toggle() -> None:
+    """On a phone the sidebar (pages, wave, city) hides behind a bare » icon: name it 菜单, so a
+    leader sees where the other pages are."""
+    st.html("""<style>
+    [data-testid="stExpandSidebarButton"] { width: auto; padding: 0 0.6rem; gap: 0.25rem; }
+    [data-testid="stExpandSidebarButton"]::after { content: "菜单（页面·期次·市州）";
+        font-size: 0.95rem; font-weight: 600; white-space: nowrap; }
+    </style>""")
 
 
 # Altair validates every schema object as it is built (debug mode): a county map's inline data is
@@ -378,6 +389,9 @@ def at_risk_list(wave: str, risk_frame: pl.DataFrame) -> None:
     n = dict(zip(counts["band"], counts["count"], strict=False))
     st.markdown(f"#### :red[高危 {n.get('高危', 0)} 个] · :orange[预警 {n.get('预警', 0)} 个]"
                 f"（{city_label()}）")
+    for band, colour in (("高危", "red"), ("预警", "orange")):
+        if names := alarm.filter(pl.col("band") == band)["county_name"].to_list():
+            st.markdown(f":{colour}[**{band}**]：{'、'.join(names)}")
     if alarm.height == 0:
         st.success("本期没有高危或预警的区县。")
     else:

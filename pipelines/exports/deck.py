@@ -24,10 +24,11 @@ from pipelines.core.waves import wave_display
 from pipelines.exports.pack import METHOD_NOTES, MeetingPack
 from pipelines.present import charts
 from pipelines.present.figures import SOURCE, chart_png
-from pipelines.present.leader import deck_ranking_rows
+from pipelines.present.leader import deck_ranking_rows, fixes_table
 from pipelines.present.tables import PERCENT, SCORE, Table, progress_table
 from pipelines.present.views import component_comparison, county_histories, county_history
-from pipelines.ranking.ranks import component_levers, in_bottom
+from pipelines.ranking.fixes import county_fixes
+from pipelines.ranking.ranks import in_bottom
 
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
@@ -118,7 +119,7 @@ def _table(slide, table: Table, left, top, width, *, row_height=None, size=11) -
             _write(cell.text_frame, _format(value, table.formats.get(name)), size)
 
 
-RANKING_WIDTHS = (0.8, 1.5, 1.3, 1.5, 1.6, 0.9)   # inches: 名次 区县 市州 得分 95%区间 较上期
+RANKING_WIDTHS = (0.8, 1.4, 1.3, 1.1, 2.2, 1.65)   # inches: 名次 区县 市州 得分 95%区间 较上期
 BOTTOM3_FILL = RGBColor(0xF1, 0x94, 0x8A)
 BOTTOM10_FILL = RGBColor(0xF8, 0xC4, 0x71)
 HEADER_FILL = NAVY
@@ -240,8 +241,8 @@ class DeckBuilder:
             low, high = part["ci_low"].min(), part["ci_high"].max()
             near = lines.filter(pl.col("score").is_between(low - 1, high + 1)) \
                 if low is not None else lines
-            _picture(slide, _chart(charts.ranking_chart(part, near, worst_first=False), 5.0, 5.8),
-                     Inches(8.0), Inches(1.05), Inches(5.0))
+            _picture(slide, _chart(charts.ranking_chart(part, near, worst_first=False), 4.2, 5.8),
+                     Inches(8.95), Inches(1.05), Inches(4.2))
 
     def risk(self) -> None:
         pack = self.pack
@@ -283,19 +284,18 @@ class DeckBuilder:
         # national scale: hundreds qualify; the deck keeps those most likely in the bottom 10 next
         chosen = chosen.sort("p_bottom10_next", descending=True).head(MAX_COUNTY_SLIDES) \
             .sort("rank")
-        levers = component_levers(pack.history[-1])
         trails = county_histories(pack.history)
         for row in chosen.iter_rows(named=True):
-            self.county(row, levers, trails, row["county_code"] in listed)
+            self.county(row, trails, row["county_code"] in listed)
 
-    def county(self, row: dict, levers: pl.DataFrame, trails: pl.DataFrame,
-               listed: bool) -> None:
+    def county(self, row: dict, trails: pl.DataFrame, listed: bool) -> None:
         pack = self.pack
         code = row["county_code"]
         k3, k10 = pack.bottoms
         status = "挂牌整治中" if listed else f"风险等级：{row['band']}"
         slide = self.slide(f"{row['county_name']}（{row['city_name']}）· {status}", [
-            "提分杠杆：分项改善一个县际标准差时综合得分可增加的分数，用于比较不同单位的分项。",
+            "须改进的分项：该分项单独改变多少（原始单位）就能离开后3名/后10名，其他县保持本期水平；"
+            "“最多可增”为该分项改善到最好水平时综合得分最多能增加的分数。",
             "名次区间为模拟的95%名次区间。"])
         facts = [f"综合得分 {row['score']:.2f}（95%区间 {row['ci_low']:.2f}～{row['ci_high']:.2f}）",
                  f"全省第{row['rank']}名（95%名次区间 第{row['rank_low']}–{row['rank_high']}名）",
@@ -311,11 +311,10 @@ class DeckBuilder:
         _picture(slide, _chart(charts.comparison_chart(component_comparison(
             pack.history[-1], code, city), title="分项得分：本县、本市与全省"), 6.0, 3.0),
                  Inches(6.9), Inches(1.0), Inches(6.0))
-        mine = levers.filter(pl.col("county_code") == code).sort(
-            "points_per_sd", descending=True).head(4).select(
-            pl.col("label").alias("提分杠杆（分项）"),
-            pl.col("points_per_sd").alias("改善一个标准差可增分"))
-        _table(slide, Table("", mine, {"改善一个标准差可增分": SCORE}), Inches(6.9),
+        needs = fixes_table(county_fixes(pack.history[-1], code, pack.bottoms), pack.bottoms)
+        mine = needs.frame.head(4).select("分项", f"单独离开后{k3}名需", f"单独离开后{k10}名需",
+                                          pl.col("最多可增综合分").alias("最多可增"))
+        _table(slide, Table("", mine, {"最多可增": SCORE}), Inches(6.9),
                Inches(4.3), Inches(6.0), row_height=Inches(0.4), size=12)
 
     def method(self) -> None:

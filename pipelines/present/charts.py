@@ -43,6 +43,7 @@ def _frame(table: pl.DataFrame) -> alt.Data:
     return alt.Data(values=table.to_dicts())
 
 
+TOP_LEGEND = alt.Legend(orient="top", direction="vertical")   # never over the marks, narrow or not
 ROW_PX = 26   # per county: a city's 11 counties get ~290 px, each name on its own line
 
 
@@ -64,7 +65,7 @@ def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "", *,
     x = alt.X("ci_low:Q", title="综合得分（95%置信区间）",
               scale=alt.Scale(zero=False, nice=False, domain=[low - 0.3, high + room]))
     colour = alt.Color("crosses_line:N", title="区间", scale=alt.Scale(
-        domain=["跨越分界线", "不跨越"], range=["#e67e22", SCORE_COLOUR]))
+        domain=["跨越分界线", "不跨越"], range=["#e67e22", SCORE_COLOUR]), legend=TOP_LEGEND)
     base = alt.Chart(_frame(data)).encode(y=y)
     bars = base.mark_rule(strokeWidth=2).encode(x=x, x2="ci_high:Q", color=colour)
     points = base.mark_point(filled=True, size=40).encode(
@@ -77,7 +78,7 @@ def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "", *,
                                                                         text="label:N")
     rules = alt.Chart(_frame(lines)).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
         x="score:Q", color=alt.Color("line:N", title="分界线", scale=alt.Scale(
-            domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values()))))
+            domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values())), legend=TOP_LEGEND))
     height = max(200, ROW_PX * measured.height)
     return alt.layer(alt.layer(bars, points, labels), rules).resolve_scale(color="independent") \
         .properties(title=title, height=height, width="container")
@@ -114,8 +115,8 @@ def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Layer
     bars = base.mark_bar().encode(color=alt.Color(
         "which:N", title=None, sort=which,
         scale=alt.Scale(domain=which, range=["#c0392b", "#e67e22", "#8e44ad", "#3498db"])))
-    numbers = base.mark_text(align="left", dx=3, fontSize=12, color="#333333").encode(
-        text="text:N")
+    numbers = base.mark_text(align="left", dx=3, fontSize=11, color="#333333").encode(
+        text="text:N").transform_filter(alt.datum.value >= 0.005)   # no stack of "0%" labels
     return alt.layer(bars, numbers).properties(title=title, height=max(200, 52 * worst.height),
                                                width="container")
 
@@ -177,7 +178,8 @@ def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
 
 def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.LayerChart:
     """Component scores of a county beside its city and the province (label, who, score), as
-    horizontal bars so long component names stay readable, each with its value."""
+    horizontal bars so long component names stay readable; the county's own bars carry their
+    values (all three would overlap)."""
     order = table["label"].unique(maintain_order=True).to_list()
     who = ["本县", "本市平均", "全省平均"]
     base = alt.Chart(_frame(table.with_columns(pl.col("score").round(1).alias("text")))).encode(
@@ -191,7 +193,7 @@ def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.LayerChart:
         "who:N", title=None, sort=who,
         scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])))
     numbers = base.mark_text(align="left", dx=3, fontSize=12, color="#333333").encode(
-        text=alt.Text("text:Q", format=".1f"))
+        text=alt.Text("text:Q", format=".1f")).transform_filter(alt.datum.who == "本县")
     return alt.layer(bars, numbers).properties(title=title, height=max(300, 42 * len(order)),
                                                width="container")
 
@@ -282,7 +284,8 @@ def _equal_units(table: pl.DataFrame) -> tuple[alt.ExprRef, alt.ExprRef, str]:
     lo_y, hi_y = float(table["hy"].min()), float(table["hy"].max())
     span_x, span_y = hi_x - lo_x + 1.6, hi_y - lo_y + 2.6        # top margin for city names
     cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2 - 0.5
-    unit = f"min(width / {span_x:.3f}, height / {span_y:.3f})"
+    # a plot not yet laid out has width 0 (a phone's stacked columns): keep the domain finite
+    unit = f"max(0.01, min(max(width, 1) / {span_x:.3f}, max(height, 1) / {span_y:.3f}))"
     return (alt.ExprRef(expr=f"[{cx:.3f} - width / 2 / ({unit}), {cx:.3f} + width / 2 / ({unit})]"),
             alt.ExprRef(expr=f"[{cy:.3f} - height / 2 / ({unit}), {cy:.3f} + height / 2 / ({unit})]"),
             unit)
