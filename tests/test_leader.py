@@ -174,3 +174,67 @@ def test_county_page_says_what_to_fix_and_the_what_if_crosses_the_line(monkeypat
     at.run()
     message = " ".join(s.value for s in at.success)
     assert "可以跨过后3名分界线，离开后3名" in message, [e.value for e in at.info]
+
+
+# -- charts carry their numbers ------------------------------------------------------------------
+
+def eleven_counties(veto_first: bool = True) -> pl.DataFrame:
+    scores = [0.0 if veto_first else 70.0] + [80.0 + k for k in range(10)]
+    return pl.DataFrame({
+        "county_name": [f"县{k}" for k in range(11)], "score": scores,
+        "ci_low": [s - 2 for s in scores], "ci_high": [s + 2 for s in scores],
+        "rank": list(range(11, 0, -1)), "crosses_line": ["不跨越"] * 11,
+        "veto": [veto_first] + [False] * 10})
+
+
+def rows_of(spec: dict, column: str) -> list[dict]:
+    """The inline data rows (anywhere in the spec) that have `column`."""
+    found = []
+    for data in [spec.get("data") or {}] + [d for layer in spec.get("layer", [])
+                                            for d in [layer.get("data") or {}]]:
+        found += [row for row in data.get("values", []) if column in row]
+    for layer in spec.get("layer", []):
+        if "layer" in layer:
+            found += rows_of(layer, column)
+    return found
+
+
+def marks_of(spec: dict) -> list[dict]:
+    out = []
+    for layer in spec.get("layer", [spec]):
+        out += marks_of(layer) if "layer" in layer else [layer]
+    return out
+
+
+def test_ranking_chart_gives_each_county_a_row_prints_score_and_rank_and_sets_vetoes_apart():
+    from pipelines.present import charts
+
+    lines = pl.DataFrame({"line": ["后3名分界线"], "k": [3], "score": [82.5]})
+    table = eleven_counties()
+    spec = charts.ranking_chart(table, lines).to_dict()
+    assert spec["height"] >= 10 * charts.ROW_PX + charts.CHROME_PX      # 10 measured counties
+    texts = [m for m in marks_of(spec) if (m.get("mark") or {}).get("type") == "text"]
+    assert texts and texts[0]["encoding"]["text"]["field"] == "label"
+    values = rows_of(spec, "label")
+    assert "89.00（第1名）" in [row["label"] for row in values]
+    assert "县0" not in [row["county_name"] for row in values]          # vetoed: not plotted
+    assert spec["layer"][0]["layer"][0]["encoding"]["x"]["scale"]["domain"][0] > 70
+    y = spec["layer"][0]["layer"][0]["encoding"]["y"]["sort"]
+    assert y[0] == "县1"                                                 # lowest measured on top
+    assert charts.vetoed_names(table) == ["县0"]
+
+
+def test_risk_and_component_bars_carry_their_values():
+    from pipelines.present import charts
+
+    risk = pl.DataFrame({"county_name": ["甲县"], "p_bottom3": [0.456], "p_bottom10": [1.0],
+                         "p_bottom3_next": [0.0], "p_bottom10_next": [0.2]})
+    spec = charts.risk_chart(risk).to_dict()
+    values = rows_of(spec, "text")
+    assert sorted(row["text"] for row in values) == ["0%", "100%", "20.0%", "45.6%"]
+    assert any((m.get("mark") or {}).get("type") == "text" for m in marks_of(spec))
+    comparison = pl.DataFrame({"label": ["满意度"] * 3, "who": ["本县", "本市平均", "全省平均"],
+                               "score": [71.26, 80.0, 82.0]})
+    spec = charts.comparison_chart(comparison).to_dict()
+    text = next(m for m in marks_of(spec) if (m.get("mark") or {}).get("type") == "text")
+    assert text["encoding"]["text"]["field"] == "text"

@@ -44,6 +44,8 @@ def _frame(table: pl.DataFrame) -> alt.Data:
 
 
 TOP_LEGEND = alt.Legend(orient="top", direction="vertical")   # never over the marks, narrow or not
+# the dashboard fits a chart's title, legends and axis INSIDE its height: rows get what is left
+CHROME_PX = 120
 ROW_PX = 26   # per county: a city's 11 counties get ~290 px, each name on its own line
 
 
@@ -79,7 +81,7 @@ def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "", *,
     rules = alt.Chart(_frame(lines)).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
         x="score:Q", color=alt.Color("line:N", title="分界线", scale=alt.Scale(
             domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values())), legend=TOP_LEGEND))
-    height = max(200, ROW_PX * measured.height)
+    height = max(200, ROW_PX * measured.height + CHROME_PX)
     return alt.layer(alt.layer(bars, points, labels), rules).resolve_scale(color="independent") \
         .properties(title=title, height=height, width="container")
 
@@ -117,7 +119,8 @@ def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Layer
         scale=alt.Scale(domain=which, range=["#c0392b", "#e67e22", "#8e44ad", "#3498db"])))
     numbers = base.mark_text(align="left", dx=3, fontSize=11, color="#333333").encode(
         text="text:N").transform_filter(alt.datum.value >= 0.005)   # no stack of "0%" labels
-    return alt.layer(bars, numbers).properties(title=title, height=max(200, 52 * worst.height),
+    return alt.layer(bars, numbers).properties(title=title,
+                                               height=max(200, 52 * worst.height + CHROME_PX),
                                                width="container")
 
 
@@ -194,7 +197,8 @@ def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.LayerChart:
         scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])))
     numbers = base.mark_text(align="left", dx=3, fontSize=12, color="#333333").encode(
         text=alt.Text("text:Q", format=".1f")).transform_filter(alt.datum.who == "本县")
-    return alt.layer(bars, numbers).properties(title=title, height=max(300, 42 * len(order)),
+    return alt.layer(bars, numbers).properties(title=title,
+                                               height=max(300, 42 * len(order) + CHROME_PX),
                                                width="container")
 
 
@@ -212,7 +216,8 @@ def interval_chart(table: pl.DataFrame, label: str, title: str = "",
                                  alt.Tooltip(f"{value}:Q", title="得分", format=".1f"),
                                  alt.Tooltip("ci_low:Q", title="下限", format=".1f"),
                                  alt.Tooltip("ci_high:Q", title="上限", format=".1f")])
-    return alt.layer(rules, points).properties(title=title, height=max(160, 26 * table.height),
+    return alt.layer(rules, points).properties(title=title,
+                                               height=max(160, 26 * table.height + CHROME_PX),
                                                width="container")
 
 
