@@ -12,6 +12,7 @@ from pages._shared import (
     city_label,
     definitions,
     in_city,
+    is_analyst,
     listing,
     overview_summary,
     percent,
@@ -63,7 +64,8 @@ with left:
         tiles = located.join(charts.hex_layout(wh.counties()), on="county_code")
         chart(charts.hex_map(in_city(tiles), by,
                              title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
-        st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
+        if is_analyst():   # a file-system hint: for whoever can act on it
+            st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
     st.markdown("**各风险等级区县数**")
     order = [b.label for b in definitions().scheme.listing.bands]
