@@ -238,3 +238,14 @@ def test_risk_and_component_bars_carry_their_values():
     spec = charts.comparison_chart(comparison).to_dict()
     text = next(m for m in marks_of(spec) if (m.get("mark") or {}).get("type") == "text")
     assert text["encoding"]["text"]["field"] == "text"
+
+
+def test_fixed_decimals_print_as_python_would_without_a_python_callback():
+    from pipelines.present.tables import fixed_decimals
+
+    values = [91.0, -0.4, 0.004, -0.004, 68.125001, 100.0, 5.05]
+    frame = pl.DataFrame({"v": values})
+    assert frame.select(fixed_decimals(pl.col("v"), 2).alias("v"))["v"].to_list() == \
+        ["91.00", "-0.40", "0.00", "0.00", "68.13", "100.00", "5.05"]
+    assert frame.select(fixed_decimals(pl.col("v"), 0).alias("v"))["v"].to_list() == \
+        ["91", "0", "0", "0", "68", "100", "5"]

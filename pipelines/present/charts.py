@@ -14,6 +14,8 @@ import pandas  # noqa: F401  Altair imports pandas lazily; two sessions doing it
 #               server's threads saw a half-initialised module ("no attribute 'Timestamp'")
 import polars as pl
 
+from pipelines.present.tables import fixed_decimals
+
 FONT = "Noto Sans CJK SC"
 BAND_COLOURS = {"高危": "#c0392b", "预警": "#e67e22", "关注": "#f1c40f", "安全": "#27ae60"}
 SCORE_COLOUR = "#1f4e79"
@@ -36,7 +38,14 @@ def _theme() -> alt.theme.ThemeConfig:
 
 def _two(expr: pl.Expr) -> pl.Expr:
     """Two decimals as text (85.30), as scores are printed everywhere."""
-    return expr.map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String, skip_nulls=True)
+    return fixed_decimals(expr, 2)
+
+
+def _percent_text(expr: pl.Expr) -> pl.Expr:
+    """A probability as the pages print it: 0% and 100% whole, else one decimal (45.6%)."""
+    whole = (expr >= 0.995) | (expr < 0.005)
+    return pl.when(whole).then(pl.format("{}%", fixed_decimals(expr * 100, 0))) \
+        .otherwise(pl.format("{}%", fixed_decimals(expr * 100, 1)))
 
 
 def _frame(table: pl.DataFrame) -> alt.Data:
@@ -104,9 +113,7 @@ def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Layer
             "p_bottom3": "本期·后3名", "p_bottom10": "本期·后10名",
             "p_bottom3_next": "下期·后3名", "p_bottom10_next": "下期·后10名"}).alias("which"))
     which = ["本期·后3名", "本期·后10名", "下期·后3名", "下期·后10名"]
-    long = long.with_columns(pl.col("value").map_elements(
-        lambda v: f"{v:.0%}" if v >= 0.995 or v < 0.005 else f"{v:.1%}", return_dtype=pl.String,
-        skip_nulls=True).alias("text"))
+    long = long.with_columns(_percent_text(pl.col("value")).alias("text"))
     base = alt.Chart(_frame(long)).encode(
         y=alt.Y("county_name:N", sort=order, title=None),
         x=alt.X("value:Q", title="概率", scale=alt.Scale(domain=[0, 1.12]),

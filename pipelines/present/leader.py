@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.present.tables import INTEGER, PERCENT, SCORE, Table
+from pipelines.present.tables import INTEGER, PERCENT, SCORE, Table, fixed_decimals
 from pipelines.present.views import county_histories
 from pipelines.ranking.risk import WhatIf
 from pipelines.stats.wave_scores import WaveScores
@@ -16,8 +16,7 @@ AT_RISK_BANDS = ("高危", "预警")
 
 def two_decimals(column: str | pl.Expr) -> pl.Expr:
     """A number as text with two decimals (91.00), as the Excel-made decks print scores."""
-    expr = pl.col(column) if isinstance(column, str) else column
-    return expr.map_elements(lambda v: f"{v:.2f}", return_dtype=pl.String, skip_nulls=True)
+    return fixed_decimals(pl.col(column) if isinstance(column, str) else column, 2)
 
 
 def previous_standing(history: list[WaveScores]) -> pl.DataFrame:
@@ -120,16 +119,19 @@ BAND_FILL = {"高危": ("#fbe3e1", "#a93226"), "预警": ("#fdebd3", "#a04000")}
 
 def band_styled(table: Table):
     """The at-risk table as a pandas Styler: 高危 rows red, 预警 rows amber, numbers formatted as
-    on the other pages (st.dataframe draws a Styler's colours)."""
+    on the other pages (st.dataframe draws a Styler's colours). Row styles are set by position,
+    without a per-row Python callback."""
     frame = table.frame.to_pandas()
     formats = {c: ("{:.1%}" if kind == PERCENT else "{:+.2f}" if c.endswith("较上期") else "{:.2f}")
                for c, kind in table.formats.items() if kind in (PERCENT, SCORE)}
-
-    def colour(row):
-        fill, ink = BAND_FILL.get(row.get("风险等级"), ("", ""))
-        return [f"background-color: {fill}; color: {ink}" if fill else ""] * len(row)
-
-    return frame.style.apply(colour, axis=1).format(formats, na_rep="—")
+    styler = frame.style.format(formats, na_rep="—")
+    bands = table.frame["风险等级"].to_list() if "风险等级" in table.frame.columns else []
+    for band, (fill, ink) in BAND_FILL.items():
+        rows = [k for k, b in enumerate(bands) if b == band]
+        if rows:
+            styler = styler.set_properties(subset=(rows, slice(None)),
+                                           **{"background-color": fill, "color": ink})
+    return styler
 
 
 def band_rules(scheme) -> str:
