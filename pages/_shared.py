@@ -24,6 +24,7 @@ from pipelines import (
     WaveScores,
     WhatIf,
     component_levers,
+    county_fixes,
     delisting_progress,
     funnel,
     load_definitions,
@@ -52,6 +53,17 @@ def require_entry() -> None:
     if PagesManager.uses_pages_directory:
         PagesManager.uses_pages_directory = False
         st.rerun()
+    label_sidebar_toggle()
+
+
+def label_sidebar_toggle() -> None:
+    """On a phone the sidebar (pages, wave, city) hides behind a bare » icon: name it 菜单, so a
+    leader sees where the other pages are."""
+    st.html("""<style>
+    [data-testid="stExpandSidebarButton"] { width: auto; padding: 0 0.6rem; gap: 0.25rem; }
+    [data-testid="stExpandSidebarButton"]::after { content: "菜单（页面·期次·市州）";
+        font-size: 0.95rem; font-weight: 600; white-space: nowrap; }
+    </style>""")
 
 
 # Altair validates every schema object as it is built (debug mode): a county map's inline data is
@@ -204,6 +216,18 @@ def _townships(path: str, version: str, wave: str, county: str) -> pl.DataFrame 
 def townships(wave: str, county: str) -> pl.DataFrame | None:
     """One county's township survey scores, computed once per data version for every session."""
     return _guard(lambda path, version, w: _townships(path, version, w, county), wave)
+
+
+@st.cache_resource(max_entries=64, show_spinner="正在计算各分项离开后3名/后10名所需的改变……")
+def _fixes(path: str, version: str, wave: str, county: str) -> pl.DataFrame:
+    listing_rules = definitions().scheme.listing
+    return county_fixes(_history(path, version, wave)[-1], county,
+                        (listing_rules.province_bottom, listing_rules.city_bottom))
+
+
+def fixes(wave: str, county: str) -> pl.DataFrame:
+    """What the county must change, component by component, to leave the bottom 3 / bottom 10."""
+    return _guard(lambda path, version, w: _fixes(path, version, w, county), wave)
 
 
 WHAT_IF_DRAWS = 4000
@@ -439,6 +463,47 @@ def require_wave() -> str:
         st.info("数据仓库中还没有调查数据。请分析人员在“数据管理”页上传一期调查数据。")
         st.stop()
     return wave
+
+
+def at_risk_list(wave: str, risk_frame: pl.DataFrame) -> None:
+    """The answer a leader opens 总览 for: the 高危 and 预警 counties of the chosen scope, red
+    and amber, with score, rank, change since the last wave and probability."""
+    from pipelines.present.leader import at_risk, at_risk_table, band_rules, band_styled
+
+    listing_rules = definitions().scheme.listing
+    located = risk_frame.join(warehouse().counties().select("county_code", "city_code"),
+                              on="county_code")
+    alarm = at_risk(in_city(located), history(wave))
+    counts = alarm["band"].value_counts()
+    n = dict(zip(counts["band"], counts["count"], strict=False))
+    st.markdown(f"#### :red[高危 {n.get('高危', 0)} 个] · :orange[预警 {n.get('预警', 0)} 个]"
+                f"（{city_label()}）")
+    for band, colour in (("高危", "red"), ("预警", "orange")):
+        if names := alarm.filter(pl.col("band") == band)["county_name"].to_list():
+            st.markdown(f":{colour}[**{band}**]：{'、'.join(names)}")
+    if alarm.height == 0:
+        st.success("本期没有高危或预警的区县。")
+    else:
+        table = at_risk_table(alarm, listing_rules.province_bottom, listing_rules.city_bottom)
+        st.dataframe(band_styled(table), hide_index=True, width="stretch",
+                     height=min(420, 38 + 35 * alarm.height))
+    st.caption(f"{band_rules(definitions().scheme)}。概率为该县真实水平落在全省后几名的可能性"
+               "（已考虑抽样误差）；名次为全省名次。")
+
+
+def localise_uploader() -> None:
+    """Streamlit 1.67 offers no option for the uploader's English ("Drag and drop file here",
+    "200MB per file", "Upload"): hide those texts and draw Chinese ones in their place."""
+    limit = st.get_option("server.maxUploadSize")
+    st.html(f"""<style>
+    [data-testid="stFileUploaderDropzoneInstructions"] > * {{ display: none; }}
+    [data-testid="stFileUploaderDropzoneInstructions"]::after {{
+        content: "把文件拖到这里，或点击“选择文件”（每个文件不超过 {limit} MB）";
+        font-size: 0.9rem; color: #555; }}
+    [data-testid="stFileUploaderDropzone"] button {{ font-size: 0; }}
+    [data-testid="stFileUploaderDropzone"] button * {{ display: none; }}
+    [data-testid="stFileUploaderDropzone"] button::after {{ content: "选择文件"; font-size: 0.9rem; }}
+    </style>""")
 
 
 def percent(value: float | None) -> str:

@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._shared import (
     definitions,
+    fixes,
     history,
     in_scope,
     levers,
@@ -15,6 +16,7 @@ from pages._shared import (
     risk,
     sample_badge,
     shared_chart,
+    show_table,
     townships,
     warehouse,
     what_if_result,
@@ -22,6 +24,7 @@ from pages._shared import (
 from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present import session_keys as keys
+from pipelines.present.leader import fixes_table, what_if_words
 from pipelines.present.views import component_comparison, county_history
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -89,6 +92,13 @@ with right:
         st.caption("本期数据没有乡镇（街道）信息。")
 
 st.subheader("提分杠杆与假设分析")
+k3, k10 = defs.scheme.listing.province_bottom, defs.scheme.listing.city_bottom
+needs = fixes_table(fixes(wave, chosen), (k3, k10))
+st.markdown(f"**{names[chosen]}须改进什么**：每个分项单独改变多少（原始单位），本县就能离开全省后{k3}名 / "
+            f"后{k10}名；“最多可增综合分”为该分项改善到最好水平时综合得分最多能增加的分数。")
+show_table(needs, key=f"fixes_{chosen}")
+st.caption("计算时其他县保持本期水平；按相对方法计分的分项已随之重算。调查分项最多到100分，"
+           "工作指标最多到全省最好县的水平（或方案规定的目标值）。")
 county_levers = levers(wave).filter(pl.col("county_code") == chosen).sort(
     "points_per_sd", descending=True)
 left, right = st.columns([2, 3])
@@ -99,7 +109,7 @@ left.dataframe(county_levers.select(pl.col("label").alias("分项"),
 left.caption("每单位：调查分项提高1分、工作指标朝有利方向变化1个单位时综合得分增加的分数；"
              "县际标准差使不同单位的分项可以比较。")
 with right.form("what_if"):
-    st.markdown("**假设分析**：调整分项（原始单位），查看新的得分、名次与风险")
+    st.markdown("**假设分析**：调整分项（原始单位，正数为提高、负数为降低），查看新的得分、名次与风险")
     changes = {}
     grid = st.columns(2)
     for k, comp in enumerate(defs.scheme.components):
@@ -108,6 +118,9 @@ with right.form("what_if"):
     submitted = st.form_submit_button("计算")
 if submitted:
     result = what_if_result(wave, chosen, changes)
-    right.success(f"得分 {result.score_before:.2f} → {result.score:.2f}；名次 第{result.rank_before}名"
-                  f" → 第{result.rank}名；本期后3概率 {percent(result.p_bottom3)}，后10概率 "
-                  f"{percent(result.p_bottom10)}")
+    verdict = what_if_words(result)
+    crossed = any(result.listed_before.get(k) and not v for k, v in result.listed_after.items())
+    (right.success if crossed else right.info)(
+        f"得分 {result.score_before:.2f} → {result.score:.2f}；名次 第{result.rank_before}名"
+        f" → 第{result.rank}名；本期后{k3}概率 {percent(result.p_bottom3)}，后{k10}概率 "
+        f"{percent(result.p_bottom10)}。\n\n**{names[chosen]}{verdict}**")

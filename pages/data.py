@@ -11,6 +11,7 @@ from pages._shared import (
     definitions,
     is_analyst,
     leftovers_notice,
+    localise_uploader,
     require_entry,
     sample_badge,
     warehouse,
@@ -130,6 +131,7 @@ with upload:
     if wave_key not in st.session_state:
         st.session_state[wave_key] = proposed_wave(wh.waves(), kind)
     wave = st.text_input("期次（例如 2026、2026H1、2026Q1）", key=wave_key)
+    localise_uploader()
     file = st.file_uploader("选择文件（Excel：xlsx、xls；WPS：et；ODS；网页导出的 xls；CSV 或文本："
                             "UTF-8、GBK/GB18030、UTF-16；Parquet）", type=list(UPLOAD_TYPES),
                             # a new widget after each publish/discard and per data type: the

@@ -6,10 +6,12 @@ import streamlit as st
 
 from pages._shared import (
     BOUNDARIES_FILE,
+    at_risk_list,
     boundaries,
     city_label,
     definitions,
     in_city,
+    is_analyst,
     listing,
     overview_summary,
     percent,
@@ -23,6 +25,7 @@ from pages._shared import (
 )
 from pipelines import wave_display, wave_display_expr
 from pipelines.present import charts
+from pipelines.present.leader import delta_args
 
 require_entry()   # before anything renders: only inside app.py's navigation
 
@@ -40,10 +43,10 @@ if wave is None:
 table = risk(wave)
 summary = overview_summary(wave)
 st.subheader(f"{wave_display(wave)} · {city_label()}")
+at_risk_list(wave, table)
 cols = st.columns(4)
 delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
-cols[0].metric("全省平均分", f"{summary.province_mean:.2f}",
-               None if delta is None else f"{delta:+.2f} 较上期")
+cols[0].metric("全省平均分", f"{summary.province_mean:.2f}", **delta_args(delta))
 bands = dict(summary.band_counts.iter_rows())
 cols[1].metric("高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
 listed = listing(wave).status
@@ -62,7 +65,8 @@ with left:
         tiles = located.join(charts.hex_layout(wh.counties()), on="county_code")
         shared_chart("hex_map", lambda: charts.hex_map(
             in_city(tiles), by, title="区县示意图（按市州分组的六边形格，非真实地理位置）"), by)
-        st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
+        if is_analyst():   # a file-system hint: for whoever can act on it
+            st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
     st.markdown("**各风险等级区县数**")
     order = [b.label for b in definitions().scheme.listing.bands]

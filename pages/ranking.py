@@ -39,8 +39,10 @@ plotted = chart_rows(shown)
 if plotted.height < shown.height:
     st.caption(f"共 {shown.height} 个县，图中只画出得分最低的 {plotted.height} 个（分界线所在的一段）；"
                "其余见下表，或在左侧选择市州。")
+if vetoed := charts.vetoed_names(shown):
+    st.warning(f"一票否决（得分记为0，名次在最后，未画入图中）：{'、'.join(vetoed)}")
 shared_chart("ranking", lambda: charts.ranking_chart(
-    plotted, lines, title=f"{wave_display(wave)}综合得分与95%置信区间"))
+    plotted, lines, title=f"{wave_display(wave)}综合得分与95%置信区间（得分最低的在上）"))
 
 st.subheader("得分表")
 show_table(ranking_table(shown, scheme), height=560)

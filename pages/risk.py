@@ -19,6 +19,7 @@ from pages._shared import (
 )
 from pipelines import wave_display
 from pipelines.present import charts
+from pipelines.present.leader import funnel_outliers
 from pipelines.present.tables import risk_display
 
 require_entry()   # before anything renders: only inside app.py's navigation
@@ -48,12 +49,13 @@ st.subheader("风险表")
 show_table(risk_display(table, scheme), height=480)
 st.caption("距分界线：正数为高出分界线的分数，负数为须提高的分数。提分杠杆：改善一个县际标准差时综合得分增加最多的分项。")
 
-st.subheader("漏斗图")
+st.subheader("与全省平均相比差异明显的县")
 result = funnel_data(wave)
 names = wh.counties().select("county_code", "city_code")
+shown_points = in_city(result.points.join(names, on="county_code"))
+st.markdown(funnel_outliers(shown_points))
 shared_chart("funnel", lambda: charts.funnel_chart(
-    in_city(result.points.join(names, on="county_code")), result.limits, result.target,
-    title="综合得分与有效样本量（Spiegelhalter 漏斗图）"))
-st.caption(f"中心线为全省平均 {result.target:.2f}；"
-           f"控制限已按县际真实差异调整（过度离散 φ = {result.phi:.1f}，"
-           f"τ = {result.tau2 ** 0.5:.2f} 分）。限外的县与全省平均的差异超出了抽样误差和一般县际差异。")
+    shown_points, result.limits, result.target,
+    title="综合得分与样本量：控制限外的县与全省平均差异明显"))
+st.caption(f"中心线为全省平均 {result.target:.2f}。样本越大，偶然波动越小，控制限越窄；限外的县与全省平均的"
+           "差异超出了抽样误差和一般县际差异。（方法：漏斗图，控制限已按县际真实差异调整。）")

@@ -5,6 +5,7 @@ import polars as pl
 import streamlit as st
 
 from pages._shared import definitions, history, require_entry, require_wave, sample_badge, warehouse
+from pipelines.present.leader import veto_condition
 from pipelines.present.tables import validity_label
 from pipelines.present.views import sensitivity
 
@@ -33,7 +34,7 @@ st.dataframe(pl.DataFrame([{
 } for c in scheme.components]), hide_index=True, width="stretch")
 
 st.subheader("一票否决")
-st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": f"{v.subject} {v.op} {v.value:g}",
+st.dataframe(pl.DataFrame([{"情形": v.reason, "条件": veto_condition(v, defs),
                             "适用期次": validity_label(v.from_wave, v.until_wave)}
                            for v in scheme.vetoes]), hide_index=True, width="stretch")
 st.caption("方案按年份生效：某条规则只适用于其“适用期次”，此前各期仍按当时的方案评分，已公布的排名不变。")

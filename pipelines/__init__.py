@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     "ListingResult": "pipelines.ranking.listing",
     "component_levers": "pipelines.ranking.ranks",
     "consequences": "pipelines.ranking.consequences",
+    "county_fixes": "pipelines.ranking.fixes",
     "delisting_progress": "pipelines.ranking.risk",
     "risk_table": "pipelines.ranking.risk",
     "WhatIf": "pipelines.ranking.risk",

@@ -250,7 +250,7 @@ def test_column_mapping_is_chosen_once_and_remembered_per_source(monkeypatch, db
     assert any("校验通过" in s.value for s in at.success), [e.value for e in at.error]
 
 
-def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path):
+def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path, analyst_hash):
     import json
 
     square = [[[100.0, 30.0], [100.1, 30.0], [100.1, 30.1], [100.0, 30.1], [100.0, 30.0]]]
@@ -264,7 +264,9 @@ def test_overview_draws_a_supplied_boundary_file(monkeypatch, db_copy, tmp_path)
     assert not at.exception
     assert not any("放入边界文件" in c.value for c in at.caption)
     monkeypatch.setenv("CEPING_GEOJSON", str(tmp_path / "missing.geojson"))
-    at = run_app(monkeypatch, db_copy)
+    at = run_app(monkeypatch, db_copy, analyst_hash)
+    assert not any("放入边界文件" in c.value for c in at.caption)   # a file hint is not for leaders
+    at = sign_in(at)
     assert any("放入边界文件" in c.value for c in at.caption)
 
 

@@ -119,7 +119,8 @@ def test_deck_has_every_promised_slide_with_the_east_asian_font_on_every_run(pac
     assert titles[0] == "示范省禁毒工作专项调查测评"
     assert titles[1].startswith("总览")
     assert [t for t in titles if t.startswith("县区排名")] == \
-        [f"县区排名（{k}/{pages}）：第{22 * (k - 1) + 1}–{22 * k}名" for k in range(1, pages + 1)]
+        [f"县区排名（{k}/{pages}）：第{COUNTIES_PER_SLIDE * (k - 1) + 1}–"
+         f"{min(COUNTIES_PER_SLIDE * k, 88)}名" for k in range(1, pages + 1)]
     assert any(t.startswith("挂牌风险") for t in titles)
     assert any(t.startswith("摘帽进度") for t in titles)
     # the consequences decided on this wave, right after the delisting slide
@@ -227,3 +228,39 @@ def test_export_command_explains_bad_requests_in_chinese(built_db, tmp_path, cap
     assert main(["export", "--db", str(built_db), *args]) in (1, 2)
     assert message in capsys.readouterr().err
     assert not list(tmp_path.glob("*.pptx"))
+
+
+def ranking_tables(deck) -> list:
+    return [shape.table for slide in deck.slides
+            if slide.shapes[0].text_frame.text.startswith("县区排名")
+            for shape in slide.shapes if shape.has_table]
+
+
+@pytest.mark.slow
+def test_deck_ranking_slides_are_the_numbered_table_with_red_and_orange_rows(pack):
+    from pipelines.exports.deck import BOTTOM3_FILL, BOTTOM10_FILL
+
+    deck = Presentation(io.BytesIO(build_deck(pack)))
+    tables = ranking_tables(deck)
+    assert len(tables) == 6                                   # 88 counties, 15 a slide
+    header = [cell.text for cell in tables[0].rows[0].cells]
+    assert header == ["名次", "区县", "市州", "得分", "95%区间", "较上期名次"]
+    body = [[cell for cell in row.cells] for table in tables for row in list(table.rows)[1:]]
+    assert [int(row[0].text) for row in body] == sorted(int(row[0].text) for row in body)
+    assert len(body) == 88
+    risk = pack.risk.sort("rank")
+    names = risk["county_name"].to_list()
+    assert [row[1].text for row in body] == names
+    worst = risk.sort("score").head(10)["county_name"].to_list()
+    fills = {row[1].text: row[0].fill.fore_color.rgb for row in body}
+    assert [fills[n] for n in worst[:3]] == [BOTTOM3_FILL] * 3
+    assert [fills[n] for n in worst[3:10]] == [BOTTOM10_FILL] * 7
+    assert sum(f in (BOTTOM3_FILL, BOTTOM10_FILL) for f in fills.values()) == 10
+    first = body[0]
+    assert first[3].text == f"{risk['score'][0]:.2f}"
+    assert first[4].text == f"{risk['ci_low'][0]:.2f}～{risk['ci_high'][0]:.2f}"
+    assert all(row[5].text == "持平" or row[5].text[0] in "↑↓—" for row in body)
+    assert any(row[5].text.startswith("↓") for row in body)
+    sizes = {run.font.size.pt for table in tables for row in table.rows for cell in row.cells
+             for p in cell.text_frame.paragraphs for run in p.runs}
+    assert sizes == {16}

@@ -24,14 +24,16 @@ from pipelines.core.waves import wave_display
 from pipelines.exports.pack import METHOD_NOTES, MeetingPack
 from pipelines.present import charts
 from pipelines.present.figures import SOURCE, chart_png
+from pipelines.present.leader import deck_ranking_rows, fixes_table
 from pipelines.present.tables import PERCENT, SCORE, Table, consequences_table, progress_table
 from pipelines.present.views import component_comparison, county_histories, county_history
 from pipelines.ranking.consequences import consequences
-from pipelines.ranking.ranks import component_levers
+from pipelines.ranking.fixes import county_fixes
+from pipelines.ranking.ranks import in_bottom
 
 DECK_FONT = "微软雅黑"          # the Chinese office default; LibreOffice substitutes a CJK sans
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)
-COUNTIES_PER_SLIDE = 22
+COUNTIES_PER_SLIDE = 15            # rows per ranking slide: 16 pt, readable from the back
 ROWS_PER_CONSEQUENCE_SLIDE = 12   # rows of 0.4 in under the title: what fits above the footer
 MAX_COUNTY_SLIDES = 30
 NAVY = RGBColor(0x1F, 0x4E, 0x79)
@@ -119,6 +121,39 @@ def _table(slide, table: Table, left, top, width, *, row_height=None, size=11) -
             _write(cell.text_frame, _format(value, table.formats.get(name)), size)
 
 
+RANKING_WIDTHS = (0.8, 1.4, 1.3, 1.1, 2.2, 1.65)   # inches: 名次 区县 市州 得分 95%区间 较上期
+BOTTOM3_FILL = RGBColor(0xF1, 0x94, 0x8A)
+BOTTOM10_FILL = RGBColor(0xF8, 0xC4, 0x71)
+HEADER_FILL = NAVY
+WHITE = RGBColor(0xFF, 0xFF, 0xFF)
+
+
+def _ranking_table(slide, rows: pl.DataFrame, fills: list[RGBColor | None]) -> None:
+    """The numbered ranking table, one county per row, shaded by the line it is under."""
+    height = Inches(0.36)
+    shape = slide.shapes.add_table(rows.height + 1, rows.width, Inches(0.4), Inches(1.1),
+                                   Inches(sum(RANKING_WIDTHS)), Emu(height * (rows.height + 1)))
+    grid = shape.table
+    for c, width in enumerate(RANKING_WIDTHS):
+        grid.columns[c].width = Inches(width)
+    for r in range(rows.height + 1):
+        grid.rows[r].height = height
+    for c, name in enumerate(rows.columns):
+        cell = grid.cell(0, c)
+        cell.fill.solid()
+        cell.fill.fore_color.rgb = HEADER_FILL
+        cell.text_frame.clear()
+        _write(cell.text_frame, name, 16, bold=True, colour=WHITE)
+        for r, value in enumerate(rows[name].to_list(), start=1):
+            cell = grid.cell(r, c)
+            cell.fill.solid()
+            cell.fill.fore_color.rgb = fills[r - 1] or (WHITE if r % 2 else RGBColor(0xF2, 0xF2, 0xF2))
+            cell.margin_top = cell.margin_bottom = Inches(0.03)
+            cell.text_frame.clear()
+            _write(cell.text_frame, "—" if value is None else str(value), 16,
+                   bold=fills[r - 1] is BOTTOM3_FILL)
+
+
 class DeckBuilder:
     """Adds the slides of one meeting pack in order."""
 
@@ -182,23 +217,34 @@ class DeckBuilder:
                                7.6, 5.5), Inches(5.3), Inches(1.1), Inches(7.6))
 
     def ranking(self) -> None:
+        """The table leaders know from the Excel-made deck (名次, 区县, 市州, 得分, 95%区间,
+        较上期名次; bottom 3 red, bottom 10 orange), the interval chart of the same counties
+        beside it."""
         pack = self.pack
         table = pack.ranking().sort("rank")
+        rows = deck_ranking_rows(table, pack.history)
+        scores = pack.risk["score"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
+        codes = pack.risk["county_code"].to_list()
+        k3, k10 = pack.bottoms
+        shade = {code: fill for fill, k in ((BOTTOM10_FILL, k10), (BOTTOM3_FILL, k3))
+                 for code, inside in zip(codes, in_bottom(scores, k), strict=False) if inside}
         lines = pack.cut_lines()
         pages = max(1, math.ceil(table.height / COUNTIES_PER_SLIDE))
-        k3, k10 = pack.bottoms
         for page in range(pages):
             part = table.slice(page * COUNTIES_PER_SLIDE, COUNTIES_PER_SLIDE)
             first, last = part["rank"].min(), part["rank"].max()
             slide = self.slide(
                 f"县区排名（{page + 1}/{pages}）：第{first}–{last}名",
-                [f"点为综合得分，线段为95%置信区间；虚线为全省后{k3}名、后{k10}名分界线。",
-                 "橙色区间跨越分界线：该县是否在线下，仅凭本次调查无法确定。"])
+                [f"红色：全省后{k3}名；橙色：全省后{k10}名。名次为全省名次，较上期名次 ↑ 为上升。",
+                 "右图点为综合得分，线段为95%置信区间；虚线为分界线；橙色区间跨越分界线，"
+                 "该县是否在线下仅凭本次调查无法确定。"])
+            shown = rows.slice(page * COUNTIES_PER_SLIDE, COUNTIES_PER_SLIDE)
+            _ranking_table(slide, shown, [shade.get(c) for c in part["county_code"]])
             low, high = part["ci_low"].min(), part["ci_high"].max()
-            shown = lines.filter(pl.col("score").is_between(low - 1, high + 1)) \
+            near = lines.filter(pl.col("score").is_between(low - 1, high + 1)) \
                 if low is not None else lines
-            _picture(slide, _chart(charts.ranking_chart(part, shown), 12.3, 5.7),
-                     Inches(0.5), Inches(1.05), Inches(12.3))
+            _picture(slide, _chart(charts.ranking_chart(part, near, worst_first=False), 4.2, 5.8),
+                     Inches(8.95), Inches(1.05), Inches(4.2))
 
     def risk(self) -> None:
         pack = self.pack
@@ -259,19 +305,18 @@ class DeckBuilder:
         # national scale: hundreds qualify; the deck keeps those most likely in the bottom 10 next
         chosen = chosen.sort("p_bottom10_next", descending=True).head(MAX_COUNTY_SLIDES) \
             .sort("rank")
-        levers = component_levers(pack.history[-1])
         trails = county_histories(pack.history)
         for row in chosen.iter_rows(named=True):
-            self.county(row, levers, trails, row["county_code"] in listed)
+            self.county(row, trails, row["county_code"] in listed)
 
-    def county(self, row: dict, levers: pl.DataFrame, trails: pl.DataFrame,
-               listed: bool) -> None:
+    def county(self, row: dict, trails: pl.DataFrame, listed: bool) -> None:
         pack = self.pack
         code = row["county_code"]
         k3, k10 = pack.bottoms
         status = "挂牌整治中" if listed else f"风险等级：{row['band']}"
         slide = self.slide(f"{row['county_name']}（{row['city_name']}）· {status}", [
-            "提分杠杆：分项改善一个县际标准差时综合得分可增加的分数，用于比较不同单位的分项。",
+            "须改进的分项：该分项单独改变多少（原始单位）就能离开后3名/后10名，其他县保持本期水平；"
+            "“最多可增”为该分项改善到最好水平时综合得分最多能增加的分数。",
             "名次区间为模拟的95%名次区间。"])
         facts = [f"综合得分 {row['score']:.2f}（95%区间 {row['ci_low']:.2f}～{row['ci_high']:.2f}）",
                  f"全省第{row['rank']}名（95%名次区间 第{row['rank_low']}–{row['rank_high']}名）",
@@ -287,11 +332,10 @@ class DeckBuilder:
         _picture(slide, _chart(charts.comparison_chart(component_comparison(
             pack.history[-1], code, city), title="分项得分：本县、本市与全省"), 6.0, 3.0),
                  Inches(6.9), Inches(1.0), Inches(6.0))
-        mine = levers.filter(pl.col("county_code") == code).sort(
-            "points_per_sd", descending=True).head(4).select(
-            pl.col("label").alias("提分杠杆（分项）"),
-            pl.col("points_per_sd").alias("改善一个标准差可增分"))
-        _table(slide, Table("", mine, {"改善一个标准差可增分": SCORE}), Inches(6.9),
+        needs = fixes_table(county_fixes(pack.history[-1], code, pack.bottoms), pack.bottoms)
+        mine = needs.frame.head(4).select("分项", f"单独离开后{k3}名需", f"单独离开后{k10}名需",
+                                          pl.col("最多可增综合分").alias("最多可增"))
+        _table(slide, Table("", mine, {"最多可增": SCORE}), Inches(6.9),
                Inches(4.3), Inches(6.0), row_height=Inches(0.4), size=12)
 
     def method(self) -> None:

@@ -14,6 +14,8 @@ import pandas  # noqa: F401  Altair imports pandas lazily; two sessions doing it
 #               server's threads saw a half-initialised module ("no attribute 'Timestamp'")
 import polars as pl
 
+from pipelines.present.tables import fixed_decimals
+
 FONT = "Noto Sans CJK SC"
 BAND_COLOURS = {"高危": "#c0392b", "预警": "#e67e22", "关注": "#f1c40f", "安全": "#27ae60"}
 SCORE_COLOUR = "#1f4e79"
@@ -34,38 +36,75 @@ def _theme() -> alt.theme.ThemeConfig:
     }}
 
 
+def _two(expr: pl.Expr) -> pl.Expr:
+    """Two decimals as text (85.30), as scores are printed everywhere."""
+    return fixed_decimals(expr, 2)
+
+
+def _percent_text(expr: pl.Expr) -> pl.Expr:
+    """A probability as the pages print it: 0% and 100% whole, else one decimal (45.6%)."""
+    whole = (expr >= 0.995) | (expr < 0.005)
+    return pl.when(whole).then(pl.format("{}%", fixed_decimals(expr * 100, 0))) \
+        .otherwise(pl.format("{}%", fixed_decimals(expr * 100, 1)))
+
+
 def _frame(table: pl.DataFrame) -> alt.Data:
     return alt.Data(values=table.to_dicts())
 
 
-def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "") -> alt.LayerChart:
-    """Every county's score with its 95% interval, best on top; intervals crossing a cut line in
-    orange; cut lines as vertical rules."""
-    data = table.select("county_name", "score", "ci_low", "ci_high", "rank", "crosses_line")
-    order = table.sort("score", descending=True)["county_name"].to_list()
+TOP_LEGEND = alt.Legend(orient="top", direction="vertical")   # never over the marks, narrow or not
+# the dashboard fits a chart's title, legends and axis INSIDE its height: rows get what is left
+CHROME_PX = 120
+ROW_PX = 26   # per county: a city's 11 counties get ~290 px, each name on its own line
+
+
+def ranking_chart(table: pl.DataFrame, lines: pl.DataFrame, title: str = "", *,
+                  worst_first: bool = True) -> alt.LayerChart:
+    """Every measured county's score with its 95% interval and, beside it, score and rank; the
+    lowest on top (where the eye lands, by the cut lines) unless `worst_first` is off; intervals
+    crossing a cut line in orange. Vetoed counties (score 0 by rule) are left out, so the axis
+    spans the measured scores; pages and slides list them apart (`vetoed_names`)."""
+    measured = table.filter(~pl.col("veto")) if "veto" in table.columns else table
+    data = measured.select("county_name", "score", "ci_low", "ci_high", "rank", "crosses_line") \
+        .with_columns(pl.format("{}（第{}名）", _two(pl.col("score")), pl.col("rank")).alias("label"))
+    order = measured.sort("score", descending=not worst_first)["county_name"].to_list()
     y = alt.Y("county_name:N", sort=order, title=None, axis=alt.Axis(labelLimit=120))
+    low = min([v for v in [data["ci_low"].min(), lines["score"].min() if lines.height else None]
+               if v is not None], default=0.0)
+    high = data["ci_high"].max() if data.height else 100.0
+    room = (high - low) * 0.22 + 0.5                # the score labels right of the intervals
+    x = alt.X("ci_low:Q", title="综合得分（95%置信区间）",
+              scale=alt.Scale(zero=False, nice=False, domain=[low - 0.3, high + room]))
     colour = alt.Color("crosses_line:N", title="区间", scale=alt.Scale(
-        domain=["跨越分界线", "不跨越"], range=["#e67e22", SCORE_COLOUR]))
+        domain=["跨越分界线", "不跨越"], range=["#e67e22", SCORE_COLOUR]), legend=TOP_LEGEND)
     base = alt.Chart(_frame(data)).encode(y=y)
-    bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("ci_low:Q", title="综合得分（95%置信区间）", scale=alt.Scale(zero=False)),
-        x2="ci_high:Q", color=colour)
+    bars = base.mark_rule(strokeWidth=2).encode(x=x, x2="ci_high:Q", color=colour)
     points = base.mark_point(filled=True, size=40).encode(
         x="score:Q", color=colour,
         tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("rank:Q", title="名次"),
                  alt.Tooltip("score:Q", title="得分", format=".2f"),
                  alt.Tooltip("ci_low:Q", title="下限", format=".2f"),
                  alt.Tooltip("ci_high:Q", title="上限", format=".2f")])
+    labels = base.mark_text(align="left", dx=6, color="#333333").encode(x="ci_high:Q",
+                                                                        text="label:N")
     rules = alt.Chart(_frame(lines)).mark_rule(strokeDash=[6, 3], strokeWidth=1.5).encode(
         x="score:Q", color=alt.Color("line:N", title="分界线", scale=alt.Scale(
-            domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values()))))
-    height = max(200, 14 * table.height)
-    return alt.layer(alt.layer(bars, points), rules).resolve_scale(color="independent") \
+            domain=list(CUT_COLOURS), range=list(CUT_COLOURS.values())), legend=TOP_LEGEND))
+    height = max(200, ROW_PX * measured.height + CHROME_PX)
+    return alt.layer(alt.layer(bars, points, labels), rules).resolve_scale(color="independent") \
         .properties(title=title, height=height, width="container")
 
 
-def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Chart:
-    """P(bottom 3) and P(bottom 10), this wave and next, for the counties most at risk."""
+def vetoed_names(table: pl.DataFrame) -> list[str]:
+    """The counties `ranking_chart` leaves out: vetoed (score 0 by rule)."""
+    if "veto" not in table.columns:
+        return []
+    return table.filter(pl.col("veto"))["county_name"].to_list()
+
+
+def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.LayerChart:
+    """P(bottom 3) and P(bottom 10), this wave and next, for the counties most at risk, each bar
+    with its percentage."""
     worst = table.sort("p_bottom10", descending=True).head(top)
     order = worst["county_name"].to_list()
     long = worst.select("county_name", "p_bottom3", "p_bottom10", "p_bottom3_next",
@@ -73,18 +112,23 @@ def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.Chart
         pl.col("variable").replace_strict({
             "p_bottom3": "本期·后3名", "p_bottom10": "本期·后10名",
             "p_bottom3_next": "下期·后3名", "p_bottom10_next": "下期·后10名"}).alias("which"))
-    return alt.Chart(_frame(long)).mark_bar().encode(
+    which = ["本期·后3名", "本期·后10名", "下期·后3名", "下期·后10名"]
+    long = long.with_columns(_percent_text(pl.col("value")).alias("text"))
+    base = alt.Chart(_frame(long)).encode(
         y=alt.Y("county_name:N", sort=order, title=None),
-        x=alt.X("value:Q", title="概率", scale=alt.Scale(domain=[0, 1]),
-                axis=alt.Axis(format="%")),
-        yOffset=alt.YOffset("which:N", sort=["本期·后3名", "本期·后10名", "下期·后3名",
-                                             "下期·后10名"]),
-        color=alt.Color("which:N", title=None, sort=["本期·后3名", "本期·后10名", "下期·后3名",
-                                                     "下期·后10名"],
-                        scale=alt.Scale(range=["#c0392b", "#e67e22", "#8e44ad", "#3498db"])),
+        x=alt.X("value:Q", title="概率", scale=alt.Scale(domain=[0, 1.12]),
+                axis=alt.Axis(format="%", values=[0, 0.25, 0.5, 0.75, 1])),
+        yOffset=alt.YOffset("which:N", sort=which),
         tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("which:N", title="项目"),
-                 alt.Tooltip("value:Q", title="概率", format=".1%")],
-    ).properties(title=title, height=max(200, 44 * worst.height), width="container")
+                 alt.Tooltip("value:Q", title="概率", format=".1%")])
+    bars = base.mark_bar().encode(color=alt.Color(
+        "which:N", title=None, sort=which,
+        scale=alt.Scale(domain=which, range=["#c0392b", "#e67e22", "#8e44ad", "#3498db"])))
+    numbers = base.mark_text(align="left", dx=3, fontSize=11, color="#333333").encode(
+        text="text:N").transform_filter(alt.datum.value >= 0.005)   # no stack of "0%" labels
+    return alt.layer(bars, numbers).properties(title=title,
+                                               height=max(200, 52 * worst.height + CHROME_PX),
+                                               width="container")
 
 
 def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
@@ -96,7 +140,7 @@ def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
         {"95": "95%控制限", "998": "99.8%控制限"}).alias("level"),
         (pl.col("level") + pl.col("side")).alias("series"))
     lines = alt.Chart(_frame(long)).mark_line(strokeDash=[4, 3]).encode(
-        x=alt.X("n_eff:Q", title="有效样本量"), y=alt.Y("value:Q", title="综合得分",
+        x=alt.X("n_eff:Q", title="样本量（按抽样设计折算）"), y=alt.Y("value:Q", title="综合得分",
                                                     scale=alt.Scale(zero=False)),
         detail="series:N", color=alt.Color("level:N", title="控制限", scale=alt.Scale(
             domain=["95%控制限", "99.8%控制限"], range=["#e67e22", "#c0392b"])))
@@ -111,7 +155,7 @@ def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
             domain=["限内", "超出95%限", "超出99.8%限"], range=[SCORE_COLOUR, "#e67e22", "#c0392b"])),
         tooltip=[alt.Tooltip("county_name:N", title="区县"),
                  alt.Tooltip("score:Q", title="得分", format=".2f"),
-                 alt.Tooltip("n_eff:Q", title="有效样本量", format=".0f")])
+                 alt.Tooltip("n_eff:Q", title="折算样本量", format=".0f")])
     return alt.layer(lines, centre, dots).resolve_scale(color="independent").properties(
         title=title, height=420, width="container")
 
@@ -142,20 +186,27 @@ def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
     return alt.layer(*layers).properties(title=title, height=260, width="container")
 
 
-def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.Chart:
+def comparison_chart(table: pl.DataFrame, title: str = "") -> alt.LayerChart:
     """Component scores of a county beside its city and the province (label, who, score), as
-    horizontal bars so long component names stay readable."""
+    horizontal bars so long component names stay readable; the county's own bars carry their
+    values (all three would overlap)."""
     order = table["label"].unique(maintain_order=True).to_list()
     who = ["本县", "本市平均", "全省平均"]
-    return alt.Chart(_frame(table)).mark_bar().encode(
+    base = alt.Chart(_frame(table.with_columns(pl.col("score").round(1).alias("text")))).encode(
         y=alt.Y("label:N", sort=order, title=None, axis=alt.Axis(labelLimit=200)),
         yOffset=alt.YOffset("who:N", sort=who),
-        x=alt.X("score:Q", title="分项得分（0–100）", scale=alt.Scale(domain=[0, 100])),
-        color=alt.Color("who:N", title=None, sort=who,
-                        scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])),
+        x=alt.X("score:Q", title="分项得分（0–100）", scale=alt.Scale(domain=[0, 110]),
+                axis=alt.Axis(values=[0, 20, 40, 60, 80, 100])),
         tooltip=[alt.Tooltip("label:N", title="分项"), alt.Tooltip("who:N", title=""),
-                 alt.Tooltip("score:Q", title="得分", format=".1f")],
-    ).properties(title=title, height=max(300, 30 * len(order)), width="container")
+                 alt.Tooltip("score:Q", title="得分", format=".1f")])
+    bars = base.mark_bar().encode(color=alt.Color(
+        "who:N", title=None, sort=who,
+        scale=alt.Scale(domain=who, range=[SCORE_COLOUR, "#7fb3d5", "#bdc3c7"])))
+    numbers = base.mark_text(align="left", dx=3, fontSize=12, color="#333333").encode(
+        text=alt.Text("text:Q", format=".1f")).transform_filter(alt.datum.who == "本县")
+    return alt.layer(bars, numbers).properties(title=title,
+                                               height=max(300, 42 * len(order) + CHROME_PX),
+                                               width="container")
 
 
 def interval_chart(table: pl.DataFrame, label: str, title: str = "",
@@ -172,7 +223,8 @@ def interval_chart(table: pl.DataFrame, label: str, title: str = "",
                                  alt.Tooltip(f"{value}:Q", title="得分", format=".1f"),
                                  alt.Tooltip("ci_low:Q", title="下限", format=".1f"),
                                  alt.Tooltip("ci_high:Q", title="上限", format=".1f")])
-    return alt.layer(rules, points).properties(title=title, height=max(160, 26 * table.height),
+    return alt.layer(rules, points).properties(title=title,
+                                               height=max(160, 26 * table.height + CHROME_PX),
                                                width="container")
 
 
@@ -182,10 +234,13 @@ def hex_layout(counties: pl.DataFrame) -> pl.DataFrame:
     rows = []
     cities = counties["city_code"].unique(maintain_order=True).to_list()
     per_row = math.ceil(math.sqrt(len(cities)))
+    sizes = counties.group_by("city_code").len()["len"]
+    cell = math.ceil(math.sqrt(int(sizes.max()))) if sizes.len() else 1   # one grid for all cities
+    cell_rows = math.ceil(int(sizes.max()) / cell) * 0.87 if sizes.len() else 1
     for index, city in enumerate(cities):
         members = counties.filter(pl.col("city_code") == city)["county_code"].to_list()
         width = math.ceil(math.sqrt(len(members)))
-        origin_x, origin_y = (index % per_row) * (width + 2.5), (index // per_row) * (width + 1.5)
+        origin_x, origin_y = (index % per_row) * (cell + 1.5), (index // per_row) * (cell_rows + 1.6)
         for k, code in enumerate(members):
             r, c = divmod(k, width)
             rows.append((code, origin_x + c + (0.5 if r % 2 else 0.0), origin_y + r * 0.87))
@@ -195,33 +250,57 @@ def hex_layout(counties: pl.DataFrame) -> pl.DataFrame:
 HEXAGON = "M0,-1L0.866,-0.5L0.866,0.5L0,1L-0.866,0.5L-0.866,-0.5Z"
 
 
-def hex_map(table: pl.DataFrame, colour: str, title: str = "") -> alt.Chart:
-    """County tiles coloured by score (quantitative) or risk band (the `band` column)."""
+def hex_map(table: pl.DataFrame, colour: str, title: str = "") -> alt.LayerChart:
+    """County tiles coloured by score (quantitative) or risk band (the `band` column), each named,
+    each city's name above its block. Both axes share one scale (`_equal_units`), so tiles touch
+    without overlapping at any chart size, on screen and in a 16:9 picture."""
     if colour == "band":
         encoding = alt.Color("band:N", title="风险等级", scale=alt.Scale(
-            domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values())))
+            domain=list(BAND_COLOURS), range=list(BAND_COLOURS.values())),
+            legend=alt.Legend(orient="top", direction="horizontal"))
+        dark = pl.col("band").is_in(["高危", "预警"])
     else:
-        encoding = alt.Color("score:Q", title="综合得分", scale=alt.Scale(scheme="blues"))
-    return alt.Chart(_frame(table.select("county_name", "city_name", "hx", "hy", "score",
-                                         "band", "rank"))).mark_point(
-        shape=HEXAGON, filled=True, size=_tile_size(table), opacity=1, stroke="white",
-        strokeWidth=1).encode(
-        x=alt.X("hx:Q", axis=None, scale=alt.Scale(nice=False, padding=30)),
-        y=alt.Y("hy:Q", axis=None, scale=alt.Scale(reverse=True, nice=False, padding=30)),
-        color=encoding,
-        tooltip=[alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("city_name:N", title="市州"),
-                 alt.Tooltip("score:Q", title="得分", format=".2f"),
-                 alt.Tooltip("rank:Q", title="名次"), alt.Tooltip("band:N", title="风险等级")],
-    ).properties(title=title, height=420, width="container")
+        encoding = alt.Color("score:Q", title="综合得分", scale=alt.Scale(scheme="blues"),
+                             legend=alt.Legend(orient="top", direction="horizontal"))
+        dark = pl.col("score") >= pl.col("score").median()
+    tiles = table.select("county_name", "city_name", "hx", "hy", "score", "band", "rank") \
+        .with_columns(pl.col("county_name").str.replace(r"^(.{2,})[县区市]$", "$1").alias("short"),
+                      pl.when(dark).then(pl.lit("white")).otherwise(pl.lit("#1a1a1a")).alias("ink"))
+    x_domain, y_domain, unit = _equal_units(table)
+    x = alt.X("hx:Q", axis=None, scale=alt.Scale(domain=x_domain, nice=False, zero=False))
+    y = alt.Y("hy:Q", axis=None, scale=alt.Scale(domain=y_domain, nice=False, zero=False,
+                                                 reverse=True))
+    tooltip = [alt.Tooltip("county_name:N", title="区县"), alt.Tooltip("city_name:N", title="市州"),
+               alt.Tooltip("score:Q", title="得分", format=".2f"),
+               alt.Tooltip("rank:Q", title="名次"), alt.Tooltip("band:N", title="风险等级")]
+    base = alt.Chart(_frame(tiles)).encode(x=x, y=y, tooltip=tooltip)
+    hexes = base.mark_point(shape=HEXAGON, filled=True, opacity=1, stroke="white", strokeWidth=1,
+                            size=alt.ExprRef(expr=f"pow(2 * 0.96 * 0.577 * {unit}, 2)")) \
+        .encode(color=encoding)
+    names = base.mark_text(fontSize=alt.ExprRef(expr=f"min(20, max(7, {unit} / 3.4))")).encode(
+        text="short:N", color=alt.Color("ink:N", scale=None))
+    cities = table.group_by("city_name", maintain_order=True).agg(
+        pl.col("hx").mean(), (pl.col("hy").min() - 0.95).alias("hy"))
+    labels = alt.Chart(_frame(cities)).mark_text(
+        fontWeight="bold", color="#333333",
+        fontSize=alt.ExprRef(expr=f"min(22, max(9, {unit} / 2.6))")).encode(
+        x="hx:Q", y="hy:Q", text="city_name:N")
+    return alt.layer(hexes, names, labels).properties(title=title, height=420, width="container")
 
 
-def _tile_size(table: pl.DataFrame) -> alt.ExprRef:
-    """Hexagons that touch at any chart size: the mark area follows the plot's width and height
-    (a unit hexagon path is drawn with radius sqrt(size)/2; columns are 1 unit apart, rows 0.87)."""
-    span_x = max(1.0, float(table["hx"].max() - table["hx"].min()) + 1.0)
-    span_y = max(1.0, float(table["hy"].max() - table["hy"].min()) + 1.0)
-    radius = f"0.96 * min((width - 60) / {span_x:.3f} / 1.732, (height - 60) / {span_y:.3f} / 1.5)"
-    return alt.ExprRef(expr=f"pow(2 * {radius}, 2)")
+def _equal_units(table: pl.DataFrame) -> tuple[alt.ExprRef, alt.ExprRef, str]:
+    """Scale domains (as expressions of the plot's width and height) that give both axes the same
+    pixels per layout unit, and that unit: a hexagon stays a hexagon whatever the box's shape, and
+    the whole layout (plus a tile and the city names of margin) fits inside it."""
+    lo_x, hi_x = float(table["hx"].min()), float(table["hx"].max())
+    lo_y, hi_y = float(table["hy"].min()), float(table["hy"].max())
+    span_x, span_y = hi_x - lo_x + 1.6, hi_y - lo_y + 2.6        # top margin for city names
+    cx, cy = (lo_x + hi_x) / 2, (lo_y + hi_y) / 2 - 0.5
+    # a plot not yet laid out has width 0 (a phone's stacked columns): keep the domain finite
+    unit = f"max(0.01, min(max(width, 1) / {span_x:.3f}, max(height, 1) / {span_y:.3f}))"
+    return (alt.ExprRef(expr=f"[{cx:.3f} - width / 2 / ({unit}), {cx:.3f} + width / 2 / ({unit})]"),
+            alt.ExprRef(expr=f"[{cy:.3f} - height / 2 / ({unit}), {cy:.3f} + height / 2 / ({unit})]"),
+            unit)
 
 
 CODE_PROPERTIES = ("county_code", "adcode", "code", "区划代码", "区县代码")

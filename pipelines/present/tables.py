@@ -168,3 +168,16 @@ def csv_bytes(table: Table) -> bytes:
     out.write("\ufeff".encode())
     frame.write_csv(out)
     return out.getvalue()
+
+
+def fixed_decimals(expr: pl.Expr, places: int = 2) -> pl.Expr:
+    """A number as text with a fixed number of decimals (91.00, -0.40), vectorised: no per-row
+    Python on a page path (tests/test_server_udf.py)."""
+    scale = 10 ** places
+    scaled = (expr * scale).round(0).cast(pl.Int64)
+    whole = scaled.abs() // scale
+    sign = pl.when(scaled < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    if places == 0:
+        return pl.format("{}{}", sign, whole)
+    fraction = (scaled.abs() % scale).cast(pl.String).str.zfill(places)
+    return pl.format("{}{}.{}", sign, whole, fraction)

@@ -7,11 +7,12 @@ CLI read from here and compute nothing themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
+from pipelines.ranking.fixes import listed_flags
 from pipelines.ranking.forecast import history_of, next_wave_probabilities, veto_risk
 from pipelines.ranking.listing import ListingResult
 from pipelines.ranking.ranks import (
@@ -85,6 +86,8 @@ class WhatIf:
     p_bottom10: float
     score_before: float
     rank_before: int
+    listed_before: dict[int, bool] = field(default_factory=dict)   # k → in the bottom k now
+    listed_after: dict[int, bool] = field(default_factory=dict)    # k → after the change
 
 
 def what_if(scores: WaveScores, defs: Definitions, county_code: str, changes: dict[str, float],
@@ -112,7 +115,8 @@ def what_if(scores: WaveScores, defs: Definitions, county_code: str, changes: di
     ties = defs.scheme.ties
     return WhatIf(float(after[c]), int(rank_scores(after, ties)[c]),
                   float(simulation.p_bottom[k3][c]), float(simulation.p_bottom[k10][c]),
-                  float(before[c]), int(rank_scores(before, ties)[c]))
+                  float(before[c]), int(rank_scores(before, ties)[c]),
+                  listed_flags(before, c, (k3, k10)), listed_flags(after, c, (k3, k10)))
 
 
 def delisting_progress(result: ListingResult, risk: pl.DataFrame, wave: str) -> pl.DataFrame:
