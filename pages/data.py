@@ -315,7 +315,7 @@ with decisions:
     st.caption("列：区县代码或区县、期次、层级（省/市）、决定（" + "、".join(DECISION_TYPES)
                + "），可含决定日期、文号、起始日期、结束日期、整改期限（可写“年底前”）、备注。"
                "有一行不合格则整个文件不导入，并指出是第几行。")
-    upload = st.file_uploader("决定清单", type=["csv", "txt", "xlsx", "xls", "et", "ods"],
+    upload = st.file_uploader("决定清单", type=list(UPLOAD_TYPES),
                               key="decisions_file")
     if upload is not None:
         try:
