@@ -291,7 +291,8 @@ with audit:
            "谁、何时、做了什么、文件的 SHA-256。")
     log = wh.audit_log()
     st.dataframe(log.select(
-        beijing_expr("at").alias("时间（北京时间）"), pl.col("by_user").alias("操作人"), pl.col("action").alias("操作"),
+        beijing_expr("at").alias("时间（北京时间）"), pl.col("by_user").alias("操作人"),
+        pl.col("action").alias("操作"),
         wave_display_expr("wave").alias("期次"),
         pl.col("detail").alias("内容"), pl.col("sha256").alias("文件SHA-256")),
         hide_index=True, width="stretch")

@@ -41,13 +41,16 @@ table = risk(wave)
 summary = overview_summary(wave)
 st.subheader(f"{wave_display(wave)} · {city_label()}")
 cols = st.columns(4)
-delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
-cols[0].metric("全省平均分", f"{summary.province_mean:.2f}",
-               None if delta is None else f"{delta:+.2f} 较上期")
+delta = None if summary.previous_mean is None or summary.province_mean is None \
+    else summary.province_mean - summary.previous_mean
+scope = city_label()          # every figure below is this scope's (the city's, or 全省)
+cols[0].metric(f"{scope}平均分", "—" if summary.province_mean is None
+               else f"{summary.province_mean:.2f}", None if delta is None else f"{delta:+.2f} 较上期")
 bands = dict(summary.band_counts.iter_rows())
-cols[1].metric("高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
-listed = listing(wave).status
-cols[2].metric("挂牌整治中", f"{listed.height} 个")
+cols[1].metric(f"{scope}高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
+listed = in_city(listing(wave).status.join(wh.counties().select("county_code", "city_code"),
+                                           on="county_code"))
+cols[2].metric(f"{scope}挂牌整治中", f"{listed.height} 个")
 cols[3].metric("已导入期次", f"{waves.height} 期")
 
 left, right = st.columns([3, 2])
@@ -63,12 +66,12 @@ with left:
                              title="区县示意图（按市州分组的六边形格，非真实地理位置）"))
         st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
-    st.markdown("**各风险等级区县数**")
+    st.markdown(f"**{scope}各风险等级区县数**")
     order = [b.label for b in definitions().scheme.listing.bands]
     st.dataframe(pl.DataFrame({"风险等级": order,
                                "区县数": [bands.get(b, 0) for b in order]}),
                  hide_index=True, width="stretch")
-    st.markdown("**挂牌整治中的区县**")
+    st.markdown(f"**{scope}挂牌整治中的区县**")
     if listed.height == 0:
         st.caption("目前没有挂牌整治的区县。")
     else:
@@ -101,5 +104,6 @@ with st.expander("调查期次"):
         wave_display_expr("wave").alias("期次"),
         waves["respondents"].alias("受访者人数"), waves["counties"].alias("覆盖区县"),
         waves["indicator_values"].alias("工作指标值")), hide_index=True, width="stretch")
-st.caption(f"本期后3名概率最高：{table.sort('p_bottom3', descending=True)['county_name'][0]}"
-           f"（{percent(table['p_bottom3'].max())}）。说明见“挂牌风险”页。")
+own = in_city(located)
+st.caption(f"{scope}本期后3名概率最高：{own.sort('p_bottom3', descending=True)['county_name'][0]}"
+           f"（{percent(own['p_bottom3'].max())}）。说明见“挂牌风险”页。")

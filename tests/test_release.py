@@ -19,12 +19,7 @@ from pipelines.results.release import (
 )
 from pipelines.store.warehouse import Warehouse, WarehouseError
 from tests.conftest import PARTIAL, csv_bytes, sample_indicators, sample_wave
-from tests.test_app import (  # noqa: F401  (fixture)
-    analyst_hash,
-    navigation_not_pages_directory,
-    run_app,
-    sign_in,
-)
+from tests.test_app import analyst_hash, navigation_not_pages_directory, run_app, sign_in  # noqa: F401
 
 SAMPLE_WAVES = ["2021", "2022", "2023", "2024", "2025"]
 
@@ -105,7 +100,8 @@ def test_a_recomputation_that_differs_is_shown_not_applied(wh, defs):
     assert wh.released_result("2026").equals(announced)    # the announced figures stay
 
 
-def test_viewers_keep_the_released_wave_until_the_release(monkeypatch, db_copy, defs, analyst_hash):
+def test_viewers_keep_the_released_wave_until_the_release(monkeypatch, db_copy, defs,
+                                                          analyst_hash):  # noqa: F811
     with Warehouse.open(db_copy) as wh:
         _add_2026(wh, defs)
     viewer = run_app(monkeypatch, db_copy)
