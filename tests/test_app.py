@@ -69,7 +69,7 @@ def test_overview_shows_the_wave_at_a_glance(monkeypatch, db_copy):
     assert not at.exception
     assert "示范省" in at.title[0].value
     labels = [m.label for m in at.metric]
-    assert labels == ["全省平均分", "高危 / 预警", "挂牌整治中", "已导入期次"]
+    assert labels == ["全省平均分", "全省高危 / 预警", "全省挂牌整治中", "已导入期次"]
     assert at.metric[3].value == "5 期"
     assert at.metric[2].value == "6 个"
     assert any("示例数据" in m.value for m in at.markdown)  # st.badge renders as markdown

@@ -28,7 +28,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def _check_view(browser, url: str, path: str) -> None:
+def _check_view(browser, url: str, path: str, visit: str) -> None:
     """Open the bookmark in a fresh browser context (a new visitor) and check every part of the
     view: the page, the wave and city in the sidebar, the county, and the URL left as it was."""
     from playwright.sync_api import expect
@@ -43,12 +43,15 @@ def _check_view(browser, url: str, path: str) -> None:
     main.get_by_text(PAGES[path]).first.wait_for(timeout=120_000)
     expect(selects.nth(0)).to_have_value("2024年度", timeout=30_000)
     expect(selects.nth(1)).to_have_value("霁汊市", timeout=30_000)
+    if path == "":            # the city's view holds the city's figures, not the province's
+        expect(main).to_contain_text("霁汊市平均分", timeout=30_000)
+        assert "全省平均分" not in main.inner_text()
     if path == "county":
         box = main.locator('[data-testid="stSelectbox"] input').first
         expect(box).to_have_value("翎埠县（990210）", timeout=30_000)
     page.wait_for_timeout(1500)       # a rerun that rewrote the URL would have done so by now
     for part in QUERY.split("&"):
-        assert part in page.url, (path, page.url)
+        assert part in page.url, (path, visit, page.url)
     assert page.url.split("?")[0].rstrip("/").endswith(path), page.url
     assert "没有调查数据" not in main.inner_text()
     context.close()
@@ -64,8 +67,8 @@ def test_a_bookmark_of_every_page_restores_its_view_on_a_fresh_server(db_copy, t
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            _check_view(browser, url, path)       # the server's very first visitor
-            _check_view(browser, url, path)       # and a second one on the now warm server
+            _check_view(browser, url, path, "fresh")    # the server's very first visitor
+            _check_view(browser, url, path, "warm")     # and one on the now warm server
             browser.close()
     finally:
         _stop(process)

@@ -48,7 +48,9 @@ def _add_2026(wh: Warehouse, defs, *, indicators: bool = True) -> None:
 
 def test_waves_present_before_the_feature_count_as_released(db_copy):
     con = duckdb.connect(str(db_copy))
-    con.sql("drop table if exists releases")       # a warehouse from before publication records
+    assert set(con.sql("select note from releases").pl()["note"]) == {
+        "由 surveys/ 中已公布的文件建库，视为已发布"}             # built from published files
+    con.sql("drop table releases")                 # a warehouse from before publication records
     con.close()
     with Warehouse.open(db_copy, read_only=True) as wh:   # not migrated yet: still all visible
         assert wh.released_waves() == SAMPLE_WAVES

@@ -117,11 +117,11 @@ RELEASES_DDL = (
 MIGRATED_NOTE = "本功能启用前已有的期次，视为已发布"
 
 
-def _migrate_releases(con: duckdb.DuckDBPyConnection) -> None:
+def _migrate_releases(con: duckdb.DuckDBPyConnection, note: str = MIGRATED_NOTE) -> None:
     """The first read-write open after publication records were introduced: every wave that then
     had survey data counts as released (leaders saw it before), so an existing warehouse opens
-    as it did. A warehouse built from surveys/ is migrated the same way at its first open: the
-    files it was built from are the published record."""
+    as it did. A warehouse built from surveys/ is migrated the same way at the end of its build
+    (`mark_existing_released`): the files it was built from are the published record."""
     tables = {row[0] for row in con.sql("select table_name from information_schema.tables")
               .fetchall()}
     if "releases" in tables or "waves" not in tables:
@@ -129,7 +129,7 @@ def _migrate_releases(con: duckdb.DuckDBPyConnection) -> None:
     con.sql(RELEASES_DDL)
     con.execute("insert into releases select row_number() over (order by wave), wave, ?, "
                 "'系统迁移', null, survey_load_id, indicators_load_id, null, null, ? from waves "
-                "where survey_load_id is not null", [now(), MIGRATED_NOTE])
+                "where survey_load_id is not null", [now(), note])
 
 
 def _current_responses_view(cur: duckdb.DuckDBPyConnection) -> None:
@@ -425,6 +425,11 @@ class Warehouse:
                                "indicators_load_id, null::varchar as digest, ? as note, "
                            "false as frozen from waves where survey_load_id is not null",
                            params=[MIGRATED_NOTE]).pl()
+
+    def mark_existing_released(self, note: str) -> None:
+        """Count every wave now in the warehouse as released (a build from published files)."""
+        with self._write_lock:
+            _migrate_releases(self.cursor(), note)
 
     def released_waves(self) -> list[str]:
         """Waves leaders (查看者) may see, oldest first."""
