@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pipelines.core.allocator import keep_freed_memory
+from pipelines.core.clock import beijing_expr, beijing_text
 from pipelines.core.problems import IngestError
 from pipelines.core.waves import wave_display
 from pipelines.scheme.definitions import DefinitionError, load_definitions
@@ -279,7 +280,7 @@ def _loads(args: argparse.Namespace) -> int:
     for row in loads.iter_rows(named=True):
         print(f"#{row['load_id']:<4} {row['wave']:<8} {row['kind']:<11} {status[row['status']]:<6} "
               f"{row['n_rows']:>7}行  {row['source_name']}  sha256:{row['source_sha256'][:12]}  "
-              f"{row['loaded_by']}  {row['loaded_at']:%Y-%m-%d %H:%M}")
+              f"{row['loaded_by']}  {beijing_text(row['loaded_at'])}（北京时间）")
     return 0
 
 
@@ -465,8 +466,9 @@ def _audit_log(args: argparse.Namespace) -> int:
 
     with _open(args.db, read_only=True) as wh:
         log = wh.audit_log()
-    labels = {"at": "时间", "by_user": "操作人", "action": "操作", "wave": "期次", "detail": "内容",
-              "sha256": "文件SHA-256"}
+    log = log.with_columns(beijing_expr("at"))
+    labels = {"at": "时间（北京时间）", "by_user": "操作人", "action": "操作", "wave": "期次",
+              "detail": "内容", "sha256": "文件SHA-256"}
     write_table(log, labels, args.format, sys.stdout, title="数据变更记录（新的在前）")
     return 0
 

@@ -199,3 +199,16 @@ def test_times_are_shown_in_beijing_time(results):
                                                                tzinfo=timezone.utc))))
     cover = "\n".join(s.text_frame.text for s in deck.slides[0].shapes if s.has_text_frame)
     assert "生成时间：2026-01-02 00:05（北京时间）" in cover
+
+
+def test_the_audit_command_prints_beijing_time(db_copy, capsys):
+    from pipelines.cli import main
+    from pipelines.core.clock import beijing_text
+
+    with Warehouse.open(db_copy) as wh:
+        wh.record_audit("测试", "张三")
+        at = wh.audit_log()["at"][0]
+    assert main(["audit", "--db", str(db_copy), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert beijing_text(at, "%Y-%m-%d %H:%M:%S") in out
+    assert at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S") not in out
