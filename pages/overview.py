@@ -11,6 +11,7 @@ from pages._shared import (
     city_label,
     definitions,
     in_city,
+    is_analyst,
     listing,
     overview_summary,
     percent,
@@ -32,6 +33,8 @@ st.title(f"{province}禁毒工作专项调查测评")
 sample_badge(wh)
 wave = selected_wave()
 waves = wh.waves()
+if not is_analyst():   # an unreleased wave is not announced to leaders, not even as a count
+    waves = waves.filter(pl.col("wave").is_in(wh.released_waves()))
 if wave is None:
     st.metric("已导入期次", f"{waves.height} 期")
     st.info("数据仓库中还没有任何期次。请分析人员在“数据管理”页上传调查数据。")

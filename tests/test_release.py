@@ -109,6 +109,7 @@ def test_viewers_keep_the_released_wave_until_the_release(monkeypatch, db_copy, 
     viewer = run_app(monkeypatch, db_copy)
     wave = viewer.selectbox(key="wave")
     assert viewer.session_state["wave"] == "2025" and "2026" not in wave.options
+    assert {m.label: m.value for m in viewer.metric}["已导入期次"] == "5 期"
     analyst = sign_in(run_app(monkeypatch, db_copy, analyst_hash))
     assert "2026年度（未发布）" in analyst.selectbox(key="wave").options
     analyst.switch_page("pages/data.py").run()
