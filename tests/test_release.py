@@ -132,3 +132,33 @@ def test_release_on_the_command_line(db_copy, defs, capsys):
     assert main(["release", "--wave", "2030", "--db", str(db_copy)]) == 1
     with Warehouse.open(db_copy, read_only=True) as wh:
         assert wh.releases()["released_by"][0] == "分析员丙"
+
+
+@pytest.mark.browser
+def test_a_viewer_bookmark_of_an_unreleased_wave_opens_the_released_one(db_copy, defs, tmp_path):
+    """In a real Chromium: a leader given ?wave=2026 before its release sees 2025, not 2026."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.test_launchers import LAUNCHERS, _start
+
+    if not CHROMIUM.exists():
+        pytest.skip("needs Debian's chromium")
+    with Warehouse.open(db_copy) as wh:
+        _add_2026(wh, defs)
+    process, url = _start(LAUNCHERS["serve"], db_copy, tmp_path / "server.log")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+            page.goto(f"{url}/ranking?wave=2026")
+            wave = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"] input').first
+            wave.wait_for(timeout=90_000)
+            page.locator('[data-testid="stMain"]').get_by_text("得分表").first.wait_for(
+                timeout=90_000)
+            expect(wave).to_have_value("2025年度", timeout=30_000)
+            assert "2026" not in page.locator('[data-testid="stMain"]').inner_text()
+            browser.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
