@@ -126,9 +126,14 @@ def _migrate_releases(con: duckdb.DuckDBPyConnection, note: str = MIGRATED_NOTE)
               .fetchall()}
     if "releases" in tables or "waves" not in tables:
         return
+    columns = {row[0] for row in con.sql("select column_name from information_schema.columns "
+                                         "where table_name = 'waves'").fetchall()}
+    if "survey_load_id" not in columns:
+        return
+    indicators = "indicators_load_id" if "indicators_load_id" in columns else "null"
     con.sql(RELEASES_DDL)
     con.execute("insert into releases select row_number() over (order by wave), wave, ?, "
-                "'系统迁移', null, survey_load_id, indicators_load_id, null, null, ? from waves "
+                f"'系统迁移', null, survey_load_id, {indicators}, null, null, ? from waves "
                 "where survey_load_id is not null", [now(), note])
 
 
