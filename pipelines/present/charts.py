@@ -132,11 +132,15 @@ def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
     base = alt.Chart(_frame(measured)).encode(x=x, detail="segment:N")
     band = base.mark_area(opacity=0.2, color=SCORE_COLOUR).encode(
         y=alt.Y("ci_low:Q", title="综合得分", scale=alt.Scale(zero=False)), y2="ci_high:Q")
-    line = base.mark_line(point=True, color=SCORE_COLOUR).encode(
+    # each wave's interval as a bar too: a wave alone between vetoes has no band to show it
+    whiskers = base.mark_rule(color=SCORE_COLOUR, opacity=0.5, strokeWidth=2).encode(
+        y="ci_low:Q", y2="ci_high:Q")
+    line = base.mark_line(point=alt.OverlayMarkDef(size=60, filled=True),
+                          color=SCORE_COLOUR).encode(
         y="score:Q", tooltip=[alt.Tooltip("wave_label:N", title="期次"),
                               alt.Tooltip("score:Q", title="得分", format=".2f"),
                               alt.Tooltip("rank:Q", title="名次")])
-    layers = [band, line]
+    layers = [band, whiskers, line]
     if vetoed.height:
         marks = alt.Chart(_frame(vetoed.select("wave_label", "veto_reason"))).encode(x=x)
         layers += [marks.mark_rule(color="#c0392b", strokeDash=[4, 3]).encode(
