@@ -202,7 +202,7 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
         _no_exception(page)
         page.screenshot(path=str(ARTIFACTS / "page-数据管理-预览.png"), full_page=True)
         page.get_by_role("button", name="发布").click()
-        page.get_by_text("已导入").first.wait_for(timeout=60_000)
+        page.get_by_text("各页面已按新数据更新").first.wait_for(timeout=120_000)  # the flash
         _no_exception(page)
         page.get_by_text("工作指标表", exact=True).first.click()   # the radio, not the flash note
         _settle(page)
@@ -212,7 +212,7 @@ def test_every_page_and_an_upload_in_a_real_browser(served_app, tmp_path):
             __import__("polars").lit("2026").alias("年度")), "gbk"))
         _upload(page, sheet)
         page.get_by_role("button", name="发布").click()
-        page.get_by_text("已导入").first.wait_for(timeout=60_000)
+        page.get_by_text("各页面已按新数据更新").first.wait_for(timeout=120_000)  # the flash
         _no_exception(page)
         _open(page, "县区排名", "得分表")
         page.get_by_text("2026年度").first.wait_for(timeout=60_000)
