@@ -172,7 +172,10 @@ def _publish_role() -> None:
 def _filters() -> None:
     """Wave and city selectors, initialised from the URL once per session."""
     wh = warehouse()
-    waves = ready_waves()
+    waves = ready_waves()                               # survey and (if scored) indicators in
+    if not can_change_data(current()):
+        released = set(wh.released_waves())
+        waves = [w for w in waves if w in released]     # leaders see only what was released
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())
     if scope := current().city:                      # a city-limited viewer: province or own city
@@ -187,8 +190,16 @@ def _filters() -> None:
     if keys.CITY not in st.session_state:
         wanted = st.query_params.get("city", "")
         st.session_state[keys.CITY] = wanted if wanted in cities else ""
+    if keys.COUNTY not in st.session_state:
+        # read before the URL is rewritten below: a bookmarked county must survive this run
+        wanted = st.query_params.get("county", "")
+        if wanted in set(counties["county_code"].to_list()):
+            st.session_state[keys.COUNTY] = wanted
     if waves:
-        st.sidebar.selectbox("期次", waves, key="wave", format_func=wave_display)
+        st.sidebar.selectbox("期次", waves, key="wave", format_func=lambda w: wave_display(w)
+                             + ("" if w in released else "（未发布）"))
+        if st.session_state[keys.WAVE] not in released:
+            st.sidebar.warning("本期尚未对领导发布：查看者看不到这一期。")
     st.sidebar.selectbox("市州", ["", *cities], key="city",
                          format_func=lambda code: cities.get(code, "全省"))
     params = {"wave": st.session_state[keys.WAVE] or "", "city": st.session_state[keys.CITY]}

@@ -180,13 +180,15 @@ def funnel_data(wave: str) -> Funnel:
     return _guard(_funnel, wave)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def _overview(path: str, version: str, wave: str) -> Overview:
-    return overview(_history(path, version, wave), _risk(path, version, wave))
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _overview(path: str, version: str, wave: str, city: str | None) -> Overview:
+    return overview(_history(path, version, wave), _risk(path, version, wave), city)
 
 
 def overview_summary(wave: str) -> Overview:
-    return _guard(_overview, wave)
+    """The overview of the chosen city (or of the province when none is chosen)."""
+    city = selected_city()
+    return _guard(lambda path, version, w: _overview(path, version, w, city), wave)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

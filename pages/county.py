@@ -25,7 +25,7 @@ from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present import session_keys as keys
 from pipelines.present.leader import fixes_table, what_if_words
-from pipelines.present.views import component_comparison, county_history
+from pipelines.present.views import component_comparison, county_history, worst_set_sentence
 
 require_entry()   # before anything renders: only inside app.py's navigation
 
@@ -62,6 +62,9 @@ cols[4].metric("下期后3 / 后10",
 cols[4].caption(f"其中下期一票否决概率 {percent(row['p_veto_next'])}")
 if row["veto_reason"]:
     st.error(f"一票否决：{row['veto_reason']}（得分记为0）")
+with st.expander("统计细节（供分析人员）"):
+    k3 = defs.scheme.listing.province_bottom
+    st.markdown(worst_set_sentence(names[chosen], k3, bool(row["in_worst3_set"])))
 
 left, right = st.columns(2)
 with left:

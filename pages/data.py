@@ -23,13 +23,17 @@ from pipelines import (
     Confirmations,
     IngestError,
     LayoutChoice,
+    beijing_expr,
     check_bytes,
     column_mapping,
     detect_layout,
     header_targets,
     indicator_preview,
     ingest_bytes,
+    is_complete,
     read_decisions,
+    release_differences,
+    release_wave,
     sheet_names,
     survey_preview,
     target_label,
@@ -82,7 +86,8 @@ sample_badge(wh)
 user = granted(st.session_state.get(keys.ACCESS_GRANT))[1] or "分析人员"
 if message := st.session_state.pop(keys.FLASH, None):
     st.success(message)
-upload, versions, decisions, audit = st.tabs(["上传数据", "期次与版本", "正式决定与验收", "操作记录"])
+upload, releases, versions, decisions, audit = st.tabs(
+    ["上传数据", "对领导发布", "期次与版本", "正式决定与验收", "操作记录"])
 
 if notice := leftovers_notice():
     st.info(notice)
@@ -246,14 +251,69 @@ with upload:
             else:
                 with st.spinner("正在为各页面预先计算最新一期的得分与风险……"):
                     note = warm_after_publish()
-                st.session_state[keys.FLASH] = result.summary() + " 各页面已按新数据更新。" + note
-                # shown once leaders can open it: survey and (where scored) indicators in
+                st.session_state[keys.FLASH] = (result.summary() + " 各页面已按新数据更新。" + note
+                                                + " 查看者（领导）要等该期调查数据和工作指标表都齐全、"
+                                                "并在“对领导发布”页签发布后才能看到。")
+                # shown once it can be opened: survey and (where scored) indicators in
                 st.session_state[keys.PENDING_WAVE] = checked.wave
                 st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
                 st.rerun()
         if discard.button("放弃"):
             st.session_state[keys.UPLOAD_ROUND] = st.session_state.get(keys.UPLOAD_ROUND, 0) + 1
             st.rerun()
+
+with releases:
+    st.caption("新的一期只有在调查数据和工作指标表都已上传、并由分析人员“对领导发布”后，查看者（领导）"
+               "才能看到；在此之前查看者看到的是最近一期已发布的结果。发布时冻结各县得分、名次和挂牌"
+               "结果，以后重新计算如有不同，在这里列出差异，不会悄悄替换已公布的数字。")
+    released = set(wh.released_waves())
+    rows = []
+    for w in wh.waves().filter(pl.col("survey_load_id").is_not_null())["wave"].to_list():
+        status = "已发布" if w in released else ("未发布" if is_complete(wh, w)
+                                               else "未发布（数据不完整：缺工作指标表）")
+        rows.append({"期次": wave_display(w), "状态": status, "wave": w})
+    st.dataframe(pl.DataFrame(rows, schema=["期次", "状态", "wave"]).drop("wave"),
+                 hide_index=True, width="stretch")
+    for w in [r["wave"] for r in rows if r["状态"] == "未发布"]:
+        if st.button(f"对领导发布{wave_display(w)}", type="primary", key=f"release_{w}"):
+            try:
+                with st.spinner("正在冻结得分、名次与挂牌结果……"):
+                    number = release_wave(wh, defs, w, user)
+            except Exception as exc:  # a wave that cannot be scored: say why, change nothing
+                st.error(f"未发布：{exc}")
+            else:
+                st.session_state[keys.FLASH] = f"已对领导发布{wave_display(w)}（发布编号 {number}）。"
+                st.rerun()
+    records = wh.releases()
+    st.markdown("**发布记录**")
+    st.dataframe(records.select(
+        pl.col("release_id").alias("发布编号"), wave_display_expr("wave").alias("期次"),
+        beijing_expr("released_at").alias("发布时间（北京时间）"), pl.col("released_by").alias("发布人"),
+        pl.col("scheme_fingerprint").alias("方案指纹"), pl.col("survey_load_id").alias("调查导入编号"),
+        pl.col("indicators_load_id").alias("指标导入编号"), pl.col("digest").str.slice(0, 16)
+        .alias("结果摘要"), pl.col("note").alias("说明")), hide_index=True, width="stretch")
+    frozen = sorted(set(records.filter(pl.col("frozen"))["wave"].to_list()))
+    if frozen:
+        with st.form("release_check"):
+            check = st.selectbox("核对已发布的期次", frozen, index=len(frozen) - 1,
+                                 format_func=wave_display)
+            if st.form_submit_button("按现有数据和方案重新计算并对比"):
+                differences = release_differences(wh, defs, check)
+                if differences is None or differences.height == 0:
+                    st.success(f"{wave_display(check)}重新计算的得分、名次和挂牌结果与发布时完全一致。")
+                else:
+                    st.warning(f"{wave_display(check)}重新计算与发布时不同：{differences.height} 个区县。"
+                               "已公布的数字仍以发布记录为准。")
+                    st.dataframe(differences.select(
+                        pl.col("county_name").alias("区县"),
+                        pl.col("score_released").round(2).alias("发布时得分"),
+                        pl.col("score_now").round(2).alias("现在得分"),
+                        pl.col("rank_released").alias("发布时名次"), pl.col("rank_now").alias("现在名次"),
+                        pl.col("listed_released").replace_strict({True: "是", False: "否"},
+                                                                 default=None).alias("发布时挂牌"),
+                        pl.col("listed_now").replace_strict({True: "是", False: "否"},
+                                                            default=None).alias("现在挂牌")),
+                        hide_index=True, width="stretch")
 
 with versions:
     loads = wh.loads()
@@ -265,7 +325,7 @@ with versions:
         pl.col("kind").replace_strict(KIND_NAMES).alias("类型"),
         pl.col("status").replace_strict(status).alias("状态"), pl.col("n_rows").alias("行数"),
         pl.col("source_name").alias("文件"), pl.col("source_sha256").str.slice(0, 12).alias("SHA-256"),
-        pl.col("loaded_by").alias("导入人"), pl.col("loaded_at").alias("时间")),
+        pl.col("loaded_by").alias("导入人"), beijing_expr("loaded_at").alias("时间（北京时间）")),
         hide_index=True, width="stretch")
     with st.form("rollback"):
         st.markdown("**恢复到被替换前的版本**")
@@ -337,11 +397,12 @@ with decisions:
         pl.col("recorded_by").alias("录入人")), hide_index=True, width="stretch")
 
 with audit:
-    st.caption("每一次数据变更（发布、替换、回滚、录入决定与验收、保存列对应关系、恢复备份）："
+    st.caption("每一次数据变更（发布、替换、回滚、对领导发布、录入决定与验收、保存列对应关系、恢复备份）："
            "谁、何时、做了什么、文件的 SHA-256。")
     log = wh.audit_log()
     st.dataframe(log.select(
-        pl.col("at").alias("时间"), pl.col("by_user").alias("操作人"), pl.col("action").alias("操作"),
+        beijing_expr("at").alias("时间（北京时间）"), pl.col("by_user").alias("操作人"),
+        pl.col("action").alias("操作"),
         wave_display_expr("wave").alias("期次"),
         pl.col("detail").alias("内容"), pl.col("sha256").alias("文件SHA-256")),
         hide_index=True, width="stretch")

@@ -35,6 +35,8 @@ st.title(f"{province}禁毒工作专项调查测评")
 sample_badge(wh)
 wave = selected_wave()
 waves = wh.waves()
+if not is_analyst():   # an unreleased wave is not announced to leaders, not even as a count
+    waves = waves.filter(pl.col("wave").is_in(wh.released_waves()))
 if wave is None:
     st.metric("已导入期次", f"{waves.height} 期")
     st.info("数据仓库中还没有任何期次。请分析人员在“数据管理”页上传调查数据。")
@@ -45,12 +47,16 @@ summary = overview_summary(wave)
 st.subheader(f"{wave_display(wave)} · {city_label()}")
 at_risk_list(wave, table)
 cols = st.columns(4)
-delta = None if summary.previous_mean is None else summary.province_mean - summary.previous_mean
-cols[0].metric("全省平均分", f"{summary.province_mean:.2f}", **delta_args(delta))
+delta = None if summary.previous_mean is None or summary.province_mean is None \
+    else summary.province_mean - summary.previous_mean
+scope = city_label()          # every figure below is this scope's (the city's, or 全省)
+cols[0].metric(f"{scope}平均分", "—" if summary.province_mean is None
+               else f"{summary.province_mean:.2f}", **delta_args(delta))
 bands = dict(summary.band_counts.iter_rows())
-cols[1].metric("高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
-listed = listing(wave).status
-cols[2].metric("挂牌整治中", f"{listed.height} 个")
+cols[1].metric(f"{scope}高危 / 预警", f"{bands.get('高危', 0)} / {bands.get('预警', 0)} 个")
+listed = in_city(listing(wave).status.join(wh.counties().select("county_code", "city_code"),
+                                           on="county_code"))
+cols[2].metric(f"{scope}挂牌整治中", f"{listed.height} 个")
 cols[3].metric("已导入期次", f"{waves.height} 期")
 
 left, right = st.columns([3, 2])
@@ -68,12 +74,12 @@ with left:
         if is_analyst():   # a file-system hint: for whoever can act on it
             st.caption(f"放入边界文件 {BOUNDARIES_FILE.name}（GeoJSON，要素属性含区划代码）即显示真实地图。")
 with right:
-    st.markdown("**各风险等级区县数**")
+    st.markdown(f"**{scope}各风险等级区县数**")
     order = [b.label for b in definitions().scheme.listing.bands]
     st.dataframe(pl.DataFrame({"风险等级": order,
                                "区县数": [bands.get(b, 0) for b in order]}),
                  hide_index=True, width="stretch")
-    st.markdown("**挂牌整治中的区县**")
+    st.markdown(f"**{scope}挂牌整治中的区县**")
     if listed.height == 0:
         st.caption("目前没有挂牌整治的区县。")
     else:
@@ -106,5 +112,6 @@ with st.expander("调查期次"):
         wave_display_expr("wave").alias("期次"),
         waves["respondents"].alias("受访者人数"), waves["counties"].alias("覆盖区县"),
         waves["indicator_values"].alias("工作指标值")), hide_index=True, width="stretch")
-st.caption(f"本期后3名概率最高：{table.sort('p_bottom3', descending=True)['county_name'][0]}"
-           f"（{percent(table['p_bottom3'].max())}）。说明见“挂牌风险”页。")
+own = in_city(located)
+st.caption(f"{scope}本期后3名概率最高：{own.sort('p_bottom3', descending=True)['county_name'][0]}"
+           f"（{percent(own['p_bottom3'].max())}）。说明见“挂牌风险”页。")

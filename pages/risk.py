@@ -1,7 +1,6 @@
 """挂牌风险: P(bottom 3) and P(bottom 10) this wave (true standing) and next wave (published
 ranking), the sets that may contain the true bottom 3/10, the funnel plot and the gaps to the lines."""
 
-import polars as pl
 import streamlit as st
 
 from pages._shared import (
@@ -20,7 +19,7 @@ from pages._shared import (
 from pipelines import wave_display
 from pipelines.present import charts
 from pipelines.present.leader import funnel_outliers
-from pipelines.present.tables import risk_display
+from pipelines.present.tables import band_rule, risk_display, risk_order
 
 require_entry()   # before anything renders: only inside app.py's navigation
 
@@ -35,15 +34,9 @@ table = in_city(risk(wave).join(wh.counties().select("county_code", "city_code")
 st.info(f"**本期**：公布名次已定；概率回答“该县的**真实水平**是否在后{k3}名/后{k10}名”（挂牌是否公平，"
         f"还是抽样误差）。**下期**：概率回答“下一期**公布的得分**是否落入后{k3}名/后{k10}名”"
         "（真实水平的变化 + 下一次调查的抽样误差）。两者回答的是不同的问题。")
+st.caption(band_rule(scheme))
 shared_chart("risk", lambda: charts.risk_chart(
-    table, title=f"{wave_display(wave)} · {city_label()}：风险最高的区县"))
-
-left, right = st.columns(2)
-worst3 = table.filter(pl.col("in_worst3_set"))
-worst10 = table.filter(pl.col("in_worst10_set"))
-left.metric(f"可能属于真实后{k3}名的区县（95%置信）", f"{worst3.height} 个")
-left.caption("、".join(worst3.sort("score")["county_name"].to_list()) or "无")
-right.metric(f"可能属于真实后{k10}名的区县（95%置信）", f"{worst10.height} 个")
+    risk_order(table, scheme), title=f"{wave_display(wave)} · {city_label()}：风险最高的区县"))
 
 st.subheader("风险表")
 show_table(risk_display(table, scheme), height=480)

@@ -10,6 +10,8 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     # core
     "IngestError": "pipelines.core.problems",
+    "beijing_expr": "pipelines.core.clock",
+    "beijing_text": "pipelines.core.clock",
     "keep_freed_memory": "pipelines.core.allocator",
     "run_slot": "pipelines.core.slots",
     "next_wave": "pipelines.core.waves",
@@ -44,6 +46,9 @@ _EXPORTS: dict[str, str] = {
     "WarehouseError": "pipelines.store.warehouse",
     # results
     "listing_result": "pipelines.results.wave",
+    "is_complete": "pipelines.results.release",
+    "release_differences": "pipelines.results.release",
+    "release_wave": "pipelines.results.release",
     "score_wave": "pipelines.results.wave",
     "scored_history": "pipelines.results.wave",
     "township_scores": "pipelines.results.wave",

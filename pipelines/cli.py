@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from pipelines.core.allocator import keep_freed_memory
+from pipelines.core.clock import beijing_expr, beijing_text
 from pipelines.core.problems import IngestError
 from pipelines.core.waves import wave_display
 from pipelines.scheme.definitions import DefinitionError, load_definitions
@@ -125,6 +126,10 @@ def _parser() -> argparse.ArgumentParser:
     withdraw.add_argument("--kind", choices=("survey", "indicators"), default="survey",
                           help="survey = 调查数据（默认），indicators = 工作指标表")
     withdraw.add_argument("--reason", required=True, help="撤回原因（记入操作记录）")
+    release = with_db(sub.add_parser(
+        "release", help="对领导发布一期完整的数据（冻结得分、名次与挂牌结果，记入操作记录）"))
+    release.add_argument("--wave", required=True, help="期次，例如 2026")
+    release.add_argument("--by", default=None, help="发布人（默认：当前登录名）")
     return parser
 
 
@@ -311,7 +316,7 @@ def _loads(args: argparse.Namespace) -> int:
     for row in loads.iter_rows(named=True):
         print(f"#{row['load_id']:<4} {row['wave']:<8} {row['kind']:<11} {status[row['status']]:<6} "
               f"{row['n_rows']:>7}行  {row['source_name']}  sha256:{row['source_sha256'][:12]}  "
-              f"{row['loaded_by']}  {row['loaded_at']:%Y-%m-%d %H:%M}")
+              f"{row['loaded_by']}  {beijing_text(row['loaded_at'])}（北京时间）")
     return 0
 
 
@@ -327,6 +332,16 @@ def _withdraw(args: argparse.Namespace) -> int:
         load_id = wh.withdraw_wave(args.wave, args.kind, reason=args.reason)
     print(f"已撤回{wave_display(args.wave)}的{'调查数据' if args.kind == 'survey' else '工作指标表'}"
           f"（导入编号 {load_id}，仍保留在导入记录中；重新导入即可再次发布）")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from pipelines.results.release import release_wave
+    from pipelines.store.warehouse import current_user
+
+    with _open(args.db) as wh:
+        release_id = release_wave(wh, load_definitions(), args.wave, args.by or current_user())
+    print(f"已对领导发布{wave_display(args.wave)}（发布编号 {release_id}）：查看者从现在起可以看到该期结果")
     return 0
 
 
@@ -493,8 +508,9 @@ def _audit_log(args: argparse.Namespace) -> int:
 
     with _open(args.db, read_only=True) as wh:
         log = wh.audit_log()
-    labels = {"at": "时间", "by_user": "操作人", "action": "操作", "wave": "期次", "detail": "内容",
-              "sha256": "文件SHA-256"}
+    log = log.with_columns(beijing_expr("at"))
+    labels = {"at": "时间（北京时间）", "by_user": "操作人", "action": "操作", "wave": "期次",
+              "detail": "内容", "sha256": "文件SHA-256"}
     write_table(log, labels, args.format, sys.stdout, title="数据变更记录（新的在前）")
     return 0
 
@@ -618,8 +634,8 @@ def _open(db: Path, read_only: bool = False) -> Warehouse:
 
 
 _COMMANDS = {"sample": _sample, "build": _build, "ingest": _ingest, "decisions": _decisions,
-             "waves": _waves,
-             "loads": _loads, "rollback": _rollback, "withdraw": _withdraw, "score": _score,
+             "waves": _waves, "loads": _loads, "rollback": _rollback, "withdraw": _withdraw,
+             "release": _release, "score": _score,
              "risk": _risk, "listing": _listing, "plan": _plan, "export": _export, "scaled": _scaled,
              "backup": _backup, "restore": _restore, "audit": _audit_log, "set-password": _set_password,
              "users": _users}

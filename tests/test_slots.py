@@ -45,9 +45,9 @@ def test_a_run_that_raises_frees_its_slot(monkeypatch):
 
 
 def test_the_app_runs_inside_a_slot(monkeypatch):
-    from pipelines.store.warehouse import REPO_DIR
-
     import ast
+
+    from pipelines.store.warehouse import REPO_DIR
 
     tree = ast.parse((REPO_DIR / "app.py").read_text(encoding="utf-8"))
     slot = next(n for n in tree.body if isinstance(n, ast.With)

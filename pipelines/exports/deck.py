@@ -20,12 +20,21 @@ from pptx.oxml.ns import qn
 from pptx.text.text import TextFrame
 from pptx.util import Emu, Inches, Pt
 
+from pipelines.core.clock import beijing, beijing_now
 from pipelines.core.waves import wave_display
 from pipelines.exports.pack import METHOD_NOTES, MeetingPack
 from pipelines.present import charts
 from pipelines.present.figures import SOURCE, chart_png
 from pipelines.present.leader import deck_ranking_rows, fixes_table
-from pipelines.present.tables import PERCENT, SCORE, Table, consequences_table, progress_table
+from pipelines.present.tables import (
+    PERCENT,
+    SCORE,
+    Table,
+    band_rule,
+    consequences_table,
+    progress_table,
+    risk_order,
+)
 from pipelines.present.views import component_comparison, county_histories, county_history
 from pipelines.ranking.consequences import consequences
 from pipelines.ranking.fixes import county_fixes
@@ -159,7 +168,7 @@ class DeckBuilder:
 
     def __init__(self, pack: MeetingPack, generated: datetime | None = None):
         self.pack = pack
-        self.generated = generated or datetime.now()
+        self.generated = beijing(generated) if generated else beijing_now()
         self.prs = Presentation()
         self.prs.slide_width, self.prs.slide_height = WIDTH, HEIGHT
         self.blank = self.prs.slide_layouts[6]
@@ -168,7 +177,7 @@ class DeckBuilder:
         slide = self.prs.slides.add_slide(self.blank)
         _text(slide, Inches(0.5), Inches(0.25), Inches(12.3), Inches(0.7), title, 26, bold=True,
               colour=NAVY)
-        footer = f"{SOURCE} · {self.pack.label} · 生成于{self.generated:%Y-%m-%d %H:%M}"
+        footer = f"{SOURCE} · {self.pack.label} · 生成于{self.generated:%Y-%m-%d %H:%M}（北京时间）"
         if self.pack.is_sample:
             footer += " · 示例数据（虚构省份）"
         _text(slide, Inches(0.5), Inches(7.0), Inches(12.3), Inches(0.35), footer, 10,
@@ -185,7 +194,7 @@ class DeckBuilder:
               f"{pack.province}禁毒工作专项调查测评", 40, bold=True, colour=NAVY)
         _text(slide, Inches(0.9), Inches(3.5), Inches(11.5), Inches(0.8),
               f"{wave_display(pack.wave)}结果 · {pack.city_name} · 会议材料", 24)
-        lines = [SOURCE, f"生成时间：{self.generated:%Y-%m-%d %H:%M}"]
+        lines = [SOURCE, f"生成时间：{self.generated:%Y-%m-%d %H:%M}（北京时间）"]
         if pack.is_sample:
             lines.append("示例数据（虚构省份，仅供演示）")
         _text(slide, Inches(0.9), Inches(5.2), Inches(11.5), Inches(1.2), lines, 14, colour=GREY)
@@ -197,12 +206,13 @@ class DeckBuilder:
         summary = pack.summary
         bands = dict(summary.band_counts.iter_rows())
         slide = self.slide(f"总览：{pack.label}", [
-            "全省平均分不含一票否决的县。",
-            "风险等级由下期落入后3名/后10名的概率划分，见“挂牌风险”页。"])
-        change = "" if summary.previous_mean is None else \
+            f"本页数字均为{pack.city_name}的区县；平均分不含一票否决的县。",
+            band_rule(pack.definitions.scheme)])
+        change = "" if summary.previous_mean is None or summary.province_mean is None else \
             f"（较上期 {summary.province_mean - summary.previous_mean:+.2f}）"
         listed = pack.in_city(pack.listing.status).height
-        lines = [f"全省平均分：{summary.province_mean:.2f}{change}",
+        mean = "—" if summary.province_mean is None else f"{summary.province_mean:.2f}"
+        lines = [f"{pack.city_name}平均分：{mean}{change}",
                  f"挂牌整治中：{listed} 个区县",
                  *[f"{label}：{bands.get(label, 0)} 个区县"
                    for label in [b.label for b in pack.definitions.scheme.listing.bands]],
@@ -250,16 +260,21 @@ class DeckBuilder:
         pack = self.pack
         k3, k10 = pack.bottoms
         table = pack.in_city(pack.risk)
+        scheme = pack.definitions.scheme
         slide = self.slide("挂牌风险：本期与下期落入后3名/后10名的概率", [
+            band_rule(scheme),
             f"本期概率：该县真实水平在后{k3}/后{k10}名的概率（考虑抽样误差）。",
             f"下期概率：下一期公布得分落入后{k3}/后{k10}名的概率（真实变化 + 下期抽样误差）。"])
-        _picture(slide, _chart(charts.risk_chart(table, top=12), 7.4, 5.7), Inches(0.4),
+        ordered = risk_order(table, scheme).head(12)      # chart and table: the same counties
+        _picture(slide, _chart(charts.risk_chart(ordered, top=12), 7.4, 5.7), Inches(0.4),
                  Inches(1.05), Inches(7.4))
-        worst = table.sort("p_bottom10_next", descending=True).head(12).select(
+        worst = ordered.select(
             pl.col("county_name").alias("区县"), pl.col("rank").alias("名次"),
-            pl.col("p_bottom3_next").alias(f"下期后{k3}"),
-            pl.col("p_bottom10_next").alias(f"下期后{k10}"), pl.col("band").alias("等级"))
-        _table(slide, Table("", worst, {f"下期后{k3}": PERCENT, f"下期后{k10}": PERCENT}),
+            pl.col("band").alias("等级"), pl.col("p_bottom3").alias(f"本期后{k3}"),
+            pl.col("p_bottom10").alias(f"本期后{k10}"),
+            pl.col("p_bottom10_next").alias(f"下期后{k10}"))
+        _table(slide, Table("", worst, {f"本期后{k3}": PERCENT, f"本期后{k10}": PERCENT,
+                                        f"下期后{k10}": PERCENT}),
                Inches(8.0), Inches(1.2), Inches(4.9), row_height=Inches(0.38))
 
     def delisting(self) -> None:

@@ -96,7 +96,7 @@ def meeting_pack(wh: Warehouse, defs: Definitions, wave: str, city_code: str | N
         province=wh.meta("province") or "本省", wave=wave, city_code=city_code,
         city_name=city_name, is_sample=wh.meta("is_sample") == "true", definitions=defs,
         counties=counties, history=history, risk=risk, listing=listing,
-        progress=delisting_progress(listing, risk, wave), summary=overview(history, risk))
+        progress=delisting_progress(listing, risk, wave), summary=overview(history, risk, city_code))
 
 
 def meeting_tables(pack: MeetingPack) -> list[Table]:

@@ -71,6 +71,7 @@ def build_warehouse(db: Path, source: Path = SAMPLE_DIR, defs: Definitions | Non
                     ingest_file(wh, defs, files[wave][kind], wave, kind, loaded_by=SYSTEM_USER,
                                 progress=progress)
         _load_decisions(wh, source)
+        wh.mark_existing_released("由 surveys/ 中已公布的文件建库，视为已发布")
         waves = wh.waves().height
         wh.cursor().sql("checkpoint")
     except BaseException:

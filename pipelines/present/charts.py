@@ -103,9 +103,10 @@ def vetoed_names(table: pl.DataFrame) -> list[str]:
 
 
 def risk_chart(table: pl.DataFrame, top: int = 20, title: str = "") -> alt.LayerChart:
-    """P(bottom 3) and P(bottom 10), this wave and next, for the counties most at risk, each bar
-    with its percentage."""
-    worst = table.sort("p_bottom10", descending=True).head(top)
+    """P(bottom 3) and P(bottom 10), this wave and next, for the first `top` counties in the
+    order given, each bar with its percentage: pass tables.risk_order(...) so the chart lists
+    them as the table does."""
+    worst = table.head(top)
     order = worst["county_name"].to_list()
     long = worst.select("county_name", "p_bottom3", "p_bottom10", "p_bottom3_next",
                         "p_bottom10_next").unpivot(index="county_name").with_columns(
@@ -162,27 +163,34 @@ def funnel_chart(points: pl.DataFrame, limits: pl.DataFrame, target: float,
 
 def history_chart(history: pl.DataFrame, title: str = "") -> alt.LayerChart:
     """Score across waves with its interval (columns wave_label, score, ci_low, ci_high,
-    veto_reason). A vetoed wave is marked, not drawn as a plunge to 0: its 0 is a rule, not a
-    measurement."""
+    veto_reason). A vetoed wave is a marked gap: the line and band stop before it and resume
+    after it, and the wave carries 一票否决（记0分）; drawing the 0 would squash the scale, and a
+    line straight through it hid the veto."""
     order = history["wave_label"].to_list()
-    vetoed = history.filter(pl.col("veto_reason").is_not_null() & (pl.col("veto_reason") != ""))
-    measured = history.filter(pl.col("veto_reason").is_null() | (pl.col("veto_reason") == ""))
+    is_veto = pl.col("veto_reason").is_not_null() & (pl.col("veto_reason") != "")
+    history = history.with_columns(is_veto.cum_sum().fill_null(0).alias("segment"))
+    vetoed = history.filter(is_veto)
+    measured = history.filter(~is_veto)
     x = alt.X("wave_label:N", title=None, sort=order, scale=alt.Scale(domain=order),
               axis=alt.Axis(labelAngle=0))
-    base = alt.Chart(_frame(measured)).encode(x=x)
+    base = alt.Chart(_frame(measured)).encode(x=x, detail="segment:N")
     band = base.mark_area(opacity=0.2, color=SCORE_COLOUR).encode(
         y=alt.Y("ci_low:Q", title="综合得分", scale=alt.Scale(zero=False)), y2="ci_high:Q")
-    line = base.mark_line(point=True, color=SCORE_COLOUR).encode(
+    # each wave's interval as a bar too: a wave alone between vetoes has no band to show it
+    whiskers = base.mark_rule(color=SCORE_COLOUR, opacity=0.5, strokeWidth=2).encode(
+        y="ci_low:Q", y2="ci_high:Q")
+    line = base.mark_line(point=alt.OverlayMarkDef(size=60, filled=True),
+                          color=SCORE_COLOUR).encode(
         y="score:Q", tooltip=[alt.Tooltip("wave_label:N", title="期次"),
                               alt.Tooltip("score:Q", title="得分", format=".2f"),
                               alt.Tooltip("rank:Q", title="名次")])
-    layers = [band, line]
+    layers = [band, whiskers, line]
     if vetoed.height:
         marks = alt.Chart(_frame(vetoed.select("wave_label", "veto_reason"))).encode(x=x)
         layers += [marks.mark_rule(color="#c0392b", strokeDash=[4, 3]).encode(
                        tooltip=[alt.Tooltip("veto_reason:N", title="一票否决")]),
-                   marks.mark_text(color="#c0392b", dy=-6, baseline="bottom").encode(
-                       y=alt.value(0), text=alt.value("一票否决"))]
+                   marks.mark_text(color="#c0392b", dy=4, baseline="top", fontWeight="bold")
+                   .encode(y=alt.value(0), text=alt.value("一票否决（记0分）"))]
     return alt.layer(*layers).properties(title=title, height=260, width="container")
 
 

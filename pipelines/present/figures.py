@@ -20,6 +20,7 @@ import altair as alt
 import vl_convert
 from PIL import Image, ImageDraw, ImageFont
 
+from pipelines.core.clock import beijing, beijing_now
 from pipelines.present.charts import FONT
 
 SIZE = (1920, 1080)
@@ -136,8 +137,8 @@ def _png_bytes(image: Image.Image) -> bytes:
 
 
 def footer_text(source: str = SOURCE, generated: datetime | None = None) -> tuple[str, str]:
-    stamp = (generated or datetime.now()).strftime("%Y-%m-%d %H:%M")
-    return source, f"生成时间：{stamp}"
+    stamp = (beijing(generated) if generated else beijing_now()).strftime("%Y-%m-%d %H:%M")
+    return source, f"生成时间：{stamp}（北京时间）"
 
 
 def figure_png(chart: alt.TopLevelMixin | dict, *, title: str, subtitle: list[str] | str = (),

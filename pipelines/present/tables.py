@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipelines.core.waves import wave_display_expr
+from pipelines.present.views import RAW_SUFFIX
 from pipelines.scheme.definitions import Scheme
 
 SCORE, PERCENT, INTEGER, DECIMAL3 = "score", "percent", "integer", "decimal3"
@@ -27,6 +28,16 @@ class Table:
     formats: dict[str, str] = field(default_factory=dict)
 
 
+def score_header(label: str) -> str:
+    """A component's 0–100 score: "现有吸毒人员千人比 78.36" read as the rate itself (issue 20)."""
+    return f"{label}·得分"
+
+
+def raw_header(label: str) -> str:
+    """The measured value behind a component's score (the rate, the survey mean)."""
+    return f"{label}·原始值"
+
+
 def ranking_table(view: pl.DataFrame, scheme: Scheme) -> Table:
     """名次, score and interval, rank interval, cut-line flag, veto, component scores."""
     # a component not in force for the wave (from_wave/until_wave) has no column
@@ -38,16 +49,45 @@ def ranking_table(view: pl.DataFrame, scheme: Scheme) -> Table:
         (pl.col("rank_low").cast(pl.String) + "–" + pl.col("rank_high").cast(pl.String))
         .alias("名次区间"), pl.col("crosses_line").alias("分界线"),
         pl.col("veto_reason").fill_null("").alias("一票否决"),
-        *[pl.col(c.id).alias(c.label) for c in components])
+        *[column for c in components for column in (
+            pl.col(c.id).alias(score_header(c.label)), pl.col(f"{c.id}{RAW_SUFFIX}")
+            .alias(raw_header(c.label)))])
     formats = {"名次": INTEGER, "综合得分": SCORE, "下限": SCORE, "上限": SCORE,
-               **{c.label: SCORE for c in components}}
+               **{score_header(c.label): SCORE for c in components},
+               **{raw_header(c.label): DECIMAL3 for c in components}}
     return Table("县区排名", frame, formats)
 
 
-def risk_display(risk: pl.DataFrame, scheme: Scheme) -> Table:
-    """The risk table, most at risk first."""
+def band_rule(scheme: Scheme) -> str:
+    """The one statement of what 风险等级 means; table captions, chart notes and speaker notes
+    quote it, so no view can describe the bands differently from how they are computed
+    (pipelines.ranking.ranks.risk_band: this wave's probabilities)."""
     k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
-    frame = risk.sort("p_bottom10", "p_bottom3", descending=True).select(
+    parts = []
+    for band in scheme.listing.bands:
+        conditions = [f"本期后{k}名概率 ≥ {p:.0%}" for k, p in
+                      ((k3, band.p_bottom3_at_least), (k10, band.p_bottom10_at_least))
+                      if p is not None]
+        parts.append(f"{band.label}（{'且'.join(conditions) or '其余'}）")
+    return (f"风险等级按本期概率划分（该县真实水平落入全省后{k3}名/后{k10}名的概率），依次判断："
+            + "、".join(parts) + "；表和图按等级、再按本期概率排序。下期概率只作参考，不改变等级。")
+
+
+def risk_order(risk: pl.DataFrame, scheme: Scheme) -> pl.DataFrame:
+    """Most at risk first, the one order of the risk table, chart and slide: band (scheme
+    order), then this wave's P(bottom 3), P(bottom 10), then rank."""
+    order = {band.label: k for k, band in enumerate(scheme.listing.bands)}
+    return risk.with_columns(pl.col("band").replace_strict(order, default=len(order),
+                                                           return_dtype=pl.Int32)
+                             .alias("_band_order")) \
+        .sort(["_band_order", "p_bottom3", "p_bottom10", "rank"],
+              descending=[False, True, True, False], nulls_last=True).drop("_band_order")
+
+
+def risk_display(risk: pl.DataFrame, scheme: Scheme) -> Table:
+    """The risk table, most at risk first (risk_order)."""
+    k3, k10 = scheme.listing.province_bottom, scheme.listing.city_bottom
+    frame = risk_order(risk, scheme).select(
         pl.col("county_name").alias("区县"), pl.col("city_name").alias("市州"),
         pl.col("rank").alias("名次"), pl.col("score").alias("得分"),
         pl.col("p_bottom3").alias(f"本期后{k3}概率"), pl.col("p_bottom10").alias(f"本期后{k10}概率"),
@@ -55,10 +95,6 @@ def risk_display(risk: pl.DataFrame, scheme: Scheme) -> Table:
         pl.col("p_bottom10_next").alias(f"下期后{k10}概率"),
         pl.col("p_veto_next").alias("下期一票否决概率"),
         pl.col("band").alias("风险等级"),
-        pl.when(pl.col("in_worst3_set")).then(pl.lit("是")).otherwise(pl.lit(""))
-        .alias(f"可能属真实后{k3}"),
-        pl.when(pl.col("in_worst10_set")).then(pl.lit("是")).otherwise(pl.lit(""))
-        .alias(f"可能属真实后{k10}"),
         pl.col("gap_bottom3").alias(f"距后{k3}线"), pl.col("gap_bottom10").alias(f"距后{k10}线"),
         pl.col("top_lever").alias("提分杠杆"))
     formats = {"名次": INTEGER, "得分": SCORE, f"距后{k3}线": SCORE, f"距后{k10}线": SCORE,
@@ -70,18 +106,20 @@ def component_table(components: pl.DataFrame, composite: pl.DataFrame) -> Table:
     """One row per county: each component's 0–100 score and the raw value behind it."""
     names = composite.select("county_code", "county_name", "city_name", "score")
     labels = components["label"].unique(maintain_order=True).to_list()
-    wide_score = components.pivot("label", index="county_code", values="score")
+    wide_score = components.pivot("label", index="county_code", values="score").rename(
+        {label: score_header(label) for label in labels})
     wide_raw = components.pivot("label", index="county_code", values="raw").rename(
-        {label: f"{label}·原始值" for label in labels})
+        {label: raw_header(label) for label in labels})
     frame = names.join(wide_score, on="county_code", how="left") \
         .join(wide_raw, on="county_code", how="left").sort("score", descending=True,
                                                              nulls_last=True)
     frame = frame.rename({"county_code": "区划代码", "county_name": "区县", "city_name": "市州",
                           "score": "综合得分"})
     frame = frame.select("区划代码", "区县", "市州", "综合得分",
-                         *[c for label in labels for c in (label, f"{label}·原始值")])
-    formats = {"综合得分": SCORE, **{label: SCORE for label in labels},
-               **{f"{label}·原始值": DECIMAL3 for label in labels}}
+                         *[c for label in labels for c in (score_header(label),
+                                                           raw_header(label))])
+    formats = {"综合得分": SCORE, **{score_header(label): SCORE for label in labels},
+               **{raw_header(label): DECIMAL3 for label in labels}}
     return Table("分项得分", frame, formats)
 
 

@@ -13,6 +13,8 @@ from pipelines.ranking.ranks import rank_column, rank_scores
 from pipelines.stats.change import wave_change
 from pipelines.stats.wave_scores import WaveScores
 
+RAW_SUFFIX = "__raw"       # ranking_view's column of a component's raw value
+
 
 def cut_line_scores(scores: pl.Series, bottoms: tuple[int, ...] = (3, 10)) -> pl.DataFrame:
     """The score of each cut line: halfway between the k-th and (k+1)-th lowest scores."""
@@ -29,7 +31,9 @@ def ranking_view(risk: pl.DataFrame, scores: WaveScores, bottoms: tuple[int, ...
     crosses = pl.lit(False)
     for line in lines:
         crosses = crosses | ((pl.col("ci_low") <= line) & (pl.col("ci_high") >= line))
-    components = scores.components.pivot("component_id", index="county_code", values="score")
+    components = scores.components.pivot("component_id", index="county_code", values="score") \
+        .join(scores.components.pivot("component_id", index="county_code", values="raw")
+              .rename(lambda c: c if c == "county_code" else f"{c}{RAW_SUFFIX}"), on="county_code")
     return risk.with_columns(pl.when(crosses & ~pl.col("veto")).then(pl.lit("跨越分界线"))
                              .otherwise(pl.lit("不跨越")).alias("crosses_line")) \
         .join(components, on="county_code", how="left").sort("rank")
@@ -48,25 +52,35 @@ def chart_rows(ranking: pl.DataFrame, limit: int = CHART_ROWS) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class Overview:
-    province_mean: float
+    province_mean: float | None     # of the city's counties when the overview is a city's
     previous_mean: float | None
     band_counts: pl.DataFrame
     movers: pl.DataFrame        # county_name, before, after, change, verdict (biggest first)
 
 
-def overview(history: list[WaveScores], risk: pl.DataFrame) -> Overview:
-    """Province average (vetoed counties left out: their 0 is a rule, not a score) and its change,
-    counties per risk band, and the biggest significant movers since the previous wave."""
-    def mean(scores: WaveScores) -> float:
-        return float(scores.composite.filter(~pl.col("veto"))["score"].mean())
+def overview(history: list[WaveScores], risk: pl.DataFrame,
+             city_code: str | None = None) -> Overview:
+    """Average score (vetoed counties left out: their 0 is a rule, not a score) and its change,
+    counties per risk band, and the biggest significant movers since the previous wave — of the
+    province, or of one city's counties only (`city_code`), so a city view never shows a
+    province figure under the city's heading."""
+    def mine(frame: pl.DataFrame) -> pl.DataFrame:
+        return frame if city_code is None else frame.filter(pl.col("city_code") == city_code)
+
+    def mean(scores: WaveScores) -> float | None:
+        value = mine(scores.composite).filter(~pl.col("veto"))["score"].mean()
+        return None if value is None else float(value)
 
     current = history[-1]
     previous = history[-2] if len(history) > 1 else None
-    bands = risk.group_by("band").len("counties")
+    codes = mine(current.composite)["county_code"]
+    bands = risk.filter(pl.col("county_code").is_in(codes.implode())).group_by("band") \
+        .len("counties")
     movers = pl.DataFrame()
     if previous is not None:
         change = wave_change(previous, current).filter(pl.col("quantity") == "composite")
-        movers = change.join(current.composite.select("county_code", "county_name", "city_name"),
+        movers = change.join(mine(current.composite).select("county_code", "county_name",
+                                                            "city_name"),
                              on="county_code").filter(pl.col("verdict").str.starts_with("显著")) \
             .sort(pl.col("change").abs(), descending=True)
     return Overview(mean(current), mean(previous) if previous else None, bands, movers)
@@ -90,6 +104,15 @@ def county_history(history: list[WaveScores] | pl.DataFrame, county_code: str) -
     """One county's rows of `county_histories` (pass that frame when drawing many counties)."""
     table = history if isinstance(history, pl.DataFrame) else county_histories(history)
     return table.filter(pl.col("county_code") == county_code).drop("county_code")
+
+
+def worst_set_sentence(county: str, k: int, in_set: bool) -> str:
+    """The τ-worst set in one plain sentence for one county (it is a statement about what the
+    survey cannot rule out, not a forecast of who will be listed, so no headline counts it)."""
+    if in_set:
+        return (f"按95%置信度，不能排除{county}的真实水平属于全省后{k}名：它与后{k}名的差距在"
+                "抽样误差之内。这只说明调查无法排除，不是挂牌预测。")
+    return f"按95%置信度，可以排除{county}的真实水平属于全省后{k}名。"
 
 
 def component_comparison(scores: WaveScores, county_code: str,

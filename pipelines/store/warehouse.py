@@ -116,6 +116,34 @@ def unpack_archive(content: bytes, codec: str | None, size: int) -> bytes:
 
 
 
+RELEASES_DDL = (
+    "create table if not exists releases (release_id integer not null, wave varchar not null, "
+    "released_at timestamptz not null, released_by varchar not null, scheme_fingerprint varchar, "
+    "survey_load_id integer, indicators_load_id integer, digest varchar, results blob, "
+    "note varchar)")
+MIGRATED_NOTE = "本功能启用前已有的期次，视为已发布"
+
+
+def _migrate_releases(con: duckdb.DuckDBPyConnection, note: str = MIGRATED_NOTE) -> None:
+    """The first read-write open after publication records were introduced: every wave that then
+    had survey data counts as released (leaders saw it before), so an existing warehouse opens
+    as it did. A warehouse built from surveys/ is migrated the same way at the end of its build
+    (`mark_existing_released`): the files it was built from are the published record."""
+    tables = {row[0] for row in con.sql("select table_name from information_schema.tables")
+              .fetchall()}
+    if "releases" in tables or "waves" not in tables:
+        return
+    columns = {row[0] for row in con.sql("select column_name from information_schema.columns "
+                                         "where table_name = 'waves'").fetchall()}
+    if "survey_load_id" not in columns:
+        return
+    indicators = "indicators_load_id" if "indicators_load_id" in columns else "null"
+    con.sql(RELEASES_DDL)
+    con.execute("insert into releases select row_number() over (order by wave), wave, ?, "
+                f"'系统迁移', null, survey_load_id, {indicators}, null, null, ? from waves "
+                "where survey_load_id is not null", [now(), note])
+
+
 def _current_responses_view(cur: duckdb.DuckDBPyConnection) -> None:
     # `r.*` expands when the view is created: create it after the item columns exist
     cur.sql("create or replace view current_responses as select r.* from responses r "
@@ -253,6 +281,7 @@ class Warehouse:
             con.sql(AUDIT_DDL)
             con.sql(DECISIONS_DDL)
             _add_design_columns(con)
+            _migrate_releases(con)
         warehouse = cls(con, path)
         warehouse._read_only = read_only
         return warehouse
@@ -396,6 +425,82 @@ class Warehouse:
                        as indicator_values,
                    w.survey_load_id, w.indicators_load_id, w.updated_at
             from waves w order by w.wave""").pl()
+
+    def releases(self) -> pl.DataFrame:
+        """Publication records (对领导发布), newest first, without the frozen result tables. A
+        warehouse not yet migrated (opened read-only) counts every wave with survey data."""
+        return self._memoised(("releases",), self._releases)
+
+    def _releases(self) -> pl.DataFrame:
+        cur = self.cursor()
+        try:
+            return cur.sql("select release_id, wave, released_at, released_by, scheme_fingerprint, "
+                           "survey_load_id, indicators_load_id, digest, note, "
+                           "results is not null as frozen from releases "
+                           "order by released_at desc, release_id desc").pl()
+        except duckdb.CatalogException:       # read-only, before the migration has run
+            return cur.sql("select row_number() over (order by wave) as release_id, wave, "
+                               "updated_at as released_at, '系统迁移' as released_by, "
+                               "null::varchar as scheme_fingerprint, survey_load_id, "
+                               "indicators_load_id, null::varchar as digest, ? as note, "
+                           "false as frozen from waves where survey_load_id is not null",
+                           params=[MIGRATED_NOTE]).pl()
+
+    def mark_existing_released(self, note: str) -> None:
+        """Count every wave now in the warehouse as released (a build from published files)."""
+        with self._write_lock:
+            _migrate_releases(self.cursor(), note)
+
+    def released_waves(self) -> list[str]:
+        """Waves leaders (查看者) may see, oldest first."""
+        return sorted(set(self.releases()["wave"].to_list()))
+
+    def released_result(self, wave: str) -> pl.DataFrame | None:
+        """The result table frozen by the latest release of `wave` (None: none was frozen)."""
+        try:
+            row = _first(self.cursor().execute(
+                "select results from releases where wave = ? order by released_at desc, "
+                "release_id desc limit 1", [wave]))
+        except duckdb.CatalogException:
+            return None
+        if row is None or row[0] is None:
+            return None
+        import io
+
+        return pl.read_ipc(io.BytesIO(bytes(row[0])))
+
+    def record_release(self, wave: str, by: str, *, scheme_fingerprint: str, digest: str,
+                       results: pl.DataFrame, loads: tuple[int, int]) -> int:
+        """Store an official publication of `wave` (one transaction, audited): who, when, the
+        scheme and data versions, the digest and the frozen results. `loads` are the survey and
+        indicator loads the results were computed from; a wave changed since is refused."""
+        import io
+
+        buffer = io.BytesIO()
+        results.write_ipc(buffer, compression="zstd")
+        with self._write_lock:
+            cur = self.cursor()
+            _migrate_releases(cur)
+            with _transaction(cur, self.path):
+                row = _first(cur.execute("select survey_load_id, indicators_load_id from waves "
+                                         "where wave = ?", [wave]))
+                if row is None or row[0] is None or row[1] is None:
+                    raise WarehouseError(f"{wave_display(wave)}的调查数据或工作指标表尚未导入，"
+                                         "数据不完整，不能对领导发布。")
+                if tuple(row) != tuple(loads):
+                    raise WarehouseError(f"{wave_display(wave)}的数据刚刚有变动，未发布。请重新核对"
+                                         "后再发布。")
+                release_id = _first(cur.execute("select coalesce(max(release_id), 0) + 1 "
+                                                "from releases"))[0]
+                cur.execute("insert into releases values (?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
+                            [release_id, wave, now(), by, scheme_fingerprint, row[0], row[1],
+                             digest, buffer.getvalue()])
+                _audit(cur, by, "对领导发布", wave,
+                       f"发布编号 {release_id}：调查导入编号 {row[0]}，指标导入编号 {row[1]}，"
+                       f"方案 {scheme_fingerprint}，结果摘要 {digest[:16]}", digest)
+                cur.sql("insert into meta values ('data_version', '1') on conflict (key) do update "
+                        "set value = cast(cast(meta.value as integer) + 1 as varchar)")
+            return release_id
 
     def loads(self, wave: str | None = None) -> pl.DataFrame:
         sql = ("select load_id, kind, wave, source_name, source_sha256, n_rows, status, "
