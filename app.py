@@ -173,8 +173,8 @@ def _filters() -> None:
     """Wave and city selectors, initialised from the URL once per session."""
     wh = warehouse()
     waves = ready_waves()                               # survey and (if scored) indicators in
+    released = set(wh.released_waves())
     if not can_change_data(current()):
-        released = set(wh.released_waves())
         waves = [w for w in waves if w in released]     # leaders see only what was released
     counties = wh.counties()
     cities = dict(counties.select("city_code", "city_name").unique().sort("city_code").iter_rows())

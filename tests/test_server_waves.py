@@ -88,4 +88,9 @@ def test_a_half_published_wave_is_not_shown_to_leaders(monkeypatch, db_copy, def
     with Warehouse.open(db_copy) as wh:       # the sheet arrives: the new wave is complete
         ingest_bytes(wh, defs, csv_bytes(sheet), "指标.csv", "2026", "indicators")
     fresh = AppTest.from_file(APP, default_timeout=120).run()
+    assert not fresh.exception and fresh.session_state["wave"] == "2025"   # complete, not released
+    from pipelines import release_wave
+    with Warehouse.open(db_copy) as wh:       # an analyst releases it (对领导发布)
+        release_wave(wh, defs, "2026", "分析人员")
+    fresh = AppTest.from_file(APP, default_timeout=120).run()
     assert not fresh.exception and fresh.session_state["wave"] == "2026"
