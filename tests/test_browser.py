@@ -112,7 +112,8 @@ def _open(page, label: str, marker: str) -> float:
 def _upload(page, path) -> None:
     """Give the data page a file and wait for its validation report (a screenshot if it never
     comes)."""
-    page.locator("input[type='file']").set_input_files(str(path))
+    # the survey/indicator uploader comes first; the decisions list has its own further down
+    page.locator("input[type='file']").first.set_input_files(str(path))
     try:
         page.get_by_text("校验通过").wait_for(timeout=120_000)
     except Exception:

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.results import cache as result_cache
-from pipelines.results.wave import score_wave
+from pipelines.results.wave import scored_history
 from pipelines.store.warehouse import Warehouse
 from tests.conftest import csv_bytes, sample_indicators, sample_wave
 
@@ -35,7 +35,7 @@ def test_restore_then_republish_gives_the_new_scores(db_copy, tmp_path, defs, mo
     with Warehouse.open(db_copy, read_only=True) as wh:
         version = wh.content_version("2026")
         shown = result_cache.history(db_copy, wh, defs, version, "2026")[-1].composite
-        truth = score_wave(wh, defs, "2026").composite
+        truth = scored_history(wh, defs, "2026")[-1].composite   # fresh, with 记零 applied
         risk = result_cache.risk(db_copy, lambda: None, defs, version, "2026", 500)
     assert shown["score"].to_list() == truth["score"].to_list()
     assert risk["score"].sort().to_list() == truth["score"].drop_nulls().sort().to_list()
