@@ -156,7 +156,7 @@ def free_port() -> int:
 
 
 def start_server(launcher: str, db: Path, log: Path, *, draws: str | None = None,
-                 ) -> tuple[subprocess.Popen, str]:
+                 timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
     """A real server as a subprocess on a free port, once its health endpoint answers."""
     port = free_port()
     env = dict(os.environ, CEPING_DB=str(db),
@@ -168,7 +168,7 @@ def start_server(launcher: str, db: Path, log: Path, *, draws: str | None = None
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server ended with {process.returncode}: {log.read_text()[-2000:]}")
@@ -177,7 +177,7 @@ def start_server(launcher: str, db: Path, log: Path, *, draws: str | None = None
             return process, url
         time.sleep(0.3)
     process.kill()
-    raise RuntimeError("server did not start within 120 s")
+    raise RuntimeError(f"server did not start within {timeout:.0f} s")
 
 
 def stop_server(process: subprocess.Popen) -> None:

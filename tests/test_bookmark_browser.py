@@ -4,12 +4,11 @@ county of the list, and a fresh `streamlit run` server showed an empty page)."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
+from bench.load import LAUNCHERS, stop_server
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_launchers import LAUNCHERS, _start
+from tests.test_launchers import _start
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
@@ -18,14 +17,6 @@ pytestmark = [pytest.mark.browser,
 PAGES = {"": "挂牌整治中", "ranking": "得分表", "risk": "漏斗图", "delisting": "规则判定与正式决定对照",
          "county": "提分杠杆与假设分析", "exports": "导出范围", "scheme": "敏感性分析"}
 QUERY = "wave=2024&city=9902&county=990210"
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def _check_view(browser, url: str, path: str, visit: str) -> None:
@@ -63,7 +54,7 @@ def test_a_bookmark_of_every_page_restores_its_view_on_a_fresh_server(db_copy, t
                                                                       launcher, path):
     from playwright.sync_api import sync_playwright
 
-    process, url = _start(LAUNCHERS[launcher], db_copy, tmp_path / "server.log")
+    process, url = _start(launcher, db_copy, tmp_path / "server.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -71,4 +62,4 @@ def test_a_bookmark_of_every_page_restores_its_view_on_a_fresh_server(db_copy, t
             _check_view(browser, url, path, "warm")     # and one on the now warm server
             browser.close()
     finally:
-        _stop(process)
+        stop_server(process)

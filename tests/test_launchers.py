@@ -6,40 +6,21 @@ deep link ran the page alone, with no sidebar and no sign-in check."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
+from bench.load import LAUNCHERS, start_server, stop_server
 from pipelines.store.warehouse import REPO_DIR
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port
+from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium")]
-LAUNCHERS = {"streamlit-run": [sys.executable, "-m", "streamlit", "run", "app.py"],
-             "serve": [sys.executable, "-m", "pipelines.serve"]}
 
 
-def _start(command: list[str], db, log_path) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = dict(os.environ, CEPING_DB=str(db), CEPING_DRAWS="2000")
-    process = subprocess.Popen(
-        [*command, "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--server.headless", "true"], cwd=REPO_DIR, env=env,
-        stdout=log_path.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    pytest.fail("streamlit did not start within 60 s")
+def _start(launcher: str, db, log_path) -> tuple[subprocess.Popen, str]:
+    """A real server of `launcher` on a free port (bench/load.py's), up within 60 s."""
+    return start_server(launcher, db, log_path, draws="2000", timeout=60)
 
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
@@ -47,7 +28,7 @@ def _start(command: list[str], db, log_path) -> tuple[subprocess.Popen, str]:
 def test_first_visitor_stays_in_the_app_and_keeps_the_wave(db_copy, tmp_path, launcher, start):
     from playwright.sync_api import expect, sync_playwright
 
-    process, url = _start(LAUNCHERS[launcher], db_copy, tmp_path / "server.log")
+    process, url = _start(launcher, db_copy, tmp_path / "server.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -67,11 +48,7 @@ def test_first_visitor_stays_in_the_app_and_keeps_the_wave(db_copy, tmp_path, la
                 expect(main).to_contain_text("2023年度", timeout=30_000)
             browser.close()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
 
 def test_streamlit_magic_is_off_so_pages_compile_safely_in_parallel():

@@ -139,14 +139,15 @@ def test_a_viewer_bookmark_of_an_unreleased_wave_opens_the_released_one(db_copy,
     """In a real Chromium: a leader given ?wave=2026 before its release sees 2025, not 2026."""
     from playwright.sync_api import expect, sync_playwright
 
+    from bench.load import stop_server
     from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
-    from tests.test_launchers import LAUNCHERS, _start
+    from tests.test_launchers import _start
 
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium")
     with Warehouse.open(db_copy) as wh:
         _add_2026(wh, defs)
-    process, url = _start(LAUNCHERS["serve"], db_copy, tmp_path / "server.log")
+    process, url = _start("serve", db_copy, tmp_path / "server.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -160,5 +161,4 @@ def test_a_viewer_bookmark_of_an_unreleased_wave_opens_the_released_one(db_copy,
             assert "2026" not in page.locator('[data-testid="stMain"]').inner_text()
             browser.close()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_server(process)
