@@ -46,6 +46,13 @@ def db_copy(built_db, tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def counties(built_db) -> pl.DataFrame:
+    """The sample province's counties (read once: no test changes the geography)."""
+    with Warehouse.open(built_db, read_only=True) as warehouse:
+        return warehouse.counties()
+
+
 @pytest.fixture
 def wh(db_copy):
     warehouse = Warehouse.open(db_copy)

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from pipelines.cli import main as cli_main
 from pipelines.present.access import Grant, county_visible, sign_in_required, visible_city
 from pipelines.store.accounts import AccountError, Accounts, users_path, verify_password
-from pipelines.store.warehouse import REPO_DIR, Warehouse
+from pipelines.store.warehouse import REPO_DIR
 from tests.test_app import navigation_not_pages_directory, texts  # noqa: F401  (autouse fixture)
 
 APP = str(REPO_DIR / "app.py")
@@ -31,15 +31,6 @@ def store(db_copy) -> Accounts:
     accounts.add("赵查看", PASSWORD, "viewer", HOME, by="测试")
     accounts.add("钱领导", PASSWORD, "viewer", by="测试")
     return accounts
-
-
-@pytest.fixture
-def counties(db_copy) -> pl.DataFrame:
-    wh = Warehouse.open(db_copy, read_only=True)
-    try:
-        return wh.counties()
-    finally:
-        wh.close()
 
 
 def run_app(monkeypatch, db, **env: str) -> AppTest:

@@ -75,7 +75,7 @@ def _xlsx(rows: list[list]) -> bytes:
     return out.getvalue()
 
 
-def test_a_bad_row_refuses_the_file_naming_its_excel_row(db_copy, sample_counties_frame):
+def test_a_bad_row_refuses_the_file_naming_its_excel_row(db_copy, counties):
     header = ["区县", "期次", "层级", "决定", "决定日期", "整改期限", "备注"]
     data = _xlsx([header,
                   ["翎埠县", "2025", "省", "通报批评", "2026-03-20", "年底前", ""],     # row 4
@@ -84,7 +84,7 @@ def test_a_bad_row_refuses_the_file_naming_its_excel_row(db_copy, sample_countie
                   ["蔺坳县", "2025", "省", "督办", "2026-03-20", "2026-01-01",
                    "联系人 13912345678"]])                                               # row 7
     with pytest.raises(IngestError) as caught:
-        read_decisions(data, "决定.xlsx", sample_counties_frame)
+        read_decisions(data, "决定.xlsx", counties)
     text = caught.value.report()
     assert "第5行，“区县”列：区县“不存在县”不在区县名单中" in text
     assert "第6行，“期次”列" in text and "第6行，“层级”列" in text
@@ -100,10 +100,3 @@ def test_a_bad_row_refuses_the_file_naming_its_excel_row(db_copy, sample_countie
         wh.close()
 
 
-@pytest.fixture
-def sample_counties_frame(db_copy) -> pl.DataFrame:
-    wh = Warehouse.open(db_copy, read_only=True)
-    try:
-        return wh.counties()
-    finally:
-        wh.close()
