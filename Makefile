@@ -4,8 +4,10 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
-# uv on PATH, else the copy pip installs as a module
-UV = $$(command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# uv on PATH, else the one `pip install --user` put in ~/.local/bin (often not on PATH, and not
+# importable from inside the project's venv, where make runs again under pytest), else the module
+USER_UV := $(HOME)/.local/bin/uv
+UV = $$(command -v uv 2>/dev/null || { test -x "$(USER_UV)" && echo "$(USER_UV)"; } || echo "$(PYTHON) -m uv")
 SUDO = $$([ "$$(id -u)" = 0 ] || echo sudo)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
@@ -58,7 +60,8 @@ docs: deps
 	$(UV) run --locked python -c 'from pipelines.cli import write_reference; write_reference()'
 
 uv:
-	@test -n "$(OFFLINE)" || command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+	@test -n "$(OFFLINE)" || command -v uv >/dev/null 2>&1 || test -x "$(USER_UV)" || \
+	  $(PYTHON) -m uv --version >/dev/null 2>&1 || \
 	  $(PYTHON) -m pip install --quiet --user uv 2>/dev/null || \
 	  $(PYTHON) -m pip install --quiet --user --break-system-packages uv
 
